@@ -11,4 +11,5 @@
 //! - [`cli`]: the `kubectl-incident` plugin.
 
 pub mod api;
+pub mod core;
 pub mod emulator;

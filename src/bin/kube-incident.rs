@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    print!("{}", kube_incident::api::crds_yaml().unwrap());
+}

@@ -1,0 +1,364 @@
+//! The `Incident` custom resource: one episode of trouble with one workload.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{LocalObjectReference, MitigationStep, Severity};
+
+/// Where an Incident came from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum IncidentSource {
+    /// Opened by kube-incident's own detector.
+    Detector,
+    /// Declared by a person (`kubectl apply`, `kubectl incident declare`).
+    #[default]
+    Manual,
+    /// Opened from an Alertmanager webhook.
+    Alertmanager,
+}
+
+impl IncidentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::Detector => "Detector",
+            IncidentSource::Manual => "Manual",
+            IncidentSource::Alertmanager => "Alertmanager",
+        }
+    }
+}
+
+/// The kinds of workload an Incident can target.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    Deployment,
+    Pod,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Deployment => "Deployment",
+            TargetKind::Pod => "Pod",
+        }
+    }
+}
+
+/// The workload in trouble, in the Incident's own namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TargetRef {
+    pub kind: TargetKind,
+    pub name: String,
+}
+
+/// A manual resolution: setting it resolves the Incident.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    /// Who resolved it.
+    pub by: String,
+    /// What was done; goes into the timeline and the post-mortem.
+    #[serde(default)]
+    pub summary: String,
+}
+
+/// One episode of trouble with one workload (or none, when declared by hand
+/// without a target).
+#[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kubeincident.io",
+    version = "v1alpha1",
+    kind = "Incident",
+    namespaced,
+    status = "IncidentStatus",
+    shortname = "inc",
+    category = "kube-incident",
+    doc = "One episode of trouble with one workload: detected, triaged, acknowledged, mitigated, resolved.",
+    printcolumn(name = "Severity", type_ = "string", json_path = ".status.severity"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.target.name"),
+    printcolumn(name = "Acknowledged", type_ = "string", json_path = ".spec.acknowledgedBy"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Title", type_ = "string", json_path = ".spec.title", priority = "1")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSpec {
+    /// One line saying what is wrong.
+    pub title: String,
+    /// Declared severity. The effective severity is `status.severity`.
+    pub severity: Severity,
+    /// Detector, Manual (default) or Alertmanager.
+    #[serde(default)]
+    pub source: IncidentSource,
+    /// The workload in trouble; same namespace as the Incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetRef>,
+    /// The Runbook whose policy applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_ref: Option<LocalObjectReference>,
+    /// The incident commander.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commander: Option<String>,
+    /// Setting it acknowledges the incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    /// Free text; setting it moves an investigating incident to Identified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<String>,
+    /// The mitigation plan, run in order, one step at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub mitigations: Vec<MitigationStep>,
+    /// Setting it resolves the incident by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// Lifecycle phase.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Investigating,
+    Identified,
+    Mitigating,
+    Monitoring,
+    Resolved,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Investigating => "Investigating",
+            Phase::Identified => "Identified",
+            Phase::Mitigating => "Mitigating",
+            Phase::Monitoring => "Monitoring",
+            Phase::Resolved => "Resolved",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How bad it is on the cluster.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Impact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_pods: Option<i32>,
+    /// Waiting/termination reasons seen, e.g. CrashLoopBackOff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// The severity the Runbook's impact rules gave at the worst point of
+    /// this episode; the effective severity is never below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+}
+
+/// State of one mitigation step.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum StepState {
+    /// Not its turn yet.
+    #[default]
+    Pending,
+    /// A Manual step whose turn it is, waiting for `approvedBy`.
+    AwaitingApproval,
+    /// Intent recorded; the change is being applied and verified.
+    Running,
+    /// Applied and verified.
+    Succeeded,
+    /// Could not be applied; `message` says why.
+    Failed,
+    /// Not run (guard not met, dry-run, incident resolved first).
+    Skipped,
+    /// Applied, but the target relapsed during monitoring.
+    Ineffective,
+    /// Applied, then restored on resolve (`revertOnResolve`).
+    Reverted,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "Pending",
+            StepState::AwaitingApproval => "AwaitingApproval",
+            StepState::Running => "Running",
+            StepState::Succeeded => "Succeeded",
+            StepState::Failed => "Failed",
+            StepState::Skipped => "Skipped",
+            StepState::Ineffective => "Ineffective",
+            StepState::Reverted => "Reverted",
+        }
+    }
+
+    /// A step in this state will not run (again).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            StepState::Succeeded
+                | StepState::Failed
+                | StepState::Skipped
+                | StepState::Ineffective
+                | StepState::Reverted
+        )
+    }
+}
+
+/// A prior environment variable value recorded before SetEnv acted, so a
+/// revert restores it exactly. `value: null` means the variable was absent.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedEnvVar {
+    pub container: String,
+    pub name: String,
+    /// The prior value; absent when the variable did not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// Status of one mitigation step (same order as `spec.mitigations`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MitigationStatus {
+    pub name: String,
+    pub state: StepState,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When the step was approved (or, for Automatic steps, cleared to run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// What was there before the action, recorded BEFORE acting.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub before: BTreeMap<String, String>,
+    /// What the action set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub after: BTreeMap<String, String>,
+    /// The concrete intent (e.g. target revision and pod-template hash),
+    /// recorded before mutating so a restarted operator never acts twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intent: BTreeMap<String, String>,
+    /// SetEnv: prior values of every variable it changes (for `revertOnResolve`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_env: Vec<RecordedEnvVar>,
+}
+
+/// Escalation progress.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationStatus {
+    /// Escalation levels reached (0: none).
+    pub level: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Time>,
+}
+
+/// Kinds of timeline entries.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimelineType {
+    Opened,
+    Reopened,
+    Symptom,
+    SeverityChanged,
+    Acknowledged,
+    Identified,
+    CommanderAssigned,
+    AwaitingApproval,
+    Approved,
+    MitigationStarted,
+    MitigationSucceeded,
+    MitigationFailed,
+    MitigationSkipped,
+    MitigationIneffective,
+    MitigationReverted,
+    ExternalChange,
+    Monitoring,
+    Relapse,
+    ResponseOverdue,
+    ResolutionOverdue,
+    Escalated,
+    Resolved,
+    Invalid,
+    Truncated,
+}
+
+/// One entry of the append-only timeline.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub time: Time,
+    #[serde(rename = "type")]
+    pub type_: TimelineType,
+    pub message: String,
+}
+
+/// Observed state of an Incident, written only by kube-incident.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Effective severity: the declared one, raised by the detector as impact grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<Time>,
+    /// When the trouble was first visible on the cluster (for MTTD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_observed_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Time>,
+    /// When the first mitigation succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigated_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+    /// openedAt + the response target for the severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_deadline: Option<Time>,
+    /// openedAt + the resolution target for the severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_deadline: Option<Time>,
+    /// Since when the target has been continuously healthy (drives the
+    /// monitoring window and auto-resolution); absent while unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+    /// Times this episode recurred while open or was reopened (1 at open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrences: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mitigations: Vec<MitigationStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationStatus>,
+    /// ConfigMap (owned by the Incident) holding logs, events and rollout history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_ref: Option<LocalObjectReference>,
+    /// ConfigMap (owned by the Incident) holding the post-mortem draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem_ref: Option<LocalObjectReference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Append-only, oldest first, capped (see docs/api.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
+    /// Entries dropped from the middle of the timeline by the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_dropped: Option<i64>,
+}

@@ -1,0 +1,212 @@
+//! The `Runbook` custom resource: policy kept in Git.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{GoDuration, MitigationStep, Ratio, SecretKeyReference, Severity};
+
+/// Built-in kinds of trouble.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TriggerType {
+    CrashLoopBackOff,
+    ImagePullBackOff,
+    OOMKilled,
+    CreateContainerConfigError,
+    RestartStorm,
+    Unavailable,
+    ProgressDeadlineExceeded,
+    Unschedulable,
+    NotReady,
+}
+
+impl TriggerType {
+    /// Every built-in trigger (what an empty `triggers` list means).
+    pub const ALL: [TriggerType; 9] = [
+        TriggerType::CrashLoopBackOff,
+        TriggerType::ImagePullBackOff,
+        TriggerType::OOMKilled,
+        TriggerType::CreateContainerConfigError,
+        TriggerType::RestartStorm,
+        TriggerType::Unavailable,
+        TriggerType::ProgressDeadlineExceeded,
+        TriggerType::Unschedulable,
+        TriggerType::NotReady,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerType::CrashLoopBackOff => "CrashLoopBackOff",
+            TriggerType::ImagePullBackOff => "ImagePullBackOff",
+            TriggerType::OOMKilled => "OOMKilled",
+            TriggerType::CreateContainerConfigError => "CreateContainerConfigError",
+            TriggerType::RestartStorm => "RestartStorm",
+            TriggerType::Unavailable => "Unavailable",
+            TriggerType::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            TriggerType::Unschedulable => "Unschedulable",
+            TriggerType::NotReady => "NotReady",
+        }
+    }
+}
+
+/// What counts as trouble. Parameters apply to the trigger types that use them.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    #[serde(rename = "type")]
+    pub type_: TriggerType,
+    /// CrashLoopBackOff: restarts before it counts (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_restarts: Option<i32>,
+    /// How long the condition must hold before an Incident opens.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<GoDuration>,
+    /// RestartStorm: restarts across the workload's pods within `window` (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub restarts: Option<i32>,
+    /// RestartStorm: the window (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<GoDuration>,
+    /// Unavailable: ratio of unavailable replicas that counts (default "0.5").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_unavailable_ratio: Option<Ratio>,
+}
+
+/// One impact rule: when at least this ratio of replicas is unavailable.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityRule {
+    pub min_unavailable_ratio: Ratio,
+    pub severity: Severity,
+}
+
+fn default_severity() -> Severity {
+    Severity::SEV3
+}
+
+/// How severe an incident is: a default and an impact matrix (first match wins).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityPolicy {
+    #[serde(default = "default_severity")]
+    pub default: Severity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<SeverityRule>,
+}
+
+/// Monitoring after a mitigation.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct MonitoringPolicy {
+    /// How long the target must stay healthy; overrides the severity default.
+    pub window: GoDuration,
+}
+
+/// Rate limits on actions.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Minimum time between two actions on the same workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<GoDuration>,
+    /// Maximum actions per hour from this Runbook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_actions_per_hour: Option<i32>,
+}
+
+/// One escalation level.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct EscalationLevel {
+    /// Time after the response deadline was missed.
+    pub after: GoDuration,
+    /// Names of `notify` sinks to alert.
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+/// Message format of a sink.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotifyFormat {
+    Slack,
+    Webhook,
+}
+
+/// A notification sink. The URL is read from a Secret in the Runbook's namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifySink {
+    pub name: String,
+    pub format: NotifyFormat,
+    pub url_secret_ref: SecretKeyReference,
+}
+
+/// Policy kept in Git: which workloads it covers, what counts as trouble,
+/// how bad it is, and what may be done about it.
+#[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kubeincident.io",
+    version = "v1alpha1",
+    kind = "Runbook",
+    namespaced,
+    status = "RunbookStatus",
+    shortname = "rb",
+    category = "kube-incident",
+    doc = "Incident policy for a set of Deployments: triggers, severity, mitigations, approvals, notifications.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matchedWorkloads"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RunbookSpec {
+    /// Deployments in the Runbook's namespace it covers (`{}` selects all).
+    pub selector: LabelSelector,
+    /// Honoured only for Runbooks in the operator's own namespace: extends
+    /// the Runbook to Deployments of the selected namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Empty: every built-in trigger with its defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<SeverityPolicy>,
+    /// Steps copied into each Incident this Runbook opens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub mitigations: Vec<MitigationStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringPolicy>,
+    /// A recurrence within this window reopens the resolved Incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reopen_window: Option<GoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<EscalationLevel>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub notify: Vec<NotifySink>,
+    /// Plan and record, never act.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// No new incidents or actions from this Runbook.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Observed state of a Runbook.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunbookStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_workloads: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_triggered_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,8 @@
+//! Pure decision logic: no client, no I/O, an injected clock. Everything here
+//! is unit-tested; the controllers gather state, call these functions and
+//! apply the result.
+
+pub mod conditions;
+pub mod lifecycle;
+pub mod targets;
+pub mod validation;
