@@ -11,5 +11,11 @@
 //! - [`cli`]: the `kubectl-incident` plugin.
 
 pub mod api;
+pub mod cli;
+pub mod controller;
 pub mod core;
+pub mod demo;
+pub mod http;
+pub mod metrics;
+pub mod operator;
 pub mod emulator;

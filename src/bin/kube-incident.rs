@@ -1,3 +1,130 @@
-fn main() {
-    print!("{}", kube_incident::api::crds_yaml().unwrap());
+//! `kube-incident`: the operator (`run`), the embedded demo (`demo`) and the
+//! CRD generator (`crds`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kube_incident::operator::{self, RunArgs};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kube-incident",
+    version,
+    about = "The first responder of a Kubernetes cluster: detects trouble, opens Incidents, runs approved mitigations.",
+    long_about = None,
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "KUBE_INCIDENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the operator against the current kubeconfig or in-cluster config.
+    Run {
+        /// Path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+        #[arg(long, env = "KUBECONFIG_PATH")]
+        kubeconfig: Option<std::path::PathBuf>,
+        /// Kubeconfig context to use.
+        #[arg(long)]
+        context: Option<String>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Print the CRD YAML of Incident and Runbook (the same bytes as crds/).
+    Crds,
+    /// Run the whole loop on an embedded emulated cluster (no cluster needed).
+    Demo(kube_incident::demo::DemoArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn client_for(
+    kubeconfig: Option<std::path::PathBuf>,
+    context: Option<String>,
+) -> Result<kube::Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| format!("invalid kubeconfig {}: {e}", path.display()))?
+        }
+        None if options.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("invalid kubeconfig: {e}"))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no kubeconfig or in-cluster config found: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => match kube_incident::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRDs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            kubeconfig,
+            context,
+            args,
+        } => {
+            init_logging(cli.log_format);
+            let client = match client_for(kubeconfig, context).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match operator::run(
+                client,
+                args,
+                operator::system_clock(),
+                operator::shutdown_signal(),
+                None,
+            )
+            .await
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo(args) => kube_incident::demo::main(args).await,
+    }
 }

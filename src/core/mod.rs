@@ -3,6 +3,7 @@
 //! apply the result.
 
 pub mod conditions;
+pub mod health;
 pub mod lifecycle;
 pub mod targets;
 pub mod validation;

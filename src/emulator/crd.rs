@@ -191,6 +191,11 @@ pub fn resource_def(crd: &Value) -> ResourceDef {
         tracks_generation: true,
         selectable_fields: selectable,
         schemas,
+        printer_columns: storage
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 

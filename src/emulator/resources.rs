@@ -46,6 +46,8 @@ pub struct ResourceDef {
     pub selectable_fields: Vec<String>,
     /// CRD validation schema (`openAPIV3Schema`) per version.
     pub schemas: Vec<(String, Value)>,
+    /// CRD `additionalPrinterColumns` of the storage version.
+    pub printer_columns: Vec<Value>,
 }
 
 impl ResourceDef {
@@ -169,6 +171,7 @@ fn build(b: B<'_>) -> ResourceDef {
         tracks_generation: b.generation,
         selectable_fields: b.fields.iter().map(|s| s.to_string()).collect(),
         schemas: vec![],
+        printer_columns: vec![],
     }
 }
 

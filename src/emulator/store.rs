@@ -657,11 +657,11 @@ impl Store {
 
     /// Drop the watch history of one resource (or all): watches and
     /// continue tokens older than now get 410 Expired.
-    pub fn expire_history(&self, resource: Option<(&str, &str)>) {
+    pub fn expire_history(&self, plural: Option<&str>) {
         let mut g = self.lock();
         let rv = g.rv;
         for (key, t) in g.tables.iter_mut() {
-            if resource.is_none_or(|(grp, plural)| key.0 == grp && key.1 == plural) {
+            if plural.is_none_or(|p| key.1 == p) {
                 t.history.clear();
                 t.floor = rv;
             }

@@ -347,8 +347,10 @@ impl Managers {
         });
         let mut length = updaters.len();
         let mut first_for_version: BTreeMap<String, ManagerKey> = BTreeMap::new();
-        let mut removed: Vec<ManagerKey> = Vec::new();
-        let keys: Vec<ManagerKey> = updaters.iter().map(|&i| self.entries[i].key.clone()).collect();
+        let keys: Vec<ManagerKey> = updaters
+            .iter()
+            .map(|&i| self.entries[i].key.clone())
+            .collect();
         for key in keys {
             if length <= max {
                 break;
@@ -372,7 +374,6 @@ impl Managers {
                     self.entries[bi].set.union_with(&entry.set);
                     self.entries[bi].time = entry.time.clone();
                 }
-                removed.push(key.clone());
                 if let Some(i) = self.find(&key) {
                     self.entries.remove(i);
                 }
@@ -387,7 +388,8 @@ impl Managers {
     /// `sortEncodedManagedFields` (operation, time, manager, apiVersion,
     /// subresource). With no entries the field is removed.
     pub fn encode_into(&self, obj: &mut Value) {
-        let mut entries: Vec<&ManagerEntry> = self.entries.iter().filter(|e| !e.set.is_empty()).collect();
+        let mut entries: Vec<&ManagerEntry> =
+            self.entries.iter().filter(|e| !e.set.is_empty()).collect();
         entries.sort_by(|a, b| {
             a.key
                 .operation
@@ -410,12 +412,17 @@ impl Managers {
                 m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
                 m.insert("fieldsV1".into(), e.set.to_fields_v1());
                 if !e.key.subresource.is_empty() {
-                    m.insert("subresource".into(), Value::String(e.key.subresource.clone()));
+                    m.insert(
+                        "subresource".into(),
+                        Value::String(e.key.subresource.clone()),
+                    );
                 }
                 Value::Object(m)
             })
             .collect();
-        let Some(obj) = obj.as_object_mut() else { return };
+        let Some(obj) = obj.as_object_mut() else {
+            return;
+        };
         let meta = obj
             .entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -492,8 +499,21 @@ mod tests {
     fn fields_v1_round_trip_uses_dot_for_members_with_children() {
         let mut s = FieldSet::default();
         s.insert(&p(&["f:spec", "f:replicas"]));
-        s.insert(&p(&["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"app\"}"]));
-        s.insert(&p(&["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"]));
+        s.insert(&p(&[
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"app\"}",
+        ]));
+        s.insert(&p(&[
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"app\"}",
+            "f:image",
+        ]));
         let v = s.to_fields_v1();
         assert_eq!(
             v,
@@ -526,14 +546,25 @@ mod tests {
     fn path_strings_match_fieldpath_format() {
         assert_eq!(path_string(&p(&["f:spec", "f:replicas"])), ".spec.replicas");
         assert_eq!(
-            path_string(&p(&["f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"])),
+            path_string(&p(&[
+                "f:spec",
+                "f:containers",
+                "k:{\"name\":\"app\"}",
+                "f:image"
+            ])),
             ".spec.containers[name=\"app\"].image"
         );
         assert_eq!(
-            path_string(&p(&["f:ports", "k:{\"containerPort\":80,\"protocol\":\"TCP\"}"])),
+            path_string(&p(&[
+                "f:ports",
+                "k:{\"containerPort\":80,\"protocol\":\"TCP\"}"
+            ])),
             ".ports[containerPort=80,protocol=\"TCP\"]"
         );
-        assert_eq!(path_string(&p(&["f:metadata", "f:finalizers", "v:\"a\""])), ".metadata.finalizers[=\"a\"]");
+        assert_eq!(
+            path_string(&p(&["f:metadata", "f:finalizers", "v:\"a\""])),
+            ".metadata.finalizers[=\"a\"]"
+        );
     }
 
     #[test]
@@ -548,7 +579,10 @@ mod tests {
         assert_eq!(m.entries.len(), 2);
         let mut out = json!({});
         m.encode_into(&mut out);
-        let mf = out["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+        let mf = out["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(mf[0]["manager"], "op");
         assert_eq!(mf[1]["manager"], "kubectl");
         assert!(mf[0].get("subresource").is_none());

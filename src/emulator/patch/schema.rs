@@ -83,7 +83,6 @@ pub(crate) enum Node {
 
 static LOOSE: Node = Node::Loose;
 static DEDUCED: Node = Node::Deduced;
-static SCALAR: Node = Node::Scalar;
 static JSP: Node = Node::JsonSchemaProps;
 static JSP_MAP: Node = Node::JsonSchemaPropsMap;
 
@@ -174,7 +173,7 @@ impl MergeSchema {
     /// events.k8s.io/v1 Event; apiextensions.k8s.io/v1
     /// CustomResourceDefinition; autoscaling/v1 Scale. Any other kind gets
     /// ObjectMeta for `metadata` and deduced semantics elsewhere (atomic
-    /// lists, granular maps). The group of core is `""`.
+    /// lists, granular maps). The core group is `""` (`"core"` is accepted).
     ///
     /// [`MergeSchema::has_status_subresource`] is true for the kinds whose
     /// real API has a `/status` subresource (Pod, Namespace, Deployment,
@@ -182,6 +181,7 @@ impl MergeSchema {
     pub fn builtin(group: &str, version: &str, kind: &str) -> MergeSchema {
         static CACHE: OnceLock<HashMap<(String, String, String), MergeSchema>> = OnceLock::new();
         let cache = CACHE.get_or_init(build_builtins);
+        let group = if group == "core" { "" } else { group };
         let key = (group.to_string(), version.to_string(), kind.to_string());
         match cache.get(&key) {
             Some(s) => s.clone(),
@@ -283,7 +283,8 @@ fn convert_openapi(s: &Value, depth: usize) -> Arc<Node> {
                 _ => None,
             };
             if fields.is_empty() && preserve && elem.is_some() {
-                let atomic = s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic");
+                let atomic =
+                    s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic");
                 if !atomic {
                     return Arc::new(Node::Deduced);
                 }
@@ -304,7 +305,11 @@ fn convert_openapi(s: &Value, depth: usize) -> Arc<Node> {
                     let keys: Vec<String> = s
                         .get("x-kubernetes-list-map-keys")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|k| k.as_str().map(str::to_string))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     if keys.is_empty() {
                         ListType::Atomic
@@ -317,7 +322,11 @@ fn convert_openapi(s: &Value, depth: usize) -> Arc<Node> {
             let mut key_defaults = Vec::new();
             if let ListType::Map(keys) = &ssa {
                 for k in keys {
-                    if let Some(d) = items.get("properties").and_then(|p| p.get(k)).and_then(|p| p.get("default")) {
+                    if let Some(d) = items
+                        .get("properties")
+                        .and_then(|p| p.get(k))
+                        .and_then(|p| p.get("default"))
+                    {
                         key_defaults.push((k.clone(), d.clone()));
                     }
                 }
@@ -343,7 +352,10 @@ fn scalar() -> Arc<Node> {
 
 fn strct(fields: Vec<(&str, Arc<Node>)>) -> Arc<Node> {
     Arc::new(Node::Map(MapNode {
-        fields: fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         elem: None,
         atomic: false,
     }))
@@ -422,7 +434,10 @@ fn object_meta() -> Arc<Node> {
             // +patchStrategy=merge +listType=set
             ("finalizers", set_list(true)),
             // +patchMergeKey=uid +patchStrategy=merge +listType=map +listMapKey=uid
-            ("ownerReferences", merge_list("uid", &["uid"], strct(vec![]))),
+            (
+                "ownerReferences",
+                merge_list("uid", &["uid"], strct(vec![])),
+            ),
             ("managedFields", atomic_list()),
         ])
     })
@@ -475,8 +490,14 @@ fn container() -> Arc<Node> {
             ]),
         ),
         ("resizePolicy", atomic_list()),
-        ("volumeMounts", merge_list("mountPath", &["mountPath"], strct(vec![]))),
-        ("volumeDevices", merge_list("devicePath", &["devicePath"], strct(vec![]))),
+        (
+            "volumeMounts",
+            merge_list("mountPath", &["mountPath"], strct(vec![])),
+        ),
+        (
+            "volumeDevices",
+            merge_list("devicePath", &["devicePath"], strct(vec![])),
+        ),
     ])
 }
 
@@ -491,18 +512,31 @@ fn pod_spec() -> Arc<Node> {
         ("ephemeralContainers", merge_list("name", &["name"], c)),
         // +mapType=atomic
         ("nodeSelector", atomic_obj()),
-        ("imagePullSecrets", merge_list("name", &["name"], strct(vec![]))),
+        (
+            "imagePullSecrets",
+            merge_list("name", &["name"], strct(vec![])),
+        ),
         // +listType=atomic
         ("tolerations", atomic_list()),
         ("hostAliases", merge_list("ip", &["ip"], strct(vec![]))),
         ("readinessGates", atomic_list()),
         (
             "topologySpreadConstraints",
-            merge_list("topologyKey", &["topologyKey", "whenUnsatisfiable"], strct(vec![])),
+            merge_list(
+                "topologyKey",
+                &["topologyKey", "whenUnsatisfiable"],
+                strct(vec![]),
+            ),
         ),
         ("overhead", map_of(scalar())),
-        ("schedulingGates", merge_list("name", &["name"], strct(vec![]))),
-        ("resourceClaims", merge_list("name", &["name"], strct(vec![]))),
+        (
+            "schedulingGates",
+            merge_list("name", &["name"], strct(vec![])),
+        ),
+        (
+            "resourceClaims",
+            merge_list("name", &["name"], strct(vec![])),
+        ),
     ])
 }
 
@@ -518,12 +552,19 @@ fn pod_status() -> Arc<Node> {
         ("initContainerStatuses", atomic_list()),
         ("containerStatuses", atomic_list()),
         ("ephemeralContainerStatuses", atomic_list()),
-        ("resourceClaimStatuses", merge_list("name", &["name"], strct(vec![]))),
+        (
+            "resourceClaimStatuses",
+            merge_list("name", &["name"], strct(vec![])),
+        ),
     ])
 }
 
 fn top(fields: Vec<(&str, Arc<Node>)>) -> Arc<Node> {
-    let mut all = vec![("apiVersion", scalar()), ("kind", scalar()), ("metadata", object_meta())];
+    let mut all = vec![
+        ("apiVersion", scalar()),
+        ("kind", scalar()),
+        ("metadata", object_meta()),
+    ];
     all.extend(fields);
     strct(all)
 }
@@ -565,7 +606,10 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         "apps",
         "v1",
         "Deployment",
-        top(vec![("spec", workload_spec()), ("status", workload_status())]),
+        top(vec![
+            ("spec", workload_spec()),
+            ("status", workload_status()),
+        ]),
         json!({"metadata": meta0, "spec": {"selector": null, "template": {"metadata": meta0, "spec": {"containers": null}}, "strategy": {}}, "status": {}}),
         true,
     );
@@ -573,7 +617,10 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         "apps",
         "v1",
         "ReplicaSet",
-        top(vec![("spec", workload_spec()), ("status", workload_status())]),
+        top(vec![
+            ("spec", workload_spec()),
+            ("status", workload_status()),
+        ]),
         json!({"metadata": meta0, "spec": {"selector": null, "template": {"metadata": meta0, "spec": {"containers": null}}}, "status": {"replicas": 0}}),
         true,
     );
@@ -592,7 +639,10 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         "",
         "v1",
         "ConfigMap",
-        top(vec![("data", map_of(scalar())), ("binaryData", map_of(scalar()))]),
+        top(vec![
+            ("data", map_of(scalar())),
+            ("binaryData", map_of(scalar())),
+        ]),
         json!({"metadata": meta0}),
         false,
     );
@@ -600,7 +650,10 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         "",
         "v1",
         "Secret",
-        top(vec![("data", map_of(scalar())), ("stringData", map_of(scalar()))]),
+        top(vec![
+            ("data", map_of(scalar())),
+            ("stringData", map_of(scalar())),
+        ]),
         json!({"metadata": meta0}),
         false,
     );
@@ -620,7 +673,10 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         "",
         "v1",
         "Event",
-        top(vec![("involvedObject", atomic_obj()), ("related", atomic_obj())]),
+        top(vec![
+            ("involvedObject", atomic_obj()),
+            ("related", atomic_obj()),
+        ]),
         json!({"metadata": meta0, "involvedObject": {}, "source": {}, "firstTimestamp": null, "lastTimestamp": null, "eventTime": null, "reportingComponent": "", "reportingInstance": ""}),
         false,
     );
@@ -660,7 +716,10 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
             ),
             (
                 "status",
-                strct(vec![("conditions", conditions()), ("currentMetrics", atomic_list())]),
+                strct(vec![
+                    ("conditions", conditions()),
+                    ("currentMetrics", atomic_list()),
+                ]),
             ),
         ]),
         json!({"metadata": meta0, "spec": {"scaleTargetRef": {"kind": "", "name": ""}, "maxReplicas": 0}, "status": {"desiredReplicas": 0}}),
@@ -674,10 +733,7 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         json!({"metadata": meta0, "spec": {}, "status": {"replicas": 0}}),
         false,
     );
-    let crd_version = strct(vec![(
-        "schema",
-        strct(vec![("openAPIV3Schema", jsp())]),
-    )]);
+    let crd_version = strct(vec![("schema", strct(vec![("openAPIV3Schema", jsp())]))]);
     add(
         "apiextensions.k8s.io",
         "v1",
@@ -685,18 +741,22 @@ fn build_builtins() -> HashMap<(String, String, String), MergeSchema> {
         top(vec![
             (
                 "spec",
-                strct(vec![
-                    ("versions", Arc::new(Node::List(ListNode {
+                strct(vec![(
+                    "versions",
+                    Arc::new(Node::List(ListNode {
                         ssa: ListType::Atomic,
                         smp: SmpList::Replace,
                         elem: crd_version,
                         key_defaults: Vec::new(),
-                    }))),
-                ]),
+                    })),
+                )]),
             ),
             (
                 "status",
-                strct(vec![("conditions", conditions()), ("storedVersions", atomic_list())]),
+                strct(vec![
+                    ("conditions", conditions()),
+                    ("storedVersions", atomic_list()),
+                ]),
             ),
         ]),
         json!({"metadata": meta0, "spec": {"group": "", "names": {"plural": "", "kind": ""}, "scope": "", "versions": null}, "status": {"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": null}}),
@@ -781,9 +841,17 @@ mod tests {
         let s = MergeSchema::from_openapi_v3(&schema).with_status_subresource(true);
         let steps = lookup(&s, &["spec", "steps"]).list().expect("map list");
         assert_eq!(steps.ssa, ListType::Map(vec!["name".into(), "kind".into()]));
-        assert_eq!(steps.key_defaults, vec![("kind".to_string(), json!("Action"))]);
-        assert!(lookup(&s, &["spec", "steps", "[]", "args"]).list().is_none());
-        assert_eq!(lookup(&s, &["spec", "tags"]).list().map(|l| l.ssa.clone()), Some(ListType::Set));
+        assert_eq!(
+            steps.key_defaults,
+            vec![("kind".to_string(), json!("Action"))]
+        );
+        assert!(lookup(&s, &["spec", "steps", "[]", "args"])
+            .list()
+            .is_none());
+        assert_eq!(
+            lookup(&s, &["spec", "tags"]).list().map(|l| l.ssa.clone()),
+            Some(ListType::Set)
+        );
         assert!(lookup(&s, &["spec", "plain"]).list().is_none());
         assert!(lookup(&s, &["spec", "selector"]).atomic_map());
         let (_, declared) = lookup(&s, &["spec", "labels"]).field("x");

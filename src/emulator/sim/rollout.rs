@@ -104,11 +104,17 @@ pub fn set_rs_replicas(rs: &mut ReplicaSet, n: i32) {
 }
 
 fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 fn rs_ready(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
 fn rs_status_replicas(rs: &ReplicaSet) -> i32 {
@@ -137,7 +143,10 @@ pub fn progress_deadline_seconds(d: &Deployment) -> Option<i32> {
 
 /// `spec.minReadySeconds` (default 0).
 pub fn min_ready_seconds(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// `spec.revisionHistoryLimit` (API default 10).
@@ -202,7 +211,8 @@ fn rolling_params(d: &Deployment) -> (IntOrString, IntOrString) {
     let def = || IntOrString::String("25%".to_string());
     (
         ru.and_then(|r| r.max_surge.clone()).unwrap_or_else(def),
-        ru.and_then(|r| r.max_unavailable.clone()).unwrap_or_else(def),
+        ru.and_then(|r| r.max_unavailable.clone())
+            .unwrap_or_else(def),
     )
 }
 
@@ -526,7 +536,11 @@ pub fn scale_plan(d: &Deployment, rss: &[ReplicaSet], new_idx: Option<usize>) ->
     old.sort_by(|a, b| by_creation(&rss[*b], &rss[*a]));
     let mut all: Vec<usize> = old.clone();
     all.extend(new_idx);
-    let active: Vec<usize> = all.iter().copied().filter(|i| is_active(&rss[*i])).collect();
+    let active: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| is_active(&rss[*i]))
+        .collect();
     let active_or_latest = match active.len() {
         0 => new_idx.or_else(|| old.first().copied()),
         1 => Some(active[0]),
@@ -539,14 +553,22 @@ pub fn scale_plan(d: &Deployment, rss: &[ReplicaSet], new_idx: Option<usize>) ->
         return vec![(i, desired)];
     }
     if let Some(n) = new_idx.filter(|n| is_saturated(d, &rss[*n])) {
-        return active.into_iter().filter(|i| *i != n).map(|i| (i, 0)).collect();
+        return active
+            .into_iter()
+            .filter(|i| *i != n)
+            .map(|i| (i, 0))
+            .collect();
     }
     if !is_rolling_update(d) {
         return Vec::new();
     }
     let mut active = active;
     let total: i32 = active.iter().map(|i| rs_replicas(&rss[*i])).sum();
-    let allowed = if desired > 0 { desired + max_surge(d) } else { 0 };
+    let allowed = if desired > 0 {
+        desired + max_surge(d)
+    } else {
+        0
+    };
     let to_add = allowed - total;
     if to_add > 0 {
         // ReplicaSetsBySizeNewer
@@ -595,12 +617,20 @@ pub fn cleanup_plan(d: &Deployment, old: &[ReplicaSet]) -> Vec<String> {
         return Vec::new();
     }
     // ReplicaSetsByRevision: by revision, ties by creation.
-    cleanable.sort_by(|a, b| revision(a).cmp(&revision(b)).then_with(|| by_creation(a, b)));
+    cleanable.sort_by(|a, b| {
+        revision(a)
+            .cmp(&revision(b))
+            .then_with(|| by_creation(a, b))
+    });
     cleanable
         .into_iter()
         .take(diff as usize)
         .filter(|rs| {
-            let observed = rs.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+            let observed = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
             rs_status_replicas(rs) == 0
                 && rs_replicas(rs) == 0
                 && rs.metadata.generation.unwrap_or(0) <= observed
@@ -610,7 +640,13 @@ pub fn cleanup_plan(d: &Deployment, old: &[ReplicaSet]) -> Vec<String> {
 }
 
 /// `deploymentutil.NewDeploymentCondition` (both times = now).
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, now: Timestamp) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -622,8 +658,15 @@ pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, n
 }
 
 /// `deploymentutil.GetDeploymentCondition`.
-pub fn get_condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+pub fn get_condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// `deploymentutil.SetDeploymentCondition`: no-op when status and reason are
@@ -650,7 +693,12 @@ pub fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
 }
 
 /// `sync.go` `calculateStatus` (new ReplicaSet at `new_idx`).
-pub fn calculate_status(d: &Deployment, rss: &[ReplicaSet], new_idx: Option<usize>, now: Timestamp) -> DeploymentStatus {
+pub fn calculate_status(
+    d: &Deployment,
+    rss: &[ReplicaSet],
+    new_idx: Option<usize>,
+    now: Timestamp,
+) -> DeploymentStatus {
     let available: i32 = rss.iter().map(rs_available).sum();
     let total: i32 = rss.iter().map(rs_replicas).sum();
     let old = d.status.clone().unwrap_or_default();
@@ -668,12 +716,24 @@ pub fn calculate_status(d: &Deployment, rss: &[ReplicaSet], new_idx: Option<usiz
     if available >= desired_replicas(d) - max_unavailable(d) {
         set_condition(
             &mut status,
-            new_condition(COND_AVAILABLE, "True", MIN_AVAILABLE_REASON, "Deployment has minimum availability.".into(), now),
+            new_condition(
+                COND_AVAILABLE,
+                "True",
+                MIN_AVAILABLE_REASON,
+                "Deployment has minimum availability.".into(),
+                now,
+            ),
         );
     } else {
         set_condition(
             &mut status,
-            new_condition(COND_AVAILABLE, "False", MIN_UNAVAILABLE_REASON, "Deployment does not have minimum availability.".into(), now),
+            new_condition(
+                COND_AVAILABLE,
+                "False",
+                MIN_UNAVAILABLE_REASON,
+                "Deployment does not have minimum availability.".into(),
+                now,
+            ),
         );
     }
     status
@@ -702,7 +762,12 @@ pub fn deployment_progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
 }
 
 /// `deploymentutil.DeploymentTimedOut` with the deadline divided by `time_scale`.
-pub fn deployment_timed_out(d: &Deployment, s: &DeploymentStatus, now: Timestamp, time_scale: f64) -> bool {
+pub fn deployment_timed_out(
+    d: &Deployment,
+    s: &DeploymentStatus,
+    now: Timestamp,
+    time_scale: f64,
+) -> bool {
     let Some(pds) = progress_deadline_seconds(d) else {
         return false;
     };
@@ -718,7 +783,10 @@ pub fn deployment_timed_out(d: &Deployment, s: &DeploymentStatus, now: Timestamp
         return false;
     };
     let delta = scale_duration(Duration::from_secs(pds.max(0) as u64), time_scale);
-    match from.0.checked_add(jiff::SignedDuration::try_from(delta).unwrap_or_default()) {
+    match from
+        .0
+        .checked_add(jiff::SignedDuration::try_from(delta).unwrap_or_default())
+    {
         Ok(deadline) => deadline < now,
         Err(_) => false,
     }
@@ -755,7 +823,10 @@ pub fn rollout_status(
             } else {
                 "Deployment has successfully progressed.".to_string()
             };
-            set_condition(&mut new_status, new_condition(COND_PROGRESSING, "True", NEW_RS_AVAILABLE_REASON, msg, now));
+            set_condition(
+                &mut new_status,
+                new_condition(COND_PROGRESSING, "True", NEW_RS_AVAILABLE_REASON, msg, now),
+            );
         } else if deployment_progressing(d, &new_status) {
             let msg = if new_idx.is_some() {
                 format!("ReplicaSet \"{new_name}\" is progressing.")
@@ -776,7 +847,10 @@ pub fn rollout_status(
             } else {
                 "Deployment has timed out progressing.".to_string()
             };
-            set_condition(&mut new_status, new_condition(COND_PROGRESSING, "False", TIMED_OUT_REASON, msg, now));
+            set_condition(
+                &mut new_status,
+                new_condition(COND_PROGRESSING, "False", TIMED_OUT_REASON, msg, now),
+            );
         }
     }
     remove_condition(&mut new_status, COND_REPLICA_FAILURE);
@@ -785,15 +859,25 @@ pub fn rollout_status(
 
 /// `requeueStuckDeployment`: when to look again for a progress-deadline
 /// timeout (scaled), if the status did not change.
-pub fn requeue_stuck_after(d: &Deployment, new_status: &DeploymentStatus, now: Timestamp, time_scale: f64) -> Option<Duration> {
+pub fn requeue_stuck_after(
+    d: &Deployment,
+    new_status: &DeploymentStatus,
+    now: Timestamp,
+    time_scale: f64,
+) -> Option<Duration> {
     let pds = progress_deadline_seconds(d)?;
-    let cur = d.status.as_ref().and_then(|s| get_condition(s, COND_PROGRESSING))?;
+    let cur = d
+        .status
+        .as_ref()
+        .and_then(|s| get_condition(s, COND_PROGRESSING))?;
     if deployment_complete(d, new_status) || cur.reason.as_deref() == Some(TIMED_OUT_REASON) {
         return None;
     }
     let from = cur.last_update_time.as_ref()?.0;
     let delta = scale_duration(Duration::from_secs(pds.max(0) as u64), time_scale);
-    let deadline = from.checked_add(jiff::SignedDuration::try_from(delta).ok()?).ok()?;
+    let deadline = from
+        .checked_add(jiff::SignedDuration::try_from(delta).ok()?)
+        .ok()?;
     let after = deadline.duration_since(now);
     let after = Duration::try_from(after).unwrap_or(Duration::ZERO);
     // The real controller adds a second; conditions have 1s precision.
@@ -811,10 +895,28 @@ pub fn paused_conditions(d: &Deployment, now: Timestamp) -> Option<DeploymentSta
     }
     let paused_exists = cond.and_then(|c| c.reason.as_deref()) == Some(PAUSED_REASON);
     if is_paused(d) && !paused_exists {
-        set_condition(&mut status, new_condition(COND_PROGRESSING, "Unknown", PAUSED_REASON, "Deployment is paused".into(), now));
+        set_condition(
+            &mut status,
+            new_condition(
+                COND_PROGRESSING,
+                "Unknown",
+                PAUSED_REASON,
+                "Deployment is paused".into(),
+                now,
+            ),
+        );
         Some(status)
     } else if !is_paused(d) && paused_exists {
-        set_condition(&mut status, new_condition(COND_PROGRESSING, "Unknown", RESUMED_REASON, "Deployment is resumed".into(), now));
+        set_condition(
+            &mut status,
+            new_condition(
+                COND_PROGRESSING,
+                "Unknown",
+                RESUMED_REASON,
+                "Deployment is resumed".into(),
+                now,
+            ),
+        );
         Some(status)
     } else {
         None
@@ -830,7 +932,13 @@ mod tests {
         serde_json::from_value(v).expect("deployment")
     }
 
-    fn rs(name: &str, created: &str, replicas: i32, available: i32, ann: serde_json::Value) -> ReplicaSet {
+    fn rs(
+        name: &str,
+        created: &str,
+        replicas: i32,
+        available: i32,
+        ann: serde_json::Value,
+    ) -> ReplicaSet {
         serde_json::from_value(json!({
             "metadata": {"name": name, "creationTimestamp": created, "annotations": ann},
             "spec": {"replicas": replicas, "selector": {}},
@@ -852,45 +960,79 @@ mod tests {
         let p = |s: &str| IntOrString::String(s.to_string());
         assert_eq!(resolve_fenceposts(&p("25%"), &p("25%"), 10), Ok((3, 2)));
         assert_eq!(resolve_fenceposts(&p("25%"), &p("25%"), 1), Ok((1, 0)));
-        assert_eq!(resolve_fenceposts(&IntOrString::Int(0), &IntOrString::Int(0), 5), Ok((0, 1)));
+        assert_eq!(
+            resolve_fenceposts(&IntOrString::Int(0), &IntOrString::Int(0), 5),
+            Ok((0, 1))
+        );
         assert_eq!(resolve_fenceposts(&p("0%"), &p("10%"), 5), Ok((0, 1)));
-        assert_eq!(resolve_fenceposts(&p("50%"), &IntOrString::Int(2), 3), Ok((2, 2)));
+        assert_eq!(
+            resolve_fenceposts(&p("50%"), &IntOrString::Int(2), 3),
+            Ok((2, 2))
+        );
         assert!(resolve_fenceposts(&p("abc"), &p("1"), 3).is_err());
         // Defaults: 25%/25% of 4 -> 1/1; Recreate -> 0; unavailable capped at replicas.
         let d = dep(json!({"metadata":{},"spec":{"replicas":4,"selector":{},"template":{}}}));
         assert_eq!((max_surge(&d), max_unavailable(&d)), (1, 1));
-        let r = dep(json!({"metadata":{},"spec":{"replicas":4,"selector":{},"template":{},"strategy":{"type":"Recreate"}}}));
+        let r = dep(
+            json!({"metadata":{},"spec":{"replicas":4,"selector":{},"template":{},"strategy":{"type":"Recreate"}}}),
+        );
         assert_eq!((max_surge(&r), max_unavailable(&r)), (0, 0));
         assert_eq!(max_unavailable(&d_with(2, json!(0), json!(5))), 2);
     }
 
     #[test]
     fn revision_reuse_appends_history() {
-        let d = dep(json!({"metadata":{"annotations":{"kubernetes.io/change-cause":"undo","deployment.kubernetes.io/revision":"2"}},"spec":{"replicas":3,"selector":{},"template":{}}}));
+        let d = dep(
+            json!({"metadata":{"annotations":{"kubernetes.io/change-cause":"undo","deployment.kubernetes.io/revision":"2"}},"spec":{"replicas":3,"selector":{},"template":{}}}),
+        );
         // Re-used RS of revision 1 becomes revision 3 with history "1".
-        let mut ann: BTreeMap<String, String> = [(REVISION_ANNOTATION.to_string(), "1".to_string())].into();
+        let mut ann: BTreeMap<String, String> =
+            [(REVISION_ANNOTATION.to_string(), "1".to_string())].into();
         assert!(set_new_rs_annotations(&d, &mut ann, 3, true));
         assert_eq!(ann.get(REVISION_ANNOTATION).map(String::as_str), Some("3"));
-        assert_eq!(ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1"));
-        assert_eq!(ann.get(CHANGE_CAUSE_ANNOTATION).map(String::as_str), Some("undo"));
-        assert!(!ann.contains_key(DESIRED_REPLICAS_ANNOTATION), "existing RS: no replicas annotations here");
+        assert_eq!(
+            ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(
+            ann.get(CHANGE_CAUSE_ANNOTATION).map(String::as_str),
+            Some("undo")
+        );
+        assert!(
+            !ann.contains_key(DESIRED_REPLICAS_ANNOTATION),
+            "existing RS: no replicas annotations here"
+        );
         // Again re-used later as 5: history "1,3".
         assert!(set_new_rs_annotations(&d, &mut ann, 5, true));
-        assert_eq!(ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1,3"));
+        assert_eq!(
+            ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+            Some("1,3")
+        );
         // Same revision: nothing changes.
         assert!(!set_new_rs_annotations(&d, &mut ann, 5, true));
         // New RS: revision and desired/max replicas (3 + ceil(25% of 3) = 4).
         let mut fresh = BTreeMap::new();
         assert!(set_new_rs_annotations(&d, &mut fresh, 1, false));
-        assert_eq!(fresh.get(REVISION_ANNOTATION).map(String::as_str), Some("1"));
+        assert_eq!(
+            fresh.get(REVISION_ANNOTATION).map(String::as_str),
+            Some("1")
+        );
         assert!(!fresh.contains_key(REVISION_HISTORY_ANNOTATION));
-        assert_eq!(fresh.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str), Some("3"));
-        assert_eq!(fresh.get(MAX_REPLICAS_ANNOTATION).map(String::as_str), Some("4"));
+        assert_eq!(
+            fresh.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str),
+            Some("3")
+        );
+        assert_eq!(
+            fresh.get(MAX_REPLICAS_ANNOTATION).map(String::as_str),
+            Some("4")
+        );
     }
 
     #[test]
     fn find_new_rs_picks_oldest_matching_and_max_revision() {
-        let d = dep(json!({"metadata":{},"spec":{"selector":{},"template":{"metadata":{"labels":{"app":"a"}},"spec":{"containers":[{"name":"c","image":"v1"}]}}}}));
+        let d = dep(
+            json!({"metadata":{},"spec":{"selector":{},"template":{"metadata":{"labels":{"app":"a"}},"spec":{"containers":[{"name":"c","image":"v1"}]}}}}),
+        );
         let mk = |name: &str, created: &str, image: &str, rev: &str| -> ReplicaSet {
             serde_json::from_value(json!({"metadata":{"name":name,"creationTimestamp":created,"annotations":{REVISION_ANNOTATION:rev}},
                 "spec":{"selector":{},"template":{"metadata":{"labels":{"app":"a","pod-template-hash":name}},"spec":{"containers":[{"name":"c","image":image}]}}}})).expect("rs")
@@ -908,14 +1050,29 @@ mod tests {
     #[test]
     fn new_rs_scale_up_respects_surge() {
         let d = d_with(4, json!(1), json!(0));
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})), rs("new", "2024-01-01T00:01:00Z", 0, 0, json!({}))];
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 0, 0, json!({})),
+        ];
         assert_eq!(new_rs_new_replicas(&d, &rss, 1), 1);
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 3, 3, json!({})), rs("new", "2024-01-01T00:01:00Z", 2, 1, json!({}))];
-        assert_eq!(new_rs_new_replicas(&d, &rss, 1), 2, "already at max total 5");
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 3, 3, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 2, 1, json!({})),
+        ];
+        assert_eq!(
+            new_rs_new_replicas(&d, &rss, 1),
+            2,
+            "already at max total 5"
+        );
         let d = d_with(10, json!("30%"), json!(0));
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 10, 10, json!({})), rs("new", "2024-01-01T00:01:00Z", 0, 0, json!({}))];
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 10, 10, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 0, 0, json!({})),
+        ];
         assert_eq!(new_rs_new_replicas(&d, &rss, 1), 3);
-        let r = dep(json!({"metadata":{},"spec":{"replicas":4,"selector":{},"template":{},"strategy":{"type":"Recreate"}}}));
+        let r = dep(
+            json!({"metadata":{},"spec":{"replicas":4,"selector":{},"template":{},"strategy":{"type":"Recreate"}}}),
+        );
         assert_eq!(new_rs_new_replicas(&r, &rss, 1), 4);
     }
 
@@ -923,19 +1080,31 @@ mod tests {
     fn old_rs_scale_down_respects_unavailable() {
         // 4 replicas, maxUnavailable 1: old 4 available, new 1 not available yet.
         let d = d_with(4, json!(1), json!(1));
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})), rs("new", "2024-01-01T00:01:00Z", 1, 0, json!({}))];
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 1, 0, json!({})),
+        ];
         // all=5, minAvailable=3, newUnavailable=1 -> maxScaledDown=1; available 4 > 3 -> scale old to 3.
         assert_eq!(reconcile_old_plan(&d, &rss, 1), vec![(0, 3)]);
         // New pod available: all=5, newUnavailable 0 -> maxScaledDown 2; available=5, minAvail 3 -> down 2.
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})), rs("new", "2024-01-01T00:01:00Z", 1, 1, json!({}))];
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 1, 1, json!({})),
+        ];
         assert_eq!(reconcile_old_plan(&d, &rss, 1), vec![(0, 2)]);
         // Unhealthy old replicas are cleaned first.
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 4, 2, json!({})), rs("new", "2024-01-01T00:01:00Z", 1, 1, json!({}))];
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 4, 2, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 1, 1, json!({})),
+        ];
         // all=5, minAvail 3, newUnavail 0 -> maxScaledDown 2: cleanup 2 unhealthy -> 2; available 3 == minAvail -> stop.
         assert_eq!(reconcile_old_plan(&d, &rss, 1), vec![(0, 2)]);
         // maxUnavailable 0 and nothing new available: no scale down.
         let d0 = d_with(4, json!(1), json!(0));
-        let rss = vec![rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})), rs("new", "2024-01-01T00:01:00Z", 1, 0, json!({}))];
+        let rss = vec![
+            rs("old", "2024-01-01T00:00:00Z", 4, 4, json!({})),
+            rs("new", "2024-01-01T00:01:00Z", 1, 0, json!({})),
+        ];
         assert!(reconcile_old_plan(&d0, &rss, 1).is_empty());
     }
 
@@ -954,44 +1123,90 @@ mod tests {
         let sizes: BTreeMap<usize, i32> = plan.into_iter().collect();
         assert_eq!(sizes.get(&0), Some(&11)); // 8*18/13 = 11.07 -> 11
         assert_eq!(sizes.get(&1), Some(&7)); // 5*18/13 = 6.9 -> 7
-        // Only one active RS: it simply gets spec.replicas.
+                                             // Only one active RS: it simply gets spec.replicas.
         let rss = vec![rs("new", "2024-01-01T00:01:00Z", 10, 10, json!({}))];
         assert_eq!(scale_plan(&d, &rss, Some(0)), vec![(0, 15)]);
-        assert!(is_scaling_event(&d, &[rs("x", "2024-01-01T00:00:00Z", 3, 3, json!({DESIRED_REPLICAS_ANNOTATION: "10"}))]));
+        assert!(is_scaling_event(
+            &d,
+            &[rs(
+                "x",
+                "2024-01-01T00:00:00Z",
+                3,
+                3,
+                json!({DESIRED_REPLICAS_ANNOTATION: "10"})
+            )]
+        ));
     }
 
     #[test]
     fn cleanup_keeps_history_limit() {
-        let d = dep(json!({"metadata":{},"spec":{"revisionHistoryLimit":1,"selector":{},"template":{}}}));
+        let d = dep(
+            json!({"metadata":{},"spec":{"revisionHistoryLimit":1,"selector":{},"template":{}}}),
+        );
         let old = vec![
-            rs("r2", "2024-01-01T00:00:02Z", 0, 0, json!({REVISION_ANNOTATION: "2"})),
-            rs("r1", "2024-01-01T00:00:01Z", 0, 0, json!({REVISION_ANNOTATION: "1"})),
-            rs("r3", "2024-01-01T00:00:03Z", 1, 1, json!({REVISION_ANNOTATION: "3"})),
+            rs(
+                "r2",
+                "2024-01-01T00:00:02Z",
+                0,
+                0,
+                json!({REVISION_ANNOTATION: "2"}),
+            ),
+            rs(
+                "r1",
+                "2024-01-01T00:00:01Z",
+                0,
+                0,
+                json!({REVISION_ANNOTATION: "1"}),
+            ),
+            rs(
+                "r3",
+                "2024-01-01T00:00:03Z",
+                1,
+                1,
+                json!({REVISION_ANNOTATION: "3"}),
+            ),
         ];
-        assert_eq!(cleanup_plan(&d, &old), vec!["r1".to_string(), "r2".to_string()]);
+        assert_eq!(
+            cleanup_plan(&d, &old),
+            vec!["r1".to_string(), "r2".to_string()]
+        );
     }
 
     #[test]
     fn conditions_and_progress_deadline() {
         let t0: Timestamp = "2024-01-01T00:00:00Z".parse().expect("ts");
         let t1: Timestamp = "2024-01-01T00:00:05Z".parse().expect("ts");
-        let mut d = dep(json!({"metadata":{"generation":1},"spec":{"replicas":2,"progressDeadlineSeconds":100,"selector":{},"template":{}}}));
+        let mut d = dep(
+            json!({"metadata":{"generation":1},"spec":{"replicas":2,"progressDeadlineSeconds":100,"selector":{},"template":{}}}),
+        );
         let rss = vec![rs("new", "2024-01-01T00:00:00Z", 2, 0, json!({}))];
         let s = rollout_status(&d, &rss, Some(0), t0, 1.0);
         let avail = get_condition(&s, COND_AVAILABLE).expect("available");
-        assert_eq!((avail.status.as_str(), avail.reason.as_deref()), ("False", Some(MIN_UNAVAILABLE_REASON)));
+        assert_eq!(
+            (avail.status.as_str(), avail.reason.as_deref()),
+            ("False", Some(MIN_UNAVAILABLE_REASON))
+        );
         let prog = get_condition(&s, COND_PROGRESSING).expect("progressing");
         assert_eq!(prog.reason.as_deref(), Some(RS_UPDATED_REASON));
         d.status = Some(s);
         // No progress, deadline 100s scaled by 20 -> 5s: not yet at t1 (== deadline), yes after.
         let s2 = rollout_status(&d, &rss, Some(0), t1, 20.0);
-        assert_eq!(get_condition(&s2, COND_PROGRESSING).and_then(|c| c.reason.as_deref()), Some(RS_UPDATED_REASON));
+        assert_eq!(
+            get_condition(&s2, COND_PROGRESSING).and_then(|c| c.reason.as_deref()),
+            Some(RS_UPDATED_REASON)
+        );
         assert!(requeue_stuck_after(&d, &s2, t1, 20.0).is_some());
         let t2: Timestamp = "2024-01-01T00:00:06Z".parse().expect("ts");
         let s3 = rollout_status(&d, &rss, Some(0), t2, 20.0);
         let c = get_condition(&s3, COND_PROGRESSING).expect("progressing");
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some(TIMED_OUT_REASON)));
-        assert_eq!(c.message.as_deref(), Some("ReplicaSet \"new\" has timed out progressing."));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some(TIMED_OUT_REASON))
+        );
+        assert_eq!(
+            c.message.as_deref(),
+            Some("ReplicaSet \"new\" has timed out progressing.")
+        );
         // Completes: NewReplicaSetAvailable, transition time of Available changes, Progressing's stays.
         let done = vec![rs("new", "2024-01-01T00:00:00Z", 2, 2, json!({}))];
         let s4 = rollout_status(&d, &done, Some(0), t2, 20.0);
@@ -999,7 +1214,13 @@ mod tests {
         assert_eq!(c.reason.as_deref(), Some(NEW_RS_AVAILABLE_REASON));
         assert_eq!(c.last_transition_time.as_ref().map(|t| t.0), Some(t0));
         let a = get_condition(&s4, COND_AVAILABLE).expect("available");
-        assert_eq!((a.status.as_str(), a.last_transition_time.as_ref().map(|t| t.0)), ("True", Some(t2)));
+        assert_eq!(
+            (
+                a.status.as_str(),
+                a.last_transition_time.as_ref().map(|t| t.0)
+            ),
+            ("True", Some(t2))
+        );
     }
 
     #[test]
@@ -1008,12 +1229,18 @@ mod tests {
         let d = dep(json!({"metadata":{},"spec":{"paused":true,"selector":{},"template":{}}}));
         let s = paused_conditions(&d, now).expect("paused");
         let c = get_condition(&s, COND_PROGRESSING).expect("cond");
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("Unknown", Some(PAUSED_REASON)));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("Unknown", Some(PAUSED_REASON))
+        );
         let mut d2 = d.clone();
         d2.status = Some(s);
         assert!(paused_conditions(&d2, now).is_none());
         d2.spec.as_mut().expect("spec").paused = Some(false);
         let s = paused_conditions(&d2, now).expect("resumed");
-        assert_eq!(get_condition(&s, COND_PROGRESSING).and_then(|c| c.reason.as_deref()), Some(RESUMED_REASON));
+        assert_eq!(
+            get_condition(&s, COND_PROGRESSING).and_then(|c| c.reason.as_deref()),
+            Some(RESUMED_REASON)
+        );
     }
 }

@@ -1,0 +1,667 @@
+//! The commands, as library functions over a [`Session`]: each returns the
+//! text to print on stdout, or a [`CliError`].
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::args::{
+    derive_name, random_suffix, validate_dns1123_subdomain, ApproveArgs, Command, DeclareArgs,
+    ListArgs, NameArgs, OutputFormat, ResolveArgs,
+};
+use super::error::{one_line, CliError};
+use super::format;
+use super::identity::resolve_identity;
+use super::session::{map_kube_error, Session};
+use crate::api::{
+    Approval, Incident, IncidentSource, IncidentSpec, Phase, StepState, GROUP, VERSION,
+};
+
+/// The field manager of every write the plugin makes.
+pub const CLI_FIELD_MANAGER: &str = "kubectl-incident";
+
+/// The ConfigMap key holding the post-mortem draft.
+pub const POSTMORTEM_KEY: &str = "postmortem.md";
+
+/// Run one command at the current time.
+pub async fn run(command: &Command, session: &Session) -> Result<String, CliError> {
+    run_at(command, session, Timestamp::now()).await
+}
+
+/// Run one command; `now` drives relative times in `list` and `describe`.
+pub async fn run_at(
+    command: &Command,
+    session: &Session,
+    now: Timestamp,
+) -> Result<String, CliError> {
+    match command {
+        Command::List(args) => list(args, session, now).await,
+        Command::Describe(args) => describe(args, session, now).await,
+        Command::Declare(args) => declare(args, session).await,
+        Command::Ack(args) => ack(args, session).await,
+        Command::Approve(args) => approve(args, session).await,
+        Command::Resolve(args) => resolve(args, session).await,
+        Command::Postmortem(args) => postmortem(args, session).await,
+    }
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(CLI_FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Is the Incident resource served? (discovery of `kubeincident.io/v1alpha1`)
+async fn crd_installed(session: &Session) -> Result<bool, CliError> {
+    match session
+        .client
+        .list_api_group_resources(&format!("{GROUP}/{VERSION}"))
+        .await
+    {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "incidents")),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(map_kube_error(e, &session.server_url)),
+    }
+}
+
+/// Map an error of a request about the Incident `name` (or the list, when
+/// `name` is `None`): a 404 is either the object or the whole CRD missing.
+async fn incident_error(err: kube::Error, session: &Session, name: Option<&str>) -> CliError {
+    match err {
+        kube::Error::Api(status) if status.code == 404 => match crd_installed(session).await {
+            Ok(false) => CliError::CrdNotInstalled,
+            Err(e) => e,
+            Ok(true) => match name {
+                Some(name) => CliError::NotFound {
+                    name: name.to_string(),
+                    namespace: session.namespace.clone(),
+                },
+                None => CliError::Api {
+                    code: 404,
+                    message: one_line(&status.message),
+                },
+            },
+        },
+        other => map_kube_error(other, &session.server_url),
+    }
+}
+
+fn incidents(session: &Session) -> Api<Incident> {
+    Api::namespaced(session.client.clone(), &session.namespace)
+}
+
+/// Read one Incident.
+pub async fn get_incident(session: &Session, name: &str) -> Result<Incident, CliError> {
+    match incidents(session).get(name).await {
+        Ok(inc) => Ok(inc),
+        Err(e) => Err(incident_error(e, session, Some(name)).await),
+    }
+}
+
+/// `list`.
+pub async fn list(args: &ListArgs, session: &Session, now: Timestamp) -> Result<String, CliError> {
+    let api: Api<Incident> = if args.all_namespaces {
+        Api::all(session.client.clone())
+    } else {
+        incidents(session)
+    };
+    let list = match api.list(&ListParams::default()).await {
+        Ok(l) => l,
+        Err(e) => return Err(incident_error(e, session, None).await),
+    };
+    let mut items: Vec<Incident> = list
+        .items
+        .into_iter()
+        .filter(|i| !(args.open && format::phase(i) == Some(Phase::Resolved)))
+        .collect();
+    format::sort_for_list(&mut items);
+    match args.output {
+        OutputFormat::Table if items.is_empty() => Ok(if args.all_namespaces {
+            "No incidents found.\n".to_string()
+        } else {
+            format!("No incidents found in namespace {:?}.\n", session.namespace)
+        }),
+        OutputFormat::Table => Ok(format::list_table(&items, args.all_namespaces, now)),
+        OutputFormat::Json => {
+            let v = list_object(&items)?;
+            serde_json::to_string_pretty(&v)
+                .map(|s| s + "\n")
+                .map_err(|e| CliError::Encode(e.to_string()))
+        }
+        OutputFormat::Yaml => {
+            let v = list_object(&items)?;
+            serde_yaml::to_string(&v).map_err(|e| CliError::Encode(e.to_string()))
+        }
+    }
+}
+
+/// A `v1` `List` of the Incidents as `kubectl get -o json` prints it:
+/// `apiVersion`/`kind` on every item, `managedFields` left out.
+fn list_object(items: &[Incident]) -> Result<serde_json::Value, CliError> {
+    let mut out = Vec::new();
+    for inc in items {
+        let mut v = serde_json::to_value(inc).map_err(|e| CliError::Encode(e.to_string()))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("apiVersion".into(), json!(format!("{GROUP}/{VERSION}")));
+            obj.insert("kind".into(), json!("Incident"));
+            if let Some(meta) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.remove("managedFields");
+            }
+        }
+        out.push(v);
+    }
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": out,
+        "metadata": {"resourceVersion": ""},
+    }))
+}
+
+/// `describe`.
+pub async fn describe(
+    args: &NameArgs,
+    session: &Session,
+    now: Timestamp,
+) -> Result<String, CliError> {
+    let inc = get_incident(session, &args.name).await?;
+    Ok(format::describe(&inc, now))
+}
+
+/// `declare`.
+pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, CliError> {
+    let title = args.title_text();
+    if title.is_empty() {
+        return Err(CliError::Usage("the title must not be empty".into()));
+    }
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => derive_name(args.target.as_ref(), &title, &random_suffix()),
+    };
+    validate_dns1123_subdomain(&name).map_err(|reason| CliError::InvalidName {
+        name: name.clone(),
+        reason,
+    })?;
+    let spec = IncidentSpec {
+        title,
+        severity: args.severity,
+        source: IncidentSource::Manual,
+        target: args.target.clone(),
+        runbook_ref: None,
+        commander: args.commander.clone().filter(|c| !c.trim().is_empty()),
+        acknowledged_by: None,
+        root_cause: None,
+        mitigations: Vec::new(),
+        resolution: None,
+    };
+    let incident = Incident::new(&name, spec);
+    let pp = PostParams {
+        field_manager: Some(CLI_FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    match incidents(session).create(&pp, &incident).await {
+        Ok(created) => Ok(format!(
+            "incident.{GROUP}/{} declared\n",
+            created.metadata.name.unwrap_or(name)
+        )),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(CliError::AlreadyExists {
+            name,
+            namespace: session.namespace.clone(),
+        }),
+        Err(e) => Err(incident_error(e, session, None).await),
+    }
+}
+
+/// Apply a merge patch guarded by the resourceVersion that was read, so a
+/// concurrent change is a 409 instead of being overwritten.
+async fn guarded_merge_patch(
+    session: &Session,
+    inc: &Incident,
+    name: &str,
+    spec_patch: serde_json::Value,
+    action: &str,
+) -> Result<(), CliError> {
+    let mut body = json!({ "spec": spec_patch });
+    if let Some(rv) = &inc.metadata.resource_version {
+        body["metadata"] = json!({ "resourceVersion": rv });
+    }
+    match incidents(session)
+        .patch(name, &patch_params(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(CliError::Conflict {
+            name: name.to_string(),
+            action: action.to_string(),
+        }),
+        Err(e) => Err(incident_error(e, session, Some(name)).await),
+    }
+}
+
+/// `ack`: set `spec.acknowledgedBy`.
+pub async fn ack(args: &NameArgs, session: &Session) -> Result<String, CliError> {
+    let inc = get_incident(session, &args.name).await?;
+    if let Some(by) = &inc.spec.acknowledged_by {
+        return Ok(format!(
+            "incident.{GROUP}/{} already acknowledged by {by}; nothing changed\n",
+            args.name
+        ));
+    }
+    let who = resolve_identity(session).await?;
+    guarded_merge_patch(
+        session,
+        &inc,
+        &args.name,
+        json!({ "acknowledgedBy": who.name }),
+        "acknowledging it",
+    )
+    .await?;
+    Ok(format!(
+        "incident.{GROUP}/{} acknowledged by {}\n",
+        args.name, who.name
+    ))
+}
+
+/// `resolve`: set `spec.resolution {by, summary}`.
+pub async fn resolve(args: &ResolveArgs, session: &Session) -> Result<String, CliError> {
+    let summary = args.summary.trim();
+    if summary.is_empty() {
+        return Err(CliError::Usage("--summary must not be empty".into()));
+    }
+    let inc = get_incident(session, &args.name).await?;
+    if let Some(r) = &inc.spec.resolution {
+        return Ok(format!(
+            "incident.{GROUP}/{} already resolved by {}; nothing changed\n",
+            args.name, r.by
+        ));
+    }
+    if format::phase(&inc) == Some(Phase::Resolved) {
+        let when = inc
+            .status
+            .as_ref()
+            .and_then(|s| s.resolved_at.as_ref())
+            .map(|t| format!(" at {}", format::format_time(t.0)))
+            .unwrap_or_default();
+        return Ok(format!(
+            "incident.{GROUP}/{} already resolved{when}; nothing changed\n",
+            args.name
+        ));
+    }
+    let who = resolve_identity(session).await?;
+    guarded_merge_patch(
+        session,
+        &inc,
+        &args.name,
+        json!({ "resolution": { "by": who.name, "summary": summary } }),
+        "resolving it",
+    )
+    .await?;
+    Ok(format!(
+        "incident.{GROUP}/{} resolved by {}\n",
+        args.name, who.name
+    ))
+}
+
+/// What `approve` decided to do with an Incident (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovePlan {
+    /// Patch step `index` (named `step`).
+    Approve {
+        /// Position in `spec.mitigations`.
+        index: usize,
+        /// The step's name.
+        step: String,
+    },
+    /// Already approved by this person: change nothing.
+    AlreadyApproved {
+        /// The step's name.
+        step: String,
+        /// Who approved it.
+        by: String,
+    },
+}
+
+/// Decide which step `approve` acts on, and refuse what must be refused.
+pub fn plan_approval(inc: &Incident, step: Option<&str>) -> Result<ApprovePlan, CliError> {
+    let name = inc.metadata.name.clone().unwrap_or_default();
+    let steps = &inc.spec.mitigations;
+    let states = || {
+        if steps.is_empty() {
+            "it has no mitigation steps".to_string()
+        } else {
+            steps
+                .iter()
+                .map(|s| format!("{} {}", s.name, format::step_state(inc, &s.name).as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let index = match step {
+        Some(wanted) => {
+            steps
+                .iter()
+                .position(|s| s.name == wanted)
+                .ok_or_else(|| CliError::UnknownStep {
+                    name: name.clone(),
+                    step: wanted.to_string(),
+                    valid: if steps.is_empty() {
+                        "none".to_string()
+                    } else {
+                        steps
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                })?
+        }
+        None => {
+            let awaiting: Vec<usize> = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| format::step_state(inc, &s.name) == StepState::AwaitingApproval)
+                .map(|(i, _)| i)
+                .collect();
+            match awaiting.as_slice() {
+                [i] => *i,
+                [] => {
+                    return Err(CliError::NoStepAwaiting {
+                        name,
+                        steps: states(),
+                    })
+                }
+                many => {
+                    return Err(CliError::AmbiguousStep {
+                        name,
+                        steps: many
+                            .iter()
+                            .map(|i| steps[*i].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+                }
+            }
+        }
+    };
+    let s = &steps[index];
+    if s.approval != Approval::Manual {
+        return Err(CliError::NotManual {
+            name,
+            step: s.name.clone(),
+        });
+    }
+    if let Some(by) = &s.approved_by {
+        return Ok(ApprovePlan::AlreadyApproved {
+            step: s.name.clone(),
+            by: by.clone(),
+        });
+    }
+    let state = format::step_state(inc, &s.name);
+    if state.is_final() {
+        return Err(CliError::StepFinal {
+            name,
+            step: s.name.clone(),
+            state: state.as_str().to_string(),
+        });
+    }
+    if format::phase(inc) == Some(Phase::Resolved) || inc.spec.resolution.is_some() {
+        return Err(CliError::Usage(format!(
+            "incident {name:?} is resolved: its steps will not run any more"
+        )));
+    }
+    Ok(ApprovePlan::Approve {
+        index,
+        step: s.name.clone(),
+    })
+}
+
+/// The JSON patch of `approve`: test that position `index` still holds
+/// `step`, then add its `approvedBy`.
+pub fn approve_patch(index: usize, step: &str, who: &str) -> json_patch::Patch {
+    let ops = json!([
+        {"op": "test", "path": format!("/spec/mitigations/{index}/name"), "value": step},
+        {"op": "add", "path": format!("/spec/mitigations/{index}/approvedBy"), "value": who},
+    ]);
+    // The literal above always matches the RFC 6902 shape.
+    serde_json::from_value(ops).unwrap_or_else(|_| json_patch::Patch(Vec::new()))
+}
+
+/// `approve`: set `spec.mitigations[i].approvedBy`.
+pub async fn approve(args: &ApproveArgs, session: &Session) -> Result<String, CliError> {
+    let inc = get_incident(session, &args.name).await?;
+    let (index, step) = match plan_approval(&inc, args.step.as_deref())? {
+        ApprovePlan::AlreadyApproved { step, by } => {
+            return Ok(format!(
+                "step {step:?} of incident.{GROUP}/{} already approved by {by}; nothing changed\n",
+                args.name
+            ))
+        }
+        ApprovePlan::Approve { index, step } => (index, step),
+    };
+    let who = resolve_identity(session).await?;
+    let patch = approve_patch(index, &step, &who.name);
+    if patch.0.len() != 2 {
+        return Err(CliError::Encode("cannot build the approval patch".into()));
+    }
+    match incidents(session)
+        .patch(&args.name, &patch_params(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => Ok(format!(
+            "step {step:?} of incident.{GROUP}/{} approved by {}\n",
+            args.name, who.name
+        )),
+        // the `test` failed: the list was edited since it was read
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
+            Err(CliError::Conflict {
+                name: args.name.clone(),
+                action: format!("approving step {step:?}"),
+            })
+        }
+        Err(e) => Err(incident_error(e, session, Some(&args.name)).await),
+    }
+}
+
+/// `postmortem`: the Markdown draft from `status.postmortemRef`.
+pub async fn postmortem(args: &NameArgs, session: &Session) -> Result<String, CliError> {
+    let inc = get_incident(session, &args.name).await?;
+    let Some(cm_name) = inc
+        .status
+        .as_ref()
+        .and_then(|s| s.postmortem_ref.as_ref())
+        .map(|r| r.name.clone())
+    else {
+        return Err(CliError::NoPostmortem {
+            name: args.name.clone(),
+        });
+    };
+    let api: Api<ConfigMap> = Api::namespaced(session.client.clone(), &session.namespace);
+    let unreadable = |problem: String| CliError::PostmortemUnreadable {
+        name: args.name.clone(),
+        configmap: cm_name.clone(),
+        problem,
+    };
+    let cm = match api.get(&cm_name).await {
+        Ok(cm) => cm,
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Err(unreadable("does not exist".into()))
+        }
+        Err(e) => return Err(map_kube_error(e, &session.server_url)),
+    };
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(POSTMORTEM_KEY))
+        .ok_or_else(|| unreadable(format!("has no key {POSTMORTEM_KEY:?}")))?;
+    let mut text = text.clone();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        IncidentStatus, MitigationAction, MitigationStatus, MitigationStep, Severity,
+    };
+
+    fn inc(steps: Vec<MitigationStep>, states: &[(&str, StepState)]) -> Incident {
+        let spec = IncidentSpec {
+            title: "t".into(),
+            severity: Severity::SEV2,
+            source: IncidentSource::Manual,
+            target: None,
+            runbook_ref: None,
+            commander: None,
+            acknowledged_by: None,
+            root_cause: None,
+            mitigations: steps,
+            resolution: None,
+        };
+        let mut i = Incident::new("inc", spec);
+        i.status = Some(IncidentStatus {
+            phase: Some(Phase::Investigating),
+            mitigations: states
+                .iter()
+                .map(|(n, s)| MitigationStatus {
+                    name: n.to_string(),
+                    state: *s,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        i
+    }
+
+    fn manual(name: &str) -> MitigationStep {
+        MitigationStep::new(name, MitigationAction::Scale)
+    }
+
+    #[test]
+    fn approves_the_single_awaiting_step() {
+        let i = inc(
+            vec![manual("a"), manual("b")],
+            &[("a", StepState::Failed), ("b", StepState::AwaitingApproval)],
+        );
+        assert_eq!(
+            plan_approval(&i, None).unwrap(),
+            ApprovePlan::Approve {
+                index: 1,
+                step: "b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn no_or_ambiguous_awaiting_step() {
+        let i = inc(
+            vec![manual("a"), manual("b")],
+            &[("a", StepState::Running), ("b", StepState::Pending)],
+        );
+        let e = plan_approval(&i, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "incident \"inc\" has no step awaiting approval (a Running, b Pending); name one: kubectl incident approve inc STEP"
+        );
+        let i = inc(
+            vec![manual("a"), manual("b")],
+            &[
+                ("a", StepState::AwaitingApproval),
+                ("b", StepState::AwaitingApproval),
+            ],
+        );
+        assert!(matches!(
+            plan_approval(&i, None),
+            Err(CliError::AmbiguousStep { .. })
+        ));
+        let i = inc(vec![], &[]);
+        assert!(plan_approval(&i, None)
+            .unwrap_err()
+            .to_string()
+            .contains("it has no mitigation steps"));
+    }
+
+    #[test]
+    fn unknown_step_names_the_valid_ones() {
+        let i = inc(vec![manual("rollback"), manual("more-capacity")], &[]);
+        let e = plan_approval(&i, Some("rolback")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "incident \"inc\" has no mitigation step \"rolback\" (valid steps: rollback, more-capacity)"
+        );
+    }
+
+    #[test]
+    fn named_pending_step_can_be_approved_ahead() {
+        let i = inc(
+            vec![manual("a"), manual("b")],
+            &[("a", StepState::AwaitingApproval)],
+        );
+        assert_eq!(
+            plan_approval(&i, Some("b")).unwrap(),
+            ApprovePlan::Approve {
+                index: 1,
+                step: "b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn refusals_and_already_approved() {
+        let mut auto = manual("auto");
+        auto.approval = Approval::Automatic;
+        let mut done = manual("done");
+        done.approved_by = Some("bob".into());
+        let i = inc(
+            vec![auto, done, manual("failed")],
+            &[
+                ("auto", StepState::Pending),
+                ("done", StepState::Succeeded),
+                ("failed", StepState::Failed),
+            ],
+        );
+        assert!(matches!(
+            plan_approval(&i, Some("auto")),
+            Err(CliError::NotManual { .. })
+        ));
+        assert_eq!(
+            plan_approval(&i, Some("done")).unwrap(),
+            ApprovePlan::AlreadyApproved {
+                step: "done".into(),
+                by: "bob".into()
+            }
+        );
+        let e = plan_approval(&i, Some("failed")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "step \"failed\" of incident \"inc\" is already Failed: there is nothing left to approve"
+        );
+    }
+
+    #[test]
+    fn approve_patch_tests_then_adds() {
+        let p = approve_patch(2, "scale", "alice");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {"op": "test", "path": "/spec/mitigations/2/name", "value": "scale"},
+                {"op": "add", "path": "/spec/mitigations/2/approvedBy", "value": "alice"},
+            ])
+        );
+        // applied locally: approves the right step, and refuses a moved one
+        let mut doc =
+            json!({"spec": {"mitigations": [{"name": "a"}, {"name": "b"}, {"name": "scale"}]}});
+        json_patch::patch(&mut doc, &p).unwrap();
+        assert_eq!(doc["spec"]["mitigations"][2]["approvedBy"], "alice");
+        let mut moved =
+            json!({"spec": {"mitigations": [{"name": "a"}, {"name": "scale"}, {"name": "b"}]}});
+        assert!(json_patch::patch(&mut moved, &p).is_err());
+        assert!(moved["spec"]["mitigations"][2].get("approvedBy").is_none());
+    }
+}

@@ -1,0 +1,295 @@
+//! The Incident controller: observes the target, runs the lifecycle core,
+//! writes status (server-side apply) and publishes Events on transitions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::Clock;
+use crate::api::{Incident, IncidentStatus, Runbook, TargetKind, FIELD_MANAGER};
+use crate::core::health::{deployment_health, pod_health};
+use crate::core::lifecycle::{
+    self, EventType, IncidentView, Observation, Policy, TargetHealth, Transition,
+};
+use crate::core::targets::SeverityTargets;
+use crate::metrics::Metrics;
+
+/// Errors of one reconcile. Each maps to a bounded `reason` label.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("incident has no namespace")]
+    NoNamespace,
+    #[error("failed to read {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to write the status of incident {name}: {source}")]
+    StatusWrite {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// The metric label for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::NoNamespace => "NoNamespace",
+            Error::Read { .. } => "Read",
+            Error::StatusWrite { .. } => "StatusWrite",
+        }
+    }
+}
+
+/// Shared state of the Incident controller.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub targets: SeverityTargets,
+    pub clock: Clock,
+    /// How often an open incident with a target is looked at even without a
+    /// change (target health of Pods, which are not watched).
+    pub resync: Duration,
+}
+
+/// Observe the target of an incident.
+async fn observe(client: &Client, ns: &str, inc: &Incident) -> Result<Observation, Error> {
+    let Some(target) = &inc.spec.target else {
+        return Ok(Observation::default());
+    };
+    let (health, impact) = match target.kind {
+        TargetKind::Deployment => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+            match api.get_opt(&target.name).await {
+                Ok(Some(d)) => deployment_health(&d),
+                Ok(None) => (TargetHealth::Missing, Default::default()),
+                Err(source) => {
+                    return Err(Error::Read {
+                        what: format!("deployment {ns}/{}", target.name),
+                        source,
+                    })
+                }
+            }
+        }
+        TargetKind::Pod => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            match api.get_opt(&target.name).await {
+                Ok(Some(p)) => pod_health(&p),
+                Ok(None) => (TargetHealth::Missing, Default::default()),
+                Err(source) => {
+                    return Err(Error::Read {
+                        what: format!("pod {ns}/{}", target.name),
+                        source,
+                    })
+                }
+            }
+        }
+    };
+    Ok(Observation {
+        target: health,
+        impact: Some(impact),
+        ..Default::default()
+    })
+}
+
+/// The policy of an incident: flag targets plus its Runbook's overrides.
+async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
+    let mut policy = Policy {
+        targets: ctx.targets.clone(),
+        monitoring_window: None,
+    };
+    if let Some(rb) = &inc.spec.runbook_ref {
+        let api: Api<Runbook> = Api::namespaced(ctx.client.clone(), ns);
+        match api.get_opt(&rb.name).await {
+            Ok(Some(runbook)) => {
+                policy.monitoring_window = runbook
+                    .spec
+                    .monitoring
+                    .as_ref()
+                    .and_then(|m| m.window.parse().ok());
+            }
+            Ok(None) => debug!(runbook = %rb.name, "runbook not found; using default policy"),
+            Err(e) => warn!(runbook = %rb.name, error = %e, "cannot read runbook; using default policy"),
+        }
+    }
+    policy
+}
+
+/// One reconcile of one Incident.
+pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciliations.inc();
+    let ns = inc.namespace().ok_or(Error::NoNamespace)?;
+    let name = inc.name_any();
+    let observation = observe(&ctx.client, &ns, &inc).await?;
+    let policy = policy(&ctx, &ns, &inc).await;
+    let now = (ctx.clock)();
+    let decision = lifecycle::reconcile(
+        IncidentView {
+            spec: &inc.spec,
+            generation: inc.metadata.generation,
+            created_at: inc.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            status: inc.status.as_ref(),
+        },
+        &observation,
+        &policy,
+        now,
+    );
+
+    let current = inc.status.clone().unwrap_or_default();
+    if decision.status != current {
+        write_status(&ctx.client, &ns, &name, &decision.status).await?;
+    }
+    // Events and metrics only after the status that records the transition
+    // is stored: a crash in between loses an Event, never duplicates one.
+    publish(&ctx, &inc, &decision.transitions).await;
+
+    let resolved = decision.status.resolved_at.is_some();
+    let requeue = match decision.requeue_after {
+        // One second late so the deadline has passed at whole-second precision.
+        Some(d) => Some(d + Duration::from_secs(1)),
+        None if !resolved && inc.spec.target.is_some() => Some(ctx.resync),
+        None => None,
+    };
+    Ok(match requeue {
+        Some(d) => Action::requeue(d.min(ctx.resync)),
+        None => Action::await_change(),
+    })
+}
+
+/// Server-side apply of the whole status, owned by `kube-incident`.
+pub async fn write_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &IncidentStatus,
+) -> Result<(), Error> {
+    let api: Api<Incident> = Api::namespaced(client.clone(), ns);
+    let patch = json!({
+        "apiVersion": Incident::api_version(&()),
+        "kind": Incident::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| Error::StatusWrite {
+            name: format!("{ns}/{name}"),
+            source,
+        })?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
+    let reference = inc.object_ref(&());
+    for t in transitions {
+        match t {
+            Transition::Opened { severity, source } => ctx.metrics.opened(*severity, *source),
+            Transition::Acknowledged { after, severity, .. } => {
+                ctx.metrics.acknowledged(*severity, *after)
+            }
+            Transition::Resolved { after, severity, .. } => ctx.metrics.resolved(*severity, *after),
+            _ => {}
+        }
+        let Some((type_, reason, note)) = t.event() else {
+            continue;
+        };
+        info!(incident = %inc.name_any(), namespace = ?inc.namespace(), reason, "{note}");
+        let event = Event {
+            type_: match type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(incident = %inc.name_any(), error = %e, "failed to publish event");
+        }
+    }
+}
+
+fn error_policy(_inc: Arc<Incident>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(error = %err, "reconcile failed");
+    ctx.metrics.reconcile_error(err.reason());
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Run the Incident controller on `incidents` (one namespace or all) until
+/// `shutdown` resolves. `on_ready` receives the Incident cache once it has
+/// synced.
+pub async fn run(
+    incidents: Api<Incident>,
+    deployments: Api<Deployment>,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    on_ready: impl FnOnce(Store<Incident>) + Send + 'static,
+) {
+    let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let mapper_store = store.clone();
+    let ready_store = store.clone();
+    tokio::spawn(async move {
+        // kube-runtime's store readiness is a oneshot that remembers only
+        // the last waker (the controller waits on it too), so re-poll it
+        // periodically instead of awaiting it once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(100), ready_store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    on_ready(ready_store);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "incident cache never became ready");
+                    break;
+                }
+                Err(_) => continue,
+            }
+        }
+    });
+    controller
+        .watches(
+            deployments,
+            watcher::Config::default().any_semantic(),
+            move |d: Deployment| {
+                let ns = d.namespace();
+                let name = d.name_any();
+                mapper_store
+                    .state()
+                    .into_iter()
+                    .filter(|i| {
+                        i.namespace() == ns
+                            && i.status.as_ref().is_none_or(|s| s.resolved_at.is_none())
+                            && i.spec.target.as_ref().is_some_and(|t| {
+                                t.kind == TargetKind::Deployment && t.name == name
+                            })
+                    })
+                    .map(|i| ObjectRef::from_obj(&*i))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(incident = %obj.name, "reconciled"),
+                Err(e) => debug!(error = %e, "controller error"),
+            }
+        })
+        .await;
+}

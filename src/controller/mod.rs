@@ -1,0 +1,17 @@
+//! Kubernetes I/O: reconcilers gather state, call the pure core, write the
+//! result with server-side apply (field manager `kube-incident`) and publish
+//! Events.
+
+pub mod incident;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+/// The clock, injected so tests can control time.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Timestamp::now)
+}

@@ -1,0 +1,221 @@
+//! `kube-incident run`: configuration, start-up checks, and the set of
+//! controllers and servers that make up the operator.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::{join_all, BoxFuture, FutureExt, Shared};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+use tracing::{error, info};
+
+use crate::api::{Incident, GROUP, VERSION};
+use crate::controller::{self, incident, Clock};
+use crate::core::targets::{SeverityTargets, TargetKind, TargetOverrideError};
+use crate::http::{self, HttpState};
+use crate::metrics::Metrics;
+
+/// Flags of `kube-incident run` (each also readable from an environment variable).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Namespaces to watch, comma-separated; empty = all namespaces.
+    #[arg(long, env = "KUBE_INCIDENT_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "KUBE_INCIDENT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Plan and record, never change a workload (global dry-run).
+    #[arg(long, env = "KUBE_INCIDENT_DRY_RUN")]
+    pub dry_run: bool,
+    /// Override response (acknowledge) targets, e.g. SEV1=10m (repeatable or comma-separated).
+    #[arg(long = "response-target", env = "KUBE_INCIDENT_RESPONSE_TARGETS", value_delimiter = ',')]
+    pub response_targets: Vec<String>,
+    /// Override resolution targets, e.g. SEV2=8h.
+    #[arg(long = "resolution-target", env = "KUBE_INCIDENT_RESOLUTION_TARGETS", value_delimiter = ',')]
+    pub resolution_targets: Vec<String>,
+    /// Override default monitoring windows, e.g. SEV3=5m.
+    #[arg(long = "monitoring-window", env = "KUBE_INCIDENT_MONITORING_WINDOWS", value_delimiter = ',')]
+    pub monitoring_windows: Vec<String>,
+    /// Name of this operator instance (the pod name), reported on Events.
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+impl RunArgs {
+    /// The severity targets after flag overrides.
+    pub fn severity_targets(&self) -> Result<SeverityTargets, TargetOverrideError> {
+        let mut t = SeverityTargets::default();
+        t.apply_overrides(TargetKind::Response, &self.response_targets)?;
+        t.apply_overrides(TargetKind::Resolution, &self.resolution_targets)?;
+        t.apply_overrides(TargetKind::MonitoringWindow, &self.monitoring_windows)?;
+        Ok(t)
+    }
+}
+
+/// Why the operator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("the kube-incident CRDs are not installed on this cluster ({GROUP}/{VERSION} is not served): install them with `kubectl apply -f crds/` or `kube-incident crds | kubectl apply -f -`")]
+    CrdsMissing,
+    #[error("cannot reach the Kubernetes API server: {0}")]
+    Discovery(#[source] kube::Error),
+    #[error(transparent)]
+    Targets(#[from] TargetOverrideError),
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+}
+
+/// Check that the API server serves our kinds (via discovery, which every
+/// authenticated user may read).
+pub async fn check_crds(client: &Client) -> Result<(), OperatorError> {
+    match client
+        .list_api_group_resources(&format!("{GROUP}/{VERSION}"))
+        .await
+    {
+        Ok(list) => {
+            let has = |n: &str| list.resources.iter().any(|r| r.name == n);
+            if has("incidents") && has("runbooks") {
+                Ok(())
+            } else {
+                Err(OperatorError::CrdsMissing)
+            }
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(OperatorError::CrdsMissing),
+        Err(e) => Err(OperatorError::Discovery(e)),
+    }
+}
+
+/// A running operator's handles, for tests and the demo.
+#[derive(Clone)]
+pub struct OperatorHandle {
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    pub metrics_addr: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
+
+/// Run the operator until `shutdown` resolves: one Incident controller per
+/// watched namespace (or one for all), and the HTTP endpoints.
+pub async fn run(
+    client: Client,
+    args: RunArgs,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    handle: Option<OperatorHandle>,
+) -> Result<(), OperatorError> {
+    check_crds(&client).await?;
+    let targets = args.severity_targets()?;
+    let handle = handle.unwrap_or_else(|| OperatorHandle {
+        metrics: Arc::new(Metrics::new()),
+        ready: Arc::new(AtomicBool::new(false)),
+        metrics_addr: Arc::new(Mutex::new(None)),
+    });
+    let metrics = handle.metrics.clone();
+    let shutdown: ShutdownSignal = shutdown.boxed().shared();
+    let reporter = Reporter {
+        controller: "kube-incident".into(),
+        instance: args.instance.clone(),
+    };
+    let ctx = Arc::new(incident::Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        targets,
+        clock,
+        resync: Duration::from_secs(60),
+    });
+
+    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    let stores: Arc<Mutex<Vec<Store<Incident>>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for scope in &scopes {
+        let (incidents, deployments): (Api<Incident>, Api<Deployment>) = match scope {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let stores = stores.clone();
+        let ready = handle.ready.clone();
+        let expected = scopes.len();
+        let on_ready = move |store: Store<Incident>| {
+            let mut s = stores.lock().unwrap_or_else(PoisonError::into_inner);
+            s.push(store);
+            tracing::debug!(synced = s.len(), expected, "incident cache synced");
+            if s.len() == expected {
+                info!("caches synced; ready");
+                ready.store(true, Ordering::SeqCst);
+            }
+        };
+        tasks.push(
+            incident::run(incidents, deployments, ctx.clone(), shutdown.clone(), on_ready).boxed(),
+        );
+    }
+
+    let refresh_stores = stores.clone();
+    let refresh_metrics = metrics.clone();
+    let state = HttpState {
+        metrics: metrics.clone(),
+        ready: handle.ready.clone(),
+        refresh: Arc::new(move || {
+            let stores = refresh_stores.lock().unwrap_or_else(PoisonError::into_inner);
+            let counts: Vec<_> = stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter(|i| i.status.as_ref().is_some_and(|s| s.resolved_at.is_none()))
+                .filter_map(|i| i.status.as_ref().and_then(|s| s.severity))
+                .map(|s| (s, 1))
+                .collect();
+            refresh_metrics.set_open(&counts);
+        }),
+    };
+    let addr_slot = handle.metrics_addr.clone();
+    let server = http::serve(args.metrics_addr, state, shutdown.clone(), move |a| {
+        *addr_slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(a);
+    });
+    info!(namespaces = ?args.namespaces, dry_run = args.dry_run, "kube-incident operator starting");
+    let (server_result, _) = tokio::join!(server, join_all(tasks));
+    if let Err(e) = &server_result {
+        error!(error = %e, "HTTP server failed");
+    }
+    info!("kube-incident operator stopped");
+    server_result.map_err(OperatorError::from)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The controller module's clock, re-exported for the binary.
+pub fn system_clock() -> Clock {
+    controller::system_clock()
+}

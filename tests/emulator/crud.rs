@@ -1,0 +1,220 @@
+//! Create/get/update semantics: resourceVersion, optimistic concurrency,
+//! generation, status isolation, server-set metadata, errors.
+
+use crate::harness::env;
+use crate::util::{api_err, cm, deployment, pod};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn rv<K: kube::Resource>(k: &K) -> u64 {
+    k.meta().resource_version.as_deref().unwrap_or("0").parse().expect("numeric rv")
+}
+
+#[tokio::test]
+async fn resource_version_is_monotonic_across_kinds() {
+    let e = env("rv_monotonic").await;
+    let cms: Api<ConfigMap> = e.api();
+    let pods: Api<Pod> = e.api();
+    let a = cms.create(&PostParams::default(), &cm("a", &[])).await.expect("cm");
+    let p = pods.create(&PostParams::default(), &pod("p", &[])).await.expect("pod");
+    let b = cms.create(&PostParams::default(), &cm("b", &[])).await.expect("cm");
+    assert!(rv(&a) < rv(&p) && rv(&p) < rv(&b), "{} {} {}", rv(&a), rv(&p), rv(&b));
+    let list = cms.list(&Default::default()).await.expect("list");
+    let list_rv: u64 = list.metadata.resource_version.as_deref().unwrap_or("0").parse().expect("rv");
+    assert!(list_rv >= rv(&b));
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn create_existing_is_already_exists_and_stale_update_is_conflict() {
+    let e = env("conflicts").await;
+    let deps: Api<Deployment> = e.api();
+    let d = deps.create(&PostParams::default(), &deployment("x", 1)).await.expect("create");
+    let err = api_err(deps.create(&PostParams::default(), &deployment("x", 1)).await);
+    assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(err.message, "deployments.apps \"x\" already exists");
+    let mut fresh = d.clone();
+    fresh.spec.as_mut().expect("spec").replicas = Some(2);
+    let updated = deps.replace("x", &PostParams::default(), &fresh).await.expect("update");
+    assert!(rv(&updated) > rv(&d));
+    let mut stale = d.clone();
+    stale.spec.as_mut().expect("spec").replicas = Some(3);
+    let err = api_err(deps.replace("x", &PostParams::default(), &stale).await);
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        err.message,
+        "Operation cannot be fulfilled on deployments.apps \"x\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn not_found_message_and_details() {
+    let e = env("not_found").await;
+    let deps: Api<Deployment> = e.api();
+    let err = api_err(deps.get("nope").await);
+    assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
+    assert_eq!(err.message, "deployments.apps \"nope\" not found");
+    let details = err.details.expect("details");
+    assert_eq!((details.name.as_str(), details.group.as_str(), details.kind.as_str()), ("nope", "apps", "deployments"));
+    let pods: Api<Pod> = e.api();
+    assert_eq!(api_err(pods.get("nope").await).message, "pods \"nope\" not found");
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn missing_namespace_is_not_found_and_default_namespaces_exist() {
+    let e = env("missing_ns").await;
+    let cms: Api<ConfigMap> = Api::namespaced(e.client.clone(), "does-not-exist-x1");
+    let err = api_err(cms.create(&PostParams::default(), &cm("a", &[])).await);
+    assert_eq!(err.code, 404);
+    assert_eq!(err.message, "namespaces \"does-not-exist-x1\" not found");
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(e.client.clone());
+    for ns in ["default", "kube-system", "kube-public"] {
+        let n = nss.get(ns).await.expect("namespace exists");
+        assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    }
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn generation_bumps_on_spec_changes_only() {
+    let e = env("generation").await;
+    let deps: Api<Deployment> = e.api();
+    let d = deps.create(&PostParams::default(), &deployment("g", 1)).await.expect("create");
+    assert_eq!(d.metadata.generation, Some(1));
+    let pp = PatchParams::default();
+    let d = deps.patch("g", &pp, &Patch::Merge(json!({"metadata": {"labels": {"extra": "1"}, "annotations": {"a": "b"}}}))).await.expect("meta patch");
+    assert_eq!(d.metadata.generation, Some(1));
+    let d = deps.patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.expect("spec patch");
+    assert_eq!(d.metadata.generation, Some(2));
+    let d = deps.patch_status("g", &pp, &Patch::Merge(json!({"status": {"replicas": 4, "observedGeneration": 2}}))).await.expect("status");
+    assert_eq!(d.metadata.generation, Some(2));
+    // A no-op patch changes neither generation nor resourceVersion.
+    let before = rv(&d);
+    let d = deps.patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.expect("noop");
+    assert_eq!((d.metadata.generation, rv(&d)), (Some(2), before));
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn status_subresource_isolates_status_and_spec() {
+    let e = env("status_isolation").await;
+    let deps: Api<Deployment> = e.api();
+    deps.create(&PostParams::default(), &deployment("s", 1)).await.expect("create");
+    let pp = PatchParams::default();
+    // Main resource ignores status.
+    let d = deps
+        .patch("s", &pp, &Patch::Merge(json!({"spec": {"replicas": 2}, "status": {"replicas": 9}})))
+        .await
+        .expect("patch");
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    assert_eq!(d.status.as_ref().and_then(|s| s.replicas), None);
+    // Status ignores spec and metadata.
+    let d = deps
+        .patch_status("s", &pp, &Patch::Merge(json!({"spec": {"replicas": 7}, "metadata": {"labels": {"z": "1"}}, "status": {"replicas": 5}})))
+        .await
+        .expect("status patch");
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    assert_eq!(d.status.as_ref().and_then(|s| s.replicas), Some(5));
+    assert!(d.metadata.labels.as_ref().is_none_or(|l| !l.contains_key("z")));
+    // PUT of the main resource with a different status keeps the stored status.
+    let mut put = deps.get("s").await.expect("get");
+    put.status.as_mut().expect("status").replicas = Some(1);
+    let d = deps.replace("s", &PostParams::default(), &put).await.expect("put");
+    assert_eq!(d.status.and_then(|s| s.replicas), Some(5));
+    // Pods created with a status start Pending.
+    let pods: Api<Pod> = e.api();
+    let mut p = pod("p", &[]);
+    p.status = Some(serde_json::from_value(json!({"phase": "Running"})).expect("status"));
+    let p = pods.create(&PostParams::default(), &p).await.expect("pod");
+    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn server_sets_uid_and_creation_timestamp_immutably() {
+    let e = env("immutable_meta").await;
+    let cms: Api<ConfigMap> = e.api();
+    let mut c = cm("m", &[("a", "1")]);
+    c.metadata.uid = Some("client-chosen".into());
+    let created = cms.create(&PostParams::default(), &c).await.expect("create");
+    let uid = created.metadata.uid.clone().expect("uid");
+    assert_ne!(uid, "client-chosen");
+    assert!(created.metadata.creation_timestamp.is_some());
+    let mut changed = created.clone();
+    changed.metadata.uid = Some("other".into());
+    changed.metadata.creation_timestamp = None;
+    changed.data = Some([("a".to_string(), "2".to_string())].into());
+    let updated = cms.replace("m", &PostParams::default(), &changed).await.expect("update");
+    assert_eq!(updated.metadata.uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(updated.metadata.creation_timestamp, created.metadata.creation_timestamp);
+    assert_eq!(updated.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("2"));
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn generate_name_and_name_validation() {
+    let e = env("generate_name").await;
+    let cms: Api<ConfigMap> = e.api();
+    let mut c = cm("", &[]);
+    c.metadata.name = None;
+    c.metadata.generate_name = Some("gen-".into());
+    let a = cms.create(&PostParams::default(), &c).await.expect("a");
+    let b = cms.create(&PostParams::default(), &c).await.expect("b");
+    let (an, bn) = (a.metadata.name.expect("name"), b.metadata.name.expect("name"));
+    assert!(an.starts_with("gen-") && an.len() == 9, "{an}");
+    assert_ne!(an, bn);
+    let err = api_err(cms.create(&PostParams::default(), &cm("Bad_Name", &[])).await);
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    let causes = err.details.expect("details").causes;
+    assert_eq!(causes[0].field, "metadata.name");
+    c.metadata.generate_name = None;
+    let err = api_err(cms.create(&PostParams::default(), &c).await);
+    assert_eq!(err.code, 422);
+    // Required fields of built-in kinds.
+    let pods: Api<Pod> = e.api();
+    let bad: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": []}})).expect("pod");
+    let err = api_err(pods.create(&PostParams::default(), &bad).await);
+    assert_eq!(err.code, 422);
+    assert!(err.message.starts_with("Pod \"p\" is invalid: spec.containers: Required value"), "{}", err.message);
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn dry_run_stores_nothing() {
+    let e = env("dry_run").await;
+    let cms: Api<ConfigMap> = e.api();
+    let pp = PostParams { dry_run: true, ..Default::default() };
+    let out = cms.create(&pp, &cm("d", &[("a", "1")])).await.expect("dry create");
+    assert_eq!(out.metadata.name.as_deref(), Some("d"));
+    assert_eq!(api_err(cms.get("d").await).code, 404);
+    cms.create(&PostParams::default(), &cm("d", &[("a", "1")])).await.expect("create");
+    let patched = cms
+        .patch("d", &PatchParams { dry_run: true, ..Default::default() }, &Patch::Merge(json!({"data": {"a": "2"}})))
+        .await
+        .expect("dry patch");
+    assert_eq!(patched.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("2"));
+    let stored = cms.get("d").await.expect("get");
+    assert_eq!(stored.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("1"));
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn defaults_are_applied_to_builtins() {
+    let e = env("defaults").await;
+    let deps: Api<Deployment> = e.api();
+    let mut d = deployment("dflt", 1);
+    d.spec.as_mut().expect("spec").replicas = None;
+    let d = deps.create(&PostParams::default(), &d).await.expect("create");
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.revision_history_limit, Some(10));
+    assert_eq!(spec.strategy.and_then(|s| s.type_).as_deref(), Some("RollingUpdate"));
+    let ps = spec.template.spec.expect("pod spec");
+    assert_eq!(ps.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(ps.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+    e.finish().await;
+}

@@ -1,0 +1,16 @@
+//! Manual exploration: `cargo test --test emulator explore -- --ignored`
+//! keeps an emulator running for 10 minutes with a kubeconfig at
+//! `/tmp/kube-incident-emulator.kubeconfig`.
+
+use crate::harness::emu_config;
+use kube_incident::emulator::Emulator;
+
+#[tokio::test]
+#[ignore]
+async fn explore_serve() {
+    let emu = Emulator::start(emu_config()).await.expect("start");
+    emu.write_kubeconfig(std::path::Path::new("/tmp/kube-incident-emulator.kubeconfig")).expect("write");
+    eprintln!("emulator at {}", emu.url());
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    emu.shutdown().await;
+}

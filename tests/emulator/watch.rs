@@ -1,0 +1,211 @@
+//! Watch semantics: resume from a resourceVersion, bookmarks, timeouts,
+//! initial events, streaming lists, and 410 Expired.
+
+use crate::harness::{emu_config, env, env_with};
+use crate::util::cm;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
+use kube_incident::emulator::EmulatorConfig;
+use serde_json::json;
+use std::time::Duration;
+
+fn name_of(ev: &WatchEvent<ConfigMap>) -> String {
+    match ev {
+        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o.metadata.name.clone().unwrap_or_default(),
+        WatchEvent::Bookmark(_) => "<bookmark>".into(),
+        WatchEvent::Error(e) => format!("<error {}>", e.code),
+    }
+}
+
+async fn next_event<S>(s: &mut S) -> WatchEvent<ConfigMap>
+where
+    S: futures::Stream<Item = Result<WatchEvent<ConfigMap>, kube::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("event within 5s")
+        .expect("stream open")
+        .expect("event ok")
+}
+
+#[tokio::test]
+async fn watch_resumes_from_resource_version() {
+    let e = env("watch_resume").await;
+    let cms: Api<ConfigMap> = e.api();
+    let a = cms.create(&PostParams::default(), &cm("a", &[])).await.expect("a");
+    let rv = a.metadata.resource_version.clone().expect("rv");
+    cms.create(&PostParams::default(), &cm("b", &[])).await.expect("b");
+    cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "v"}}))).await.expect("patch");
+    cms.delete("b", &Default::default()).await.expect("delete");
+    let mut s = cms.watch(&WatchParams::default().timeout(10), &rv).await.expect("watch").boxed();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ev = next_event(&mut s).await;
+        let t = match &ev {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            _ => "OTHER",
+        };
+        seen.push(format!("{t} {}", name_of(&ev)));
+    }
+    assert_eq!(seen, vec!["ADDED b", "MODIFIED a", "DELETED b"]);
+    // Live events follow.
+    cms.create(&PostParams::default(), &cm("c", &[])).await.expect("c");
+    assert_eq!(name_of(&next_event(&mut s).await), "c");
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn watch_without_resource_version_starts_with_synthetic_added() {
+    let e = env("watch_initial").await;
+    let cms: Api<ConfigMap> = e.api();
+    cms.create(&PostParams::default(), &cm("x", &[])).await.expect("x");
+    let mut s = cms.watch(&WatchParams::default().timeout(10), "0").await.expect("watch").boxed();
+    let mut names = vec![name_of(&next_event(&mut s).await), name_of(&next_event(&mut s).await)];
+    names.sort();
+    assert_eq!(names, vec!["kube-root-ca.crt", "x"]);
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn watch_label_selector_transitions() {
+    let e = env("watch_selector").await;
+    let cms: Api<ConfigMap> = e.api();
+    let list = cms.list(&ListParams::default()).await.expect("list");
+    let rv = list.metadata.resource_version.expect("rv");
+    let mut s = cms.watch(&WatchParams::default().labels("sel=yes").timeout(10), &rv).await.expect("watch").boxed();
+    cms.create(&PostParams::default(), &cm("n", &[])).await.expect("n");
+    cms.patch("n", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}}))).await.expect("label");
+    cms.patch("n", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}}))).await.expect("unlabel");
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Added(_)));
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Deleted(_)));
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn bookmarks_and_timeout() {
+    let e = env("bookmarks").await;
+    let cms: Api<ConfigMap> = e.api();
+    let rv = cms.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(2).disable_bookmarks(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    // No events and no bookmarks: the server ends the stream after timeoutSeconds.
+    let start = std::time::Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(8), s.next()).await.expect("stream ends");
+    assert!(end.is_none(), "{end:?}");
+    assert!(start.elapsed() >= Duration::from_millis(1500));
+    if e.emu.is_some() {
+        // Bookmark interval is shortened in the test configuration.
+        let mut s = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch").boxed();
+        match next_event(&mut s).await {
+            WatchEvent::Bookmark(b) => {
+                let brv: u64 = b.metadata.resource_version.parse().expect("rv");
+                assert!(brv >= rv.parse::<u64>().expect("rv"));
+            }
+            other => panic!("expected a bookmark, got {other:?}"),
+        }
+    }
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn streaming_list_initial_events_end_bookmark() {
+    let e = env("streaming_list").await;
+    let cms: Api<ConfigMap> = e.api();
+    cms.create(&PostParams::default(), &cm("s1", &[])).await.expect("s1");
+    let wp = WatchParams::default().initial_events().timeout(10);
+    let wp = WatchParams { bookmarks: true, ..wp };
+    let mut s = cms.watch(&wp, "").await.expect("watch").boxed();
+    let mut added = Vec::new();
+    loop {
+        match next_event(&mut s).await {
+            WatchEvent::Added(o) => added.push(o.metadata.name.unwrap_or_default()),
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    added.sort();
+    assert_eq!(added, vec!["kube-root-ca.crt", "s1"]);
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn too_old_resource_version_is_410_error_event() {
+    let cfg = EmulatorConfig { watch_history: 5, ..emu_config() };
+    let e = env_with("watch_410", cfg).await;
+    let Some(_emu) = e.emulator("too_old_resource_version_is_410_error_event") else { return e.finish().await };
+    let cms: Api<ConfigMap> = e.api();
+    let first = cms.create(&PostParams::default(), &cm("old", &[])).await.expect("old");
+    let rv = first.metadata.resource_version.clone().expect("rv");
+    for i in 0..10 {
+        cms.create(&PostParams::default(), &cm(&format!("n{i}"), &[])).await.expect("cm");
+    }
+    let mut s = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("HTTP 200").boxed();
+    match next_event(&mut s).await {
+        WatchEvent::Error(st) => {
+            assert_eq!((st.code, st.reason.as_str()), (410, "Expired"));
+            assert!(st.message.starts_with(&format!("too old resource version: {rv} (")), "{}", st.message);
+        }
+        other => panic!("expected ERROR 410, got {other:?}"),
+    }
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn watcher_relists_after_forced_410() {
+    let e = env("watcher_410").await;
+    let Some(emu) = e.emulator("watcher_relists_after_forced_410") else { return e.finish().await };
+    let cms: Api<ConfigMap> = e.api();
+    let stream = watcher(cms.clone(), watcher::Config::default().timeout(30));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut s = stream.boxed();
+        while let Ok(Some(ev)) = s.try_next().await {
+            let tag = match ev {
+                watcher::Event::Init => "init".to_string(),
+                watcher::Event::InitApply(o) => format!("initapply {}", o.metadata.name.unwrap_or_default()),
+                watcher::Event::InitDone => "initdone".to_string(),
+                watcher::Event::Apply(o) => format!("apply {}", o.metadata.name.unwrap_or_default()),
+                watcher::Event::Delete(o) => format!("delete {}", o.metadata.name.unwrap_or_default()),
+            };
+            if tx.send(tag).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &'static str| {
+        let rx = &mut rx;
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while let Some(t) = rx.recv().await {
+                    if t == want {
+                        return;
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {want}"))
+        }
+    };
+    wait_for("initdone").await;
+    cms.create(&PostParams::default(), &cm("one", &[])).await.expect("one");
+    wait_for("apply one").await;
+    // Compact history and cut the connection: the resume gets 410, the
+    // watcher relists and sees objects created meanwhile.
+    emu.faults().force_watch_expiry(Some("configmaps"));
+    cms.create(&PostParams::default(), &cm("two", &[])).await.expect("two");
+    wait_for("init").await;
+    wait_for("initapply two").await;
+    wait_for("initdone").await;
+    task.abort();
+    e.finish().await;
+}
