@@ -15,7 +15,9 @@ use kube_incident::api::{
     Approval, Incident, IncidentSource, IncidentSpec, MitigationAction, MitigationStep, Runbook,
     Severity, TargetKind,
 };
-use kube_incident::cli::commands::approve_patch;
+use kube_incident::cli::commands::{
+    approve_patch, write_acknowledgement, write_approval, write_resolution,
+};
 use kube_incident::cli::identity::{server_identity, ServerIdentity};
 use kube_incident::cli::{run, Cli, CliError, Session};
 use kube_incident::emulator::{Emulator, EmulatorConfig};
@@ -721,4 +723,124 @@ async fn binary_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
 
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A write based on a stale read is refused by the server and reported as a
+/// conflict; nothing is overwritten.
+#[tokio::test]
+async fn stale_writes_are_conflicts() {
+    let (_emu, client) = setup().await;
+    create_with_plan(&client, "chk").await;
+    let global = kube_incident::cli::GlobalArgs {
+        namespace: Some(NS.into()),
+        ..Default::default()
+    };
+    let session = Session::new(client.clone(), &global);
+    let api = incidents(&client);
+    let stale = api.get("chk").await.unwrap();
+
+    // someone acknowledges (and thereby changes the resourceVersion) first
+    cli(&client, &["-n", NS, "ack", "chk", "--as", "alice"])
+        .await
+        .unwrap();
+    let e = write_acknowledgement(&session, &stale, "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "incident \"chk\" changed while acknowledging it; nothing was written, run the command again"
+    );
+    let e = write_resolution(&session, &stale, "bob", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CliError::Conflict { .. }), "{e:?}");
+    let now = api.get("chk").await.unwrap();
+    assert_eq!(now.spec.acknowledged_by.as_deref(), Some("alice"));
+    assert!(now.spec.resolution.is_none());
+
+    // the plan is reordered after "more-capacity" was read at position 1
+    let reordered = json!({"spec": {"mitigations": [
+        now.spec.mitigations[1].clone(),
+        now.spec.mitigations[0].clone(),
+        now.spec.mitigations[2].clone(),
+    ]}});
+    api.patch("chk", &PatchParams::default(), &Patch::Merge(&reordered))
+        .await
+        .unwrap();
+    let e = write_approval(&session, "chk", 1, "more-capacity", "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "incident \"chk\" changed while approving step \"more-capacity\"; nothing was written, run the command again"
+    );
+    let after = api.get("chk").await.unwrap();
+    assert!(after
+        .spec
+        .mitigations
+        .iter()
+        .all(|m| m.approved_by.is_none()));
+    // at its new position the same write goes through
+    write_approval(&session, "chk", 0, "more-capacity", "bob")
+        .await
+        .unwrap();
+    let after = api.get("chk").await.unwrap();
+    assert_eq!(after.spec.mitigations[0].name, "more-capacity");
+    assert_eq!(
+        after.spec.mitigations[0].approved_by.as_deref(),
+        Some("bob")
+    );
+}
+
+/// `list --open` hides Resolved incidents; an incident the operator resolved
+/// by itself is "already resolved" for `resolve`, and `approve` refuses it.
+#[tokio::test]
+async fn resolved_incidents() {
+    let (_emu, client) = setup().await;
+    create_with_plan(&client, "chk").await;
+    cli(
+        &client,
+        &[
+            "-n", NS, "declare", "-s", "SEV4", "--name", "open-one", "minor",
+        ],
+    )
+    .await
+    .unwrap();
+    incidents(&client)
+        .patch_status(
+            "chk",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "phase": "Resolved",
+                "resolvedAt": "2026-01-01T11:00:00Z",
+            }})),
+        )
+        .await
+        .unwrap();
+    let all = cli(&client, &["-n", NS, "list"]).await.unwrap();
+    assert!(all.contains("\nchk "), "{all}");
+    let open = cli(&client, &["-n", NS, "list", "--open"]).await.unwrap();
+    assert!(!open.contains("chk"), "{open}");
+    assert!(open.contains("\nopen-one "), "{open}");
+
+    let out = cli(
+        &client,
+        &["-n", NS, "resolve", "chk", "--summary", "x", "--as", "a"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        "incident.kubeincident.io/chk already resolved at 2026-01-01T11:00:00Z; nothing changed\n"
+    );
+    let e = cli(&client, &["-n", NS, "approve", "chk", "--as", "a"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "incident \"chk\" is resolved: its steps will not run any more"
+    );
+    let inc = incidents(&client).get("chk").await.unwrap();
+    assert!(inc.spec.resolution.is_none());
+    assert!(inc.spec.mitigations.iter().all(|m| m.approved_by.is_none()));
 }

@@ -389,6 +389,8 @@ async fn rolling_update_respects_surge_and_undo_reuses_old_revision() {
             && cond(&d, "Progressing").and_then(|c| c.reason.as_deref())
                 == Some("NewReplicaSetAvailable")
             && d.status.as_ref().and_then(|s| s.replicas) == Some(4)
+            && d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+            && ann(&d.metadata, "deployment.kubernetes.io/revision") == Some("2")
         {
             break;
         }
@@ -443,15 +445,12 @@ async fn rolling_update_respects_surge_and_undo_reuses_old_revision() {
         .patch("web", &PatchParams::default(), &Patch::<()>::Json(undo))
         .await
         .expect("undo");
-    let d = complete(&env, "web", 4, 40).await;
-    let d =
-        wait_for("revision 3", 10, || {
-            let d = d.clone();
-            async move {
-                (ann(&d.metadata, "deployment.kubernetes.io/revision") == Some("3")).then_some(d)
-            }
-        })
-        .await;
+    complete(&env, "web", 4, 40).await;
+    let d = wait_for("revision 3", 10, || async {
+        let d = env.deploys().get("web").await.ok()?;
+        (ann(&d.metadata, "deployment.kubernetes.io/revision") == Some("3")).then_some(d)
+    })
+    .await;
     assert!(d.status.is_some());
     let rss = rs_by_revision(&env).await;
     assert_eq!(rss.len(), 2, "the old replica set is re-used, no new one");
@@ -911,5 +910,62 @@ async fn recreate_strategy_scales_old_down_first_and_history_limit_cleans_up() {
         (rss.iter().map(|r| r.0.as_str()).collect::<Vec<_>>() == vec!["2", "3"]).then_some(())
     })
     .await;
+    env.stop().await;
+}
+
+/// Scale smoke test (ignored by default): `SIM_SCALE_PODS=5000 cargo test --test simulation scale -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn scale_many_pods_become_available() {
+    let n: i32 = std::env::var("SIM_SCALE_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let env = Env::start("sim-scale", 50.0).await;
+    let started = std::time::Instant::now();
+    let mut d = deployment("big", n, "nginx:1.25", "healthy", json!({}));
+    if let Some(c) = d
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .map(|s| &mut s.containers[0])
+    {
+        c.readiness_probe = None;
+    }
+    env.deploys()
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    if std::env::var("SIM_SCALE_TRACE").is_ok() {
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let t = std::time::Instant::now();
+            let pods = env
+                .pods()
+                .list(&ListParams::default())
+                .await
+                .expect("pods")
+                .items;
+            let bound = pods
+                .iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .count();
+            let running = pods
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            eprintln!(
+                "{:?}: {} pods, {bound} bound, {running} running (list took {:?})",
+                started.elapsed(),
+                pods.len(),
+                t.elapsed()
+            );
+            if running == n as usize {
+                break;
+            }
+        }
+    }
+    complete(&env, "big", n, 600).await;
+    eprintln!("{n} pods available after {:?}", started.elapsed());
     env.stop().await;
 }

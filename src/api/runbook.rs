@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::common::{GoDuration, MitigationStep, Ratio, SecretKeyReference, Severity};
 
 /// Built-in kinds of trouble.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum TriggerType {
     CrashLoopBackOff,
     ImagePullBackOff,

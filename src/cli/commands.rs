@@ -250,18 +250,30 @@ pub async fn ack(args: &NameArgs, session: &Session) -> Result<String, CliError>
         ));
     }
     let who = resolve_identity(session).await?;
-    guarded_merge_patch(
-        session,
-        &inc,
-        &args.name,
-        json!({ "acknowledgedBy": who.name }),
-        "acknowledging it",
-    )
-    .await?;
+    write_acknowledgement(session, &inc, &who.name).await?;
     Ok(format!(
         "incident.{GROUP}/{} acknowledged by {}\n",
         args.name, who.name
     ))
+}
+
+/// Set `spec.acknowledgedBy = who` on the Incident as it was `read`: the
+/// merge patch carries the read `resourceVersion`, so a change made since
+/// is a [`CliError::Conflict`], never overwritten.
+pub async fn write_acknowledgement(
+    session: &Session,
+    read: &Incident,
+    who: &str,
+) -> Result<(), CliError> {
+    let name = read.metadata.name.clone().unwrap_or_default();
+    guarded_merge_patch(
+        session,
+        read,
+        &name,
+        json!({ "acknowledgedBy": who }),
+        "acknowledging it",
+    )
+    .await
 }
 
 /// `resolve`: set `spec.resolution {by, summary}`.
@@ -290,18 +302,30 @@ pub async fn resolve(args: &ResolveArgs, session: &Session) -> Result<String, Cl
         ));
     }
     let who = resolve_identity(session).await?;
-    guarded_merge_patch(
-        session,
-        &inc,
-        &args.name,
-        json!({ "resolution": { "by": who.name, "summary": summary } }),
-        "resolving it",
-    )
-    .await?;
+    write_resolution(session, &inc, &who.name, summary).await?;
     Ok(format!(
         "incident.{GROUP}/{} resolved by {}\n",
         args.name, who.name
     ))
+}
+
+/// Set `spec.resolution {by: who, summary}` on the Incident as it was
+/// `read` (guarded by its `resourceVersion`, like [`write_acknowledgement`]).
+pub async fn write_resolution(
+    session: &Session,
+    read: &Incident,
+    who: &str,
+    summary: &str,
+) -> Result<(), CliError> {
+    let name = read.metadata.name.clone().unwrap_or_default();
+    guarded_merge_patch(
+        session,
+        read,
+        &name,
+        json!({ "resolution": { "by": who, "summary": summary } }),
+        "resolving it",
+    )
+    .await
 }
 
 /// What `approve` decided to do with an Incident (pure).
@@ -441,26 +465,41 @@ pub async fn approve(args: &ApproveArgs, session: &Session) -> Result<String, Cl
         ApprovePlan::Approve { index, step } => (index, step),
     };
     let who = resolve_identity(session).await?;
-    let patch = approve_patch(index, &step, &who.name);
+    write_approval(session, &args.name, index, &step, &who.name).await?;
+    Ok(format!(
+        "step {step:?} of incident.{GROUP}/{} approved by {}\n",
+        args.name, who.name
+    ))
+}
+
+/// Approve step `step`, read at position `index` of `spec.mitigations`, with
+/// [`approve_patch`]. If the list changed so that `index` no longer holds
+/// `step`, the server refuses the `test` (422) and this is a
+/// [`CliError::Conflict`].
+pub async fn write_approval(
+    session: &Session,
+    name: &str,
+    index: usize,
+    step: &str,
+    who: &str,
+) -> Result<(), CliError> {
+    let patch = approve_patch(index, step, who);
     if patch.0.len() != 2 {
         return Err(CliError::Encode("cannot build the approval patch".into()));
     }
     match incidents(session)
-        .patch(&args.name, &patch_params(), &Patch::<()>::Json(patch))
+        .patch(name, &patch_params(), &Patch::<()>::Json(patch))
         .await
     {
-        Ok(_) => Ok(format!(
-            "step {step:?} of incident.{GROUP}/{} approved by {}\n",
-            args.name, who.name
-        )),
-        // the `test` failed: the list was edited since it was read
+        Ok(_) => Ok(()),
+        // the `test` failed (or the path vanished): the list was edited since it was read
         Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
             Err(CliError::Conflict {
-                name: args.name.clone(),
+                name: name.to_string(),
                 action: format!("approving step {step:?}"),
             })
         }
-        Err(e) => Err(incident_error(e, session, Some(&args.name)).await),
+        Err(e) => Err(incident_error(e, session, Some(name)).await),
     }
 }
 

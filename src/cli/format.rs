@@ -909,10 +909,10 @@ Resolution deadline: 2026-11-22T12:00:00Z (in 108m)
 Mitigated:           2026-11-22T10:04:00Z (8m ago)
 Impact:              1/4 replicas ready; 3 unhealthy pods; reasons: CrashLoopBackOff; impact severity SEV1
 Mitigations:
-  NAME            ACTION                                  APPROVAL               STATE       MESSAGE                                              CHANGE
-  rollback        RolloutUndo                             Automatic              Succeeded   rolled back checkout from revision 7 to revision 6   revision=7 -> revision=6
-  more-capacity   Scale to 6                              Manual, not approved   Pending
-  kill-switch     SetEnv FEATURE_X=false (container app)  approved by bob        Pending
+  NAME            ACTION                                   APPROVAL               STATE       MESSAGE                                              CHANGE
+  rollback        RolloutUndo                              Automatic              Succeeded   rolled back checkout from revision 7 to revision 6   revision=7 -> revision=6
+  more-capacity   Scale to 6                               Manual, not approved   Pending
+  kill-switch     SetEnv FEATURE_X=false (container app)   approved by bob        Pending
 Conditions:
   TYPE           STATUS   REASON           MESSAGE                 AGE
   Acknowledged   True     AcknowledgedBy   acknowledged by alice   9m

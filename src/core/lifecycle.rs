@@ -25,7 +25,7 @@ use super::targets::SeverityTargets;
 use super::validation::{self, FieldError};
 use crate::api::{
     Approval, Impact, IncidentSource, IncidentSpec, IncidentStatus, MitigationStatus, Phase,
-    Severity, StepState, TimelineEntry, TimelineType,
+    Severity, StepState, TimelineEntry, TimelineType, TriggerType,
 };
 
 /// Condition types on an Incident.
@@ -67,6 +67,11 @@ pub struct Observation {
     pub impact_severity: Option<Severity>,
     /// When the trouble first became visible on the cluster.
     pub first_observed_at: Option<Timestamp>,
+    /// Symptoms the detector sees now: (trigger, description).
+    pub symptoms: Vec<(TriggerType, String)>,
+    /// The detector saw the trouble again after the incident was resolved,
+    /// within the Runbook's reopen window: reopen it.
+    pub recurrence: Option<Timestamp>,
 }
 
 /// Policy in force for this Incident: targets plus the Runbook's overrides.
@@ -101,6 +106,13 @@ pub enum Transition {
     Opened {
         severity: Severity,
         source: IncidentSource,
+    },
+    Reopened {
+        occurrences: i64,
+    },
+    Symptom {
+        trigger: TriggerType,
+        message: String,
     },
     SeverityChanged {
         from: Severity,
@@ -180,6 +192,16 @@ impl Transition {
                 Warning,
                 "Opened",
                 format!("{severity} incident opened ({})", source.as_str()),
+            ),
+            Transition::Reopened { occurrences } => (
+                Warning,
+                "Reopened",
+                format!("the trouble recurred; reopened (occurrence {occurrences})"),
+            ),
+            Transition::Symptom { trigger, message } => (
+                Warning,
+                "Symptom",
+                format!("{}: {message}", trigger.as_str()),
             ),
             Transition::SeverityChanged { from, to, by_impact } => (
                 if to.is_more_severe_than(*from) { Warning } else { Normal },
@@ -370,6 +392,8 @@ pub fn reconcile(
 
     open(&mut b, &incident, observation);
     let opened_at = b.status.opened_at.as_ref().map_or(now, |t| t.0);
+    reopen(&mut b, spec, observation);
+    symptoms(&mut b, observation);
 
     // Severity: the declared one, never below what the impact reached.
     let impact_severity = observation
@@ -495,6 +519,76 @@ fn open(b: &mut Builder, incident: &IncidentView<'_>, observation: &Observation)
         severity: spec.severity,
         source: spec.source,
     });
+}
+
+/// Minimum spacing of `lastSeenAt` updates (bounds status writes while a
+/// symptom persists).
+pub const LAST_SEEN_RESOLUTION: Duration = Duration::from_secs(60);
+
+fn reopen(b: &mut Builder, spec: &IncidentSpec, observation: &Observation) {
+    let (Some(resolved_at), Some(again)) = (b.status.resolved_at.as_ref().map(|t| t.0), observation.recurrence)
+    else {
+        return;
+    };
+    if again <= resolved_at || spec.resolution.is_some() {
+        return;
+    }
+    let occurrences = b.status.occurrences.unwrap_or(1) + 1;
+    b.status.occurrences = Some(occurrences);
+    b.status.resolved_at = None;
+    b.status.healthy_since = None;
+    b.status.last_seen_at = Some(Time(b.now));
+    b.cond(condition::RESOLVED, FALSE, "Reopened", "the trouble recurred after resolution");
+    let what = observation
+        .symptoms
+        .iter()
+        .map(|(t, m)| format!("{}: {m}", t.as_str()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    b.timeline(
+        TimelineType::Reopened,
+        format!(
+            "the trouble recurred {} after resolution; reopened (occurrence {occurrences}){}",
+            human(since(b.now, resolved_at)),
+            if what.is_empty() { String::new() } else { format!(": {what}") }
+        ),
+    );
+    b.transitions.push(Transition::Reopened { occurrences });
+}
+
+/// Record symptoms not yet on the timeline of this episode (since the last
+/// Opened/Reopened entry), and keep `lastSeenAt` fresh.
+fn symptoms(b: &mut Builder, observation: &Observation) {
+    if observation.symptoms.is_empty() || b.status.resolved_at.is_some() {
+        return;
+    }
+    let episode_start = b
+        .status
+        .timeline
+        .iter()
+        .rposition(|e| matches!(e.type_, TimelineType::Opened | TimelineType::Reopened))
+        .unwrap_or(0);
+    for (trigger, message) in &observation.symptoms {
+        let prefix = format!("{}: ", trigger.as_str());
+        let recorded = b.status.timeline[episode_start..]
+            .iter()
+            .any(|e| e.type_ == TimelineType::Symptom && e.message.starts_with(&prefix));
+        if !recorded {
+            b.timeline(TimelineType::Symptom, format!("{prefix}{message}"));
+            b.transitions.push(Transition::Symptom {
+                trigger: *trigger,
+                message: message.clone(),
+            });
+        }
+    }
+    let stale = b
+        .status
+        .last_seen_at
+        .as_ref()
+        .is_none_or(|t| since(b.now, t.0) >= LAST_SEEN_RESOLUTION);
+    if stale {
+        b.status.last_seen_at = Some(Time(b.now));
+    }
 }
 
 fn validity(b: &mut Builder, errors: &[FieldError]) {

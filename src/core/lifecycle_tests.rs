@@ -530,7 +530,7 @@ fn impact_raises_severity_and_never_silently_lowers_it() {
             severity: None,
         }),
         impact_severity: Some(Severity::SEV1),
-        first_observed_at: None,
+        ..Default::default()
     };
     let d = run(&sp, Some(&s), &worse, t(30));
     assert_eq!(d.status.severity, Some(Severity::SEV1));
@@ -636,4 +636,86 @@ fn steps_follow_spec_order_and_keep_records_by_name() {
     let names: Vec<_> = d.status.mitigations.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, vec!["z", "a", "b"]);
     assert_eq!(d.status.observed_generation, Some(2));
+}
+
+#[test]
+fn symptoms_are_recorded_once_per_episode() {
+    let mut sp = spec(Severity::SEV2);
+    sp.source = IncidentSource::Detector;
+    let crash = (crate::api::TriggerType::CrashLoopBackOff, "3/4 pods in CrashLoopBackOff".to_string());
+    let o = Observation {
+        target: TargetHealth::Unhealthy("x".into()),
+        symptoms: vec![crash.clone()],
+        ..Default::default()
+    };
+    let d = run(&sp, None, &o, t(0));
+    assert_eq!(timeline_types(&d.status), vec![TimelineType::Opened, TimelineType::Symptom]);
+    assert_eq!(d.status.timeline[1].message, "CrashLoopBackOff: 3/4 pods in CrashLoopBackOff");
+    assert_eq!(d.status.last_seen_at, Some(Time(t(0))));
+    // The same symptom with other numbers is not a new symptom.
+    let o2 = Observation {
+        symptoms: vec![(crash.0, "4/4 pods in CrashLoopBackOff".into())],
+        ..o.clone()
+    };
+    let d2 = run(&sp, Some(&d.status), &o2, t(30));
+    assert!(d2.transitions.is_empty());
+    assert_eq!(d2.status.last_seen_at, Some(Time(t(0))), "lastSeenAt is throttled");
+    let d3 = run(&sp, Some(&d2.status), &o2, t(61));
+    assert_eq!(d3.status.last_seen_at, Some(Time(t(61))));
+    // A new kind of trouble is appended.
+    let o3 = Observation {
+        symptoms: vec![
+            crash.clone(),
+            (crate::api::TriggerType::Unavailable, "3/4 replicas unavailable".into()),
+        ],
+        ..o
+    };
+    let d4 = run(&sp, Some(&d3.status), &o3, t(62));
+    assert_eq!(
+        d4.transitions,
+        vec![Transition::Symptom {
+            trigger: crate::api::TriggerType::Unavailable,
+            message: "3/4 replicas unavailable".into()
+        }]
+    );
+}
+
+#[test]
+fn recurrence_reopens_the_resolved_incident() {
+    let mut sp = spec(Severity::SEV3);
+    sp.source = IncidentSource::Detector;
+    let sick = Observation {
+        target: TargetHealth::Unhealthy("x".into()),
+        symptoms: vec![(crate::api::TriggerType::OOMKilled, "OOMKilled (app)".into())],
+        ..Default::default()
+    };
+    let s = run(&sp, None, &sick, t(0)).status;
+    let s = run(&sp, Some(&s), &obs(TargetHealth::Healthy), t(10)).status;
+    let resolved = run(&sp, Some(&s), &obs(TargetHealth::Healthy), t(10 + 600)).status;
+    assert_eq!(resolved.phase, Some(Phase::Resolved));
+    // A recurrence not after the resolution changes nothing.
+    let stale = Observation {
+        recurrence: Some(t(600)),
+        ..sick.clone()
+    };
+    assert_eq!(run(&sp, Some(&resolved), &stale, t(700)).status.phase, Some(Phase::Resolved));
+    let again = Observation {
+        recurrence: Some(t(900)),
+        ..sick.clone()
+    };
+    let d = run(&sp, Some(&resolved), &again, t(905));
+    assert_eq!(d.status.phase, Some(Phase::Investigating));
+    assert_eq!(d.status.occurrences, Some(2));
+    assert_eq!(d.status.resolved_at, None);
+    assert_eq!(cond(&d.status, condition::RESOLVED), ("False", "Reopened"));
+    assert!(d.transitions.contains(&Transition::Reopened { occurrences: 2 }));
+    // The symptom is recorded again for the new episode.
+    assert!(d.transitions.iter().any(|t| matches!(t, Transition::Symptom { .. })));
+    let types = timeline_types(&d.status);
+    assert_eq!(&types[types.len() - 2..], &[TimelineType::Reopened, TimelineType::Symptom]);
+    // A manual resolution is not undone by a recurrence while it stands.
+    let mut manual = sp.clone();
+    manual.resolution = Some(Resolution { by: "bob".into(), summary: "done".into() });
+    let r = run(&manual, Some(&s), &obs(TargetHealth::Healthy), t(20)).status;
+    assert_eq!(run(&manual, Some(&r), &again, t(905)).status.phase, Some(Phase::Resolved));
 }

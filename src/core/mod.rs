@@ -3,7 +3,10 @@
 //! apply the result.
 
 pub mod conditions;
+pub mod detection;
 pub mod health;
 pub mod lifecycle;
+pub mod selector;
 pub mod targets;
 pub mod validation;
+pub mod views;

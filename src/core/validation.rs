@@ -250,3 +250,156 @@ mod tests {
         assert_eq!(step_errors(&errs, 0).len(), 0);
     }
 }
+
+/// Problems of a Runbook's spec that the schema cannot catch.
+pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
+    use crate::api::TriggerType;
+    let mut errs = Vec::new();
+    let mut push = |field: String, message: String| errs.push(FieldError { field, message });
+    if let Err(e) = crate::core::selector::validate_selector(&spec.selector, "spec.selector") {
+        push(e.field, e.message);
+    }
+    if let Some(ns) = &spec.namespace_selector {
+        if let Err(e) = crate::core::selector::validate_selector(ns, "spec.namespaceSelector") {
+            push(e.field, e.message);
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, t) in spec.triggers.iter().enumerate() {
+        let f = |name: &str| format!("spec.triggers[{i}].{name}");
+        if !seen.insert(t.type_) {
+            push(f("type"), format!("duplicate trigger {}", t.type_.as_str()));
+        }
+        let misplaced = |set: bool, name: &str, applies: &[TriggerType]| {
+            (set && !applies.contains(&t.type_)).then(|| {
+                (
+                    f(name),
+                    format!("does not apply to trigger {}", t.type_.as_str()),
+                )
+            })
+        };
+        for (field, message) in [
+            misplaced(t.min_restarts.is_some(), "minRestarts", &[TriggerType::CrashLoopBackOff]),
+            misplaced(t.restarts.is_some(), "restarts", &[TriggerType::RestartStorm]),
+            misplaced(t.window.is_some(), "window", &[TriggerType::RestartStorm, TriggerType::OOMKilled]),
+            misplaced(
+                t.min_unavailable_ratio.is_some(),
+                "minUnavailableRatio",
+                &[TriggerType::Unavailable],
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            push(field, message);
+        }
+        for (name, d) in [("for", &t.for_), ("window", &t.window)] {
+            if let Some(Err(e)) = d.as_ref().map(|d| d.parse()) {
+                push(f(name), e.to_string());
+            }
+        }
+        if let Some(Err(e)) = t.min_unavailable_ratio.as_ref().map(|r| r.value()) {
+            push(f("minUnavailableRatio"), e.to_string());
+        }
+    }
+    if let Some(sev) = &spec.severity {
+        for (i, r) in sev.rules.iter().enumerate() {
+            if let Err(e) = r.min_unavailable_ratio.value() {
+                push(format!("spec.severity.rules[{i}].minUnavailableRatio"), e.to_string());
+            }
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, step) in spec.mitigations.iter().enumerate() {
+        let prefix = format!("spec.mitigations[{i}]");
+        if !names.insert(step.name.as_str()) {
+            push(format!("{prefix}.name"), format!("duplicate step name {:?}", step.name));
+        }
+        if step.approved_by.is_some() {
+            push(
+                format!("{prefix}.approvedBy"),
+                "approvals belong on an Incident, not on a Runbook".into(),
+            );
+        }
+        for e in validate_step(step, &prefix) {
+            push(e.field, e.message);
+        }
+    }
+    for (name, d) in [
+        ("spec.monitoring.window", spec.monitoring.as_ref().map(|m| &m.window)),
+        ("spec.reopenWindow", spec.reopen_window.as_ref()),
+        ("spec.limits.cooldown", spec.limits.as_ref().and_then(|l| l.cooldown.as_ref())),
+    ] {
+        if let Some(Err(e)) = d.map(|d| d.parse()) {
+            push(name.to_string(), e.to_string());
+        }
+    }
+    let mut sinks = HashSet::new();
+    for (i, s) in spec.notify.iter().enumerate() {
+        if !sinks.insert(s.name.as_str()) {
+            push(format!("spec.notify[{i}].name"), format!("duplicate sink {:?}", s.name));
+        }
+    }
+    for (i, level) in spec.escalation.iter().enumerate() {
+        if let Err(e) = level.after.parse() {
+            push(format!("spec.escalation[{i}].after"), e.to_string());
+        }
+        for (j, n) in level.notify.iter().enumerate() {
+            if !sinks.contains(n.as_str()) {
+                push(
+                    format!("spec.escalation[{i}].notify[{j}]"),
+                    format!("no sink named {n:?} in spec.notify"),
+                );
+            }
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod runbook_tests {
+    use super::*;
+    use crate::api::Runbook;
+    use serde_json::json;
+
+    fn rb(spec: serde_json::Value) -> Runbook {
+        serde_json::from_value(json!({
+            "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
+            "metadata": {"name": "r", "namespace": "n"}, "spec": spec
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_example_runbook_is_valid() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/runbook.yaml")).unwrap();
+        let r: Runbook = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(validate_runbook(&r.spec), vec![]);
+    }
+
+    #[test]
+    fn names_bad_fields() {
+        let r = rb(json!({
+            "selector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["x"]}]},
+            "triggers": [
+                {"type": "OOMKilled", "minRestarts": 2},
+                {"type": "OOMKilled"}
+            ],
+            "mitigations": [{"name": "scale", "action": "Scale", "approvedBy": "eve"}],
+            "notify": [{"name": "slack", "format": "Slack", "urlSecretRef": {"name": "s", "key": "url"}}],
+            "escalation": [{"after": "15m", "notify": ["pager"]}]
+        }));
+        let fields: Vec<String> = validate_runbook(&r.spec).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.selector.matchExpressions[0]",
+                "spec.triggers[0].minRestarts",
+                "spec.triggers[1].type",
+                "spec.mitigations[0].approvedBy",
+                "spec.mitigations[0].replicas",
+                "spec.escalation[0].notify[0]",
+            ]
+        );
+    }
+}

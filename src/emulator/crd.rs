@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(d.plural, "incidents");
         assert_eq!(d.singular, "incident");
         assert!(d.has_status && d.namespaced && !d.builtin);
-        assert_eq!(d.scale.map(|s| s.spec_replicas_path), Some("spec.replicas".to_string()));
+        assert_eq!(d.scale.as_ref().map(|s| s.spec_replicas_path.clone()), Some("spec.replicas".to_string()));
         assert!(d.schema("v1alpha1").is_some());
         let mut bad = crd.clone();
         bad["metadata"]["name"] = json!("wrong");

@@ -264,6 +264,9 @@ struct Table {
     history: VecDeque<Arc<Event>>,
     /// Every event with rv > floor is in `history`.
     floor: u64,
+    /// Fault injection: the next resume (watch from a resourceVersion or
+    /// list continue) gets 410 Expired.
+    force_expire: bool,
 }
 
 struct Inner {
@@ -400,6 +403,7 @@ impl Store {
                     objects: BTreeMap::new(),
                     history: VecDeque::new(),
                     floor: 0,
+                    force_expire: false,
                 },
             );
         }
@@ -475,7 +479,15 @@ impl Store {
 
     /// List objects.
     pub fn list(&self, def: &ResourceDef, filter: &Filter, opts: &ListOpts) -> Result<ListPage, ApiError> {
-        let g = self.lock();
+        let mut g = self.lock();
+        let has_token = opts.continue_token.as_deref().is_some_and(|t| !t.is_empty());
+        let forced = match g.tables.get_mut(&rk(def)) {
+            Some(t) if has_token && t.force_expire => {
+                t.force_expire = false;
+                true
+            }
+            _ => false,
+        };
         let table = g
             .tables
             .get(&rk(def))
@@ -484,7 +496,7 @@ impl Store {
         let mut snapshot_rv: Option<u64> = None;
         if let Some(tok) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
             let c = pagination::decode(tok).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            if c.rv < table.floor {
+            if c.rv < table.floor || forced {
                 return Err(ApiError::expired(
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
                 ));
@@ -623,10 +635,15 @@ impl Store {
         Ok((items, g.rv))
     }
 
-    /// Check that a watch may start at `rv`.
-    pub fn check_watch_start(&self, def: &ResourceDef, rv: u64) -> Result<(), u64> {
-        let g = self.lock();
-        match g.tables.get(&rk(def)) {
+    /// Check that a watch may resume at `rv`: `Err(floor)` when it is too
+    /// old (or a forced expiry is pending, which this consumes).
+    pub fn check_resume(&self, def: &ResourceDef, rv: u64) -> Result<(), u64> {
+        let mut g = self.lock();
+        match g.tables.get_mut(&rk(def)) {
+            Some(t) if t.force_expire => {
+                t.force_expire = false;
+                Err(t.floor)
+            }
             Some(t) if rv < t.floor => Err(t.floor),
             _ => Ok(()),
         }
@@ -664,6 +681,7 @@ impl Store {
             if plural.is_none_or(|p| key.1 == p) {
                 t.history.clear();
                 t.floor = rv;
+                t.force_expire = true;
             }
         }
     }
@@ -990,6 +1008,7 @@ impl Inner {
                         objects: BTreeMap::new(),
                         history: VecDeque::new(),
                         floor,
+                        force_expire: false,
                     },
                 );
             }

@@ -162,7 +162,13 @@ pub fn serve(st: &AppState, def: ResourceDef, version: String, filter: Filter, p
             }
         } else if let Some(rv) = rv_param {
             match rv.parse::<u64>() {
-                Ok(n) => cursor = n,
+                Ok(n) => {
+                    if let Err(floor) = store.check_resume(&def, n) {
+                        let _ = tx.send(expired_line(n, floor)).await;
+                        return;
+                    }
+                    cursor = n
+                }
                 Err(_) => {
                     let e = ApiError::bad_request(format!("invalid resource version: {rv}"));
                     let _ = tx.send(event_line("ERROR", e.to_status().to_string().as_bytes())).await;

@@ -8,3 +8,8 @@ mod crud;
 mod lists;
 mod util;
 mod watch;
+mod gc;
+mod crds;
+mod patching;
+mod faults;
+mod logs;

@@ -160,6 +160,18 @@ async fn too_old_resource_version_is_410_error_event() {
     e.finish().await;
 }
 
+async fn wait_for(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, want: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(t) = rx.recv().await {
+            if t == want {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {want}"))
+}
+
 #[tokio::test]
 async fn watcher_relists_after_forced_410() {
     let e = env("watcher_410").await;
@@ -182,30 +194,16 @@ async fn watcher_relists_after_forced_410() {
             }
         }
     });
-    let wait_for = |want: &'static str| {
-        let rx = &mut rx;
-        async move {
-            tokio::time::timeout(Duration::from_secs(10), async {
-                while let Some(t) = rx.recv().await {
-                    if t == want {
-                        return;
-                    }
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {want}"))
-        }
-    };
-    wait_for("initdone").await;
+    wait_for(&mut rx, "initdone").await;
     cms.create(&PostParams::default(), &cm("one", &[])).await.expect("one");
-    wait_for("apply one").await;
+    wait_for(&mut rx, "apply one").await;
     // Compact history and cut the connection: the resume gets 410, the
     // watcher relists and sees objects created meanwhile.
     emu.faults().force_watch_expiry(Some("configmaps"));
     cms.create(&PostParams::default(), &cm("two", &[])).await.expect("two");
-    wait_for("init").await;
-    wait_for("initapply two").await;
-    wait_for("initdone").await;
+    wait_for(&mut rx, "init").await;
+    wait_for(&mut rx, "initapply two").await;
+    wait_for(&mut rx, "initdone").await;
     task.abort();
     e.finish().await;
 }

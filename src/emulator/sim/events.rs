@@ -36,10 +36,13 @@ pub struct EventReq {
     pub host: Option<String>,
 }
 
+/// Number of writer tasks; an object's events always go to the same one.
+pub const WRITERS: usize = 4;
+
 /// Handle to record events (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct EventRecorder {
-    tx: mpsc::Sender<Cmd>,
+    tx: Vec<mpsc::Sender<Cmd>>,
 }
 
 #[derive(Debug)]
@@ -100,23 +103,34 @@ pub fn build_event(e: &EventReq, now: Timestamp) -> Event {
 }
 
 impl EventRecorder {
-    /// Starts the writer task; returns the recorder and the task handle.
-    pub fn spawn(client: Client) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(writer(client, rx));
-        (Self { tx }, task)
+    /// Starts the writer tasks; returns the recorder and the task handles.
+    pub fn spawn(client: Client) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+        let mut tx = Vec::with_capacity(WRITERS);
+        let mut tasks = Vec::with_capacity(WRITERS);
+        for _ in 0..WRITERS {
+            let (t, rx) = mpsc::channel(QUEUE_CAPACITY / WRITERS);
+            tx.push(t);
+            tasks.push(tokio::spawn(writer(client.clone(), rx)));
+        }
+        (Self { tx }, tasks)
+    }
+
+    fn shard(&self, uid: &str) -> &mpsc::Sender<Cmd> {
+        let h = super::hash::fnv32a(uid.as_bytes()) as usize;
+        &self.tx[h % self.tx.len()]
     }
 
     /// Records an event (dropped with a debug log when the queue is full).
     pub fn record(&self, e: EventReq) {
-        if self.tx.try_send(Cmd::Record(Box::new(e))).is_err() {
+        let uid = e.object.uid.clone().unwrap_or_default();
+        if self.shard(&uid).try_send(Cmd::Record(Box::new(e))).is_err() {
             tracing::debug!("event queue full, dropping event");
         }
     }
 
     /// Forgets the aggregation state of an object (after it was deleted).
     pub fn forget(&self, uid: &str) {
-        let _ = self.tx.try_send(Cmd::Forget(uid.to_string()));
+        let _ = self.shard(uid).try_send(Cmd::Forget(uid.to_string()));
     }
 }
 

@@ -114,13 +114,34 @@ pub struct BehaviorSpec {
 
 impl BehaviorSpec {
     /// Reads `sim.kubeincident.io/behavior` and `sim.kubeincident.io/after`.
+    /// The delay may also be written inline: `crashloop; after: 30s`
+    /// (`after=30s`, `after 30s`); the separate annotation wins.
     pub fn from_pod(pod: &Pod) -> Self {
         let ann = pod.metadata.annotations.as_ref();
         let get = |k: &str| ann.and_then(|a| a.get(k)).map(String::as_str);
+        let (behavior, inline_after) =
+            get(BEHAVIOR_ANNOTATION).map_or((Behavior::Healthy, None), Self::parse_value);
         Self {
-            behavior: get(BEHAVIOR_ANNOTATION).map_or(Behavior::Healthy, Behavior::parse),
-            after: get(AFTER_ANNOTATION).and_then(parse_duration),
+            behavior,
+            after: get(AFTER_ANNOTATION)
+                .and_then(parse_duration)
+                .or(inline_after),
         }
+    }
+
+    /// Parses a behaviour annotation value with an optional inline `after`.
+    pub fn parse_value(v: &str) -> (Behavior, Option<Duration>) {
+        let mut words = v
+            .split(|c: char| c == ';' || c == ',' || c == ':' || c == '=' || c.is_whitespace())
+            .filter(|w| !w.is_empty());
+        let behavior = words.next().map_or(Behavior::Healthy, Behavior::parse);
+        let mut after = None;
+        while let Some(w) = words.next() {
+            if w.eq_ignore_ascii_case("after") {
+                after = words.next().and_then(parse_duration);
+            }
+        }
+        (behavior, after)
     }
 }
 
@@ -442,9 +463,7 @@ impl PodSim {
 
     /// When `advance` must next be called (wall clock), if ever.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
-        if self.node.is_none() {
-            return None;
-        }
+        self.node.as_ref()?;
         let mut t = self.next_at;
         if !self.ready {
             t = min_opt(t, self.ready_at);
@@ -1139,6 +1158,26 @@ mod tests {
         assert_eq!(Behavior::parse("config-error"), Behavior::ConfigError);
         assert_eq!(Behavior::parse("whatever"), Behavior::Healthy);
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+        assert_eq!(
+            BehaviorSpec::parse_value("crashloop; after: 30s"),
+            (Behavior::CrashLoop, Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            BehaviorSpec::parse_value("oom after=1m"),
+            (Behavior::Oom, Some(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            BehaviorSpec::parse_value("unready"),
+            (Behavior::Unready, None)
+        );
+        let p = pod("crashloop, after: 5s", Some("10s"), false);
+        assert_eq!(
+            BehaviorSpec::from_pod(&p),
+            BehaviorSpec {
+                behavior: Behavior::CrashLoop,
+                after: Some(Duration::from_secs(10))
+            }
+        );
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
     }
 

@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     pub kubelet: Mutex<runtime::KubeletState>,
     pub expectations: Mutex<HashMap<String, replicaset::Expectations>>,
     pub rng: Mutex<rand::rngs::StdRng>,
+    /// Set once the server answered that it has no `pods/binding` subresource.
+    pub no_binding: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -162,7 +164,7 @@ impl Drop for SimHandle {
 /// Starts the simulation against the API server behind `client`. Must be
 /// called inside a tokio runtime.
 pub fn spawn(client: Client, cfg: SimConfig, logs: PodLogs) -> SimHandle {
-    let (events, events_task) = EventRecorder::spawn(client.clone());
+    let (events, event_tasks) = EventRecorder::spawn(client.clone());
     let workers = WORKERS;
     let sh = Arc::new(Shared {
         client: client.clone(),
@@ -176,8 +178,9 @@ pub fn spawn(client: Client, cfg: SimConfig, logs: PodLogs) -> SimHandle {
         events,
         kubelet: Mutex::new(runtime::KubeletState::default()),
         expectations: Mutex::new(HashMap::new()),
+        no_binding: std::sync::atomic::AtomicBool::new(false),
     });
-    let mut tasks = vec![events_task];
+    let mut tasks = event_tasks;
 
     // Deployments.
     {

@@ -332,7 +332,18 @@ pub(crate) async fn sync(sh: &Shared, ns: &str, name: &str) -> Result<Option<Dur
     let mut rs_out = rs.clone();
     if !super::same_json(&cur, &serde_json::to_value(&status)?) {
         let mut obj = (*rs).clone();
-        obj.status = Some(status.clone());
+        // Go's `omitempty`: zero counters are not written.
+        let mut written = status.clone();
+        for f in [
+            &mut written.fully_labeled_replicas,
+            &mut written.ready_replicas,
+            &mut written.available_replicas,
+        ] {
+            if *f == Some(0) {
+                *f = None;
+            }
+        }
+        obj.status = Some(written);
         let api: Api<ReplicaSet> = Api::namespaced(sh.client.clone(), ns);
         let pp = PostParams {
             field_manager: Some(CONTROLLER_MANAGER.into()),

@@ -4,6 +4,7 @@
 //! does, records events and writes container logs.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
@@ -139,6 +140,10 @@ pub(crate) async fn register_nodes(sh: &Shared) {
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                tracing::info!("the API server serves no nodes; pods are bound to node names without Node objects");
+                return;
+            }
             Err(e) => tracing::warn!(error = %e, node = %name, "registering simulated node"),
         }
     }
@@ -155,6 +160,9 @@ async fn bind(sh: &Shared, pod: &Pod, node: &str) -> Result<(), SimError> {
         "metadata": {"name": name, "namespace": ns, "uid": pod.metadata.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}
     });
+    if sh.no_binding.load(Ordering::Relaxed) {
+        return set_node_name(sh, &api, &name, node).await;
+    }
     let pp = PostParams {
         field_manager: Some("kube-scheduler".into()),
         ..Default::default()
@@ -167,18 +175,28 @@ async fn bind(sh: &Shared, pod: &Pod, node: &str) -> Result<(), SimError> {
         Err(kube::Error::Api(s))
             if (s.code == 404 && sh.pods.get(&ns, &name).is_some()) || s.code == 405 =>
         {
-            tracing::debug!(pod = %name, "no binding subresource; setting spec.nodeName");
-            let patch = serde_json::json!({"spec": {"nodeName": node}});
-            let pp = PatchParams {
-                field_manager: Some("kube-scheduler".into()),
-                ..Default::default()
-            };
-            let out = api.patch(&name, &pp, &Patch::Merge(&patch)).await?;
-            sh.pods.insert(out);
-            Ok(())
+            tracing::info!("the API server has no pods/binding subresource; the simulated scheduler sets spec.nodeName instead");
+            sh.no_binding.store(true, Ordering::Relaxed);
+            set_node_name(sh, &api, &name, node).await
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn set_node_name(
+    sh: &Shared,
+    api: &Api<Pod>,
+    name: &str,
+    node: &str,
+) -> Result<(), SimError> {
+    let patch = serde_json::json!({"spec": {"nodeName": node}});
+    let pp = PatchParams {
+        field_manager: Some("kube-scheduler".into()),
+        ..Default::default()
+    };
+    let out = api.patch(name, &pp, &Patch::Merge(&patch)).await?;
+    sh.pods.insert(out);
+    Ok(())
 }
 
 /// Syncs one pod: schedule, advance the lifecycle, write status.

@@ -1,0 +1,571 @@
+//! Detection: which workloads are in trouble, since when, how badly.
+//!
+//! Pure functions over [`PodView`]/[`DeploymentView`] projections, a
+//! resolved [`DetectionPolicy`] (the built-in default or a Runbook's), and
+//! the time. `for:` durations are measured from the cluster's own
+//! timestamps (condition `lastTransitionTime`, termination times, pod
+//! creation), so an operator restart neither delays nor repeats a verdict,
+//! and `firstObservedAt` (MTTD) is honest.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use super::views::{DeploymentView, PodView};
+use crate::api::{
+    Impact, MitigationStep, Runbook, Severity, SeverityRule, Trigger, TriggerType,
+};
+
+/// A trigger with every parameter resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTrigger {
+    pub type_: TriggerType,
+    /// CrashLoopBackOff: restarts before it counts.
+    pub min_restarts: i32,
+    /// How long the symptom must hold.
+    pub for_: Duration,
+    /// RestartStorm: restarts within `window`.
+    pub restarts: i32,
+    pub window: Duration,
+    /// Unavailable: ratio of unavailable replicas.
+    pub min_unavailable_ratio: f64,
+}
+
+impl ResolvedTrigger {
+    /// The built-in defaults of a trigger type.
+    pub fn default_for(type_: TriggerType) -> Self {
+        let secs = Duration::from_secs;
+        let for_ = match type_ {
+            TriggerType::ImagePullBackOff => secs(60),
+            TriggerType::CreateContainerConfigError => secs(30),
+            TriggerType::Unavailable => secs(120),
+            TriggerType::Unschedulable | TriggerType::NotReady => secs(300),
+            _ => Duration::ZERO,
+        };
+        ResolvedTrigger {
+            type_,
+            min_restarts: 3,
+            for_,
+            restarts: 5,
+            window: secs(600),
+            min_unavailable_ratio: 0.5,
+        }
+    }
+
+    /// Resolve a Runbook trigger over the defaults. Invalid values were
+    /// reported by the Runbook's validation; here they fall back to defaults.
+    pub fn resolve(t: &Trigger) -> Self {
+        let mut r = Self::default_for(t.type_);
+        if let Some(n) = t.min_restarts {
+            r.min_restarts = n;
+        }
+        if let Some(d) = t.for_.as_ref().and_then(|d| d.parse().ok()) {
+            r.for_ = d;
+        }
+        if let Some(n) = t.restarts {
+            r.restarts = n;
+        }
+        if let Some(d) = t.window.as_ref().and_then(|d| d.parse().ok()) {
+            r.window = d;
+        }
+        if let Some(v) = t.min_unavailable_ratio.as_ref().and_then(|r| r.value().ok()) {
+            r.min_unavailable_ratio = v;
+        }
+        r
+    }
+}
+
+/// The detection policy for a workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionPolicy {
+    /// The Runbook it comes from (`None`: the built-in default policy).
+    pub runbook: Option<String>,
+    pub triggers: Vec<ResolvedTrigger>,
+    pub default_severity: Severity,
+    /// (min unavailable ratio, severity), first match wins.
+    pub severity_rules: Vec<(f64, Severity)>,
+    pub mitigations: Vec<MitigationStep>,
+    pub reopen_window: Duration,
+    pub paused: bool,
+}
+
+impl Default for DetectionPolicy {
+    /// The built-in policy: every trigger with its defaults; SEV1 when every
+    /// replica is down, SEV2 from half, else SEV3; no mitigations; 1h reopen.
+    fn default() -> Self {
+        DetectionPolicy {
+            runbook: None,
+            triggers: TriggerType::ALL
+                .iter()
+                .map(|t| ResolvedTrigger::default_for(*t))
+                .collect(),
+            default_severity: Severity::SEV3,
+            severity_rules: vec![(1.0, Severity::SEV1), (0.5, Severity::SEV2)],
+            mitigations: Vec::new(),
+            reopen_window: Duration::from_secs(3600),
+            paused: false,
+        }
+    }
+}
+
+impl DetectionPolicy {
+    /// The policy a Runbook defines.
+    pub fn from_runbook(rb: &Runbook) -> Self {
+        let default = DetectionPolicy::default();
+        let spec = &rb.spec;
+        let triggers = if spec.triggers.is_empty() {
+            default.triggers.clone()
+        } else {
+            spec.triggers.iter().map(ResolvedTrigger::resolve).collect()
+        };
+        let (default_severity, severity_rules) = match &spec.severity {
+            Some(p) => (
+                p.default,
+                p.rules
+                    .iter()
+                    .filter_map(|SeverityRule { min_unavailable_ratio, severity }| {
+                        min_unavailable_ratio.value().ok().map(|v| (v, *severity))
+                    })
+                    .collect(),
+            ),
+            None => (default.default_severity, default.severity_rules.clone()),
+        };
+        DetectionPolicy {
+            runbook: rb.metadata.name.clone(),
+            triggers,
+            default_severity,
+            severity_rules,
+            mitigations: spec.mitigations.clone(),
+            reopen_window: spec
+                .reopen_window
+                .as_ref()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(default.reopen_window),
+            paused: spec.paused,
+        }
+    }
+
+    fn trigger(&self, t: TriggerType) -> Option<&ResolvedTrigger> {
+        self.triggers.iter().find(|r| r.type_ == t)
+    }
+
+    /// Severity for an unavailable ratio.
+    pub fn severity_for(&self, unavailable_ratio: f64) -> Severity {
+        self.severity_rules
+            .iter()
+            .find(|(min, _)| unavailable_ratio >= *min)
+            .map_or(self.default_severity, |(_, s)| *s)
+    }
+}
+
+/// A workload: the unit of one Incident.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadKey {
+    pub namespace: String,
+    /// `Deployment` or `Pod` (a bare pod is its own target).
+    pub kind: String,
+    pub name: String,
+}
+
+impl WorkloadKey {
+    /// The dedup fingerprint: stable across restarts and replicas.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.namespace.as_bytes());
+        h.update([0]);
+        h.update(self.kind.as_bytes());
+        h.update([0]);
+        h.update(self.name.as_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// The deterministic Incident name of episode `n` (1-based) of this
+    /// workload: `<name>-<fingerprint prefix>-<n>`, a valid DNS-1123 name
+    /// of at most 63 characters. Retries and racing replicas compute the
+    /// same name, so the API server's AlreadyExists makes creation exactly-once.
+    pub fn incident_name(&self, episode: u32) -> String {
+        let fp = self.fingerprint();
+        let suffix = format!("-{}-{episode}", &fp[..8]);
+        let kind = if self.kind == "Pod" { "pod-" } else { "" };
+        let mut base: String = format!("{kind}{}", self.name)
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .collect();
+        base.truncate(63 - suffix.len());
+        let base = base.trim_end_matches('-').trim_start_matches('-');
+        format!("{base}{suffix}")
+    }
+}
+
+/// A pod restart recorded for RestartStorm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartRecord {
+    pub at: Timestamp,
+    pub count: i32,
+}
+
+/// Restart history per workload, kept by the detector between events.
+#[derive(Debug, Default, Clone)]
+pub struct RestartLedger {
+    /// (pod, container) -> last restart count seen.
+    last: HashMap<(String, String), i32>,
+    /// Restarts recorded per workload, oldest first.
+    history: HashMap<WorkloadKey, Vec<RestartRecord>>,
+}
+
+impl RestartLedger {
+    /// Record a pod's restart counts; increases since the last look count
+    /// as restarts at `now`. The first look at a pod records no restarts.
+    pub fn observe(&mut self, workload: &WorkloadKey, pod: &PodView, now: Timestamp) {
+        for c in &pod.containers {
+            let key = (format!("{}/{}", pod.namespace, pod.name), c.name.clone());
+            let prev = self.last.insert(key, c.restart_count);
+            if let Some(prev) = prev {
+                if c.restart_count > prev {
+                    self.history
+                        .entry(workload.clone())
+                        .or_default()
+                        .push(RestartRecord {
+                            at: now,
+                            count: c.restart_count - prev,
+                        });
+                }
+            }
+        }
+    }
+
+    /// Forget a deleted pod.
+    pub fn forget_pod(&mut self, namespace: &str, name: &str) {
+        let prefix = format!("{namespace}/{name}");
+        self.last.retain(|(p, _), _| *p != prefix);
+    }
+
+    /// Restarts of a workload within `window` before `now`, and the time of
+    /// the earliest of them (older records are dropped).
+    pub fn restarts_within(
+        &mut self,
+        workload: &WorkloadKey,
+        window: Duration,
+        now: Timestamp,
+    ) -> (i32, Option<Timestamp>) {
+        let Some(h) = self.history.get_mut(workload) else {
+            return (0, None);
+        };
+        let cutoff = now.checked_sub(window).unwrap_or(Timestamp::MIN);
+        h.retain(|r| r.at > cutoff);
+        (h.iter().map(|r| r.count).sum(), h.first().map(|r| r.at))
+    }
+}
+
+/// One kind of trouble seen on a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symptom {
+    pub trigger: TriggerType,
+    /// Human-readable, e.g. `3/4 pods in CrashLoopBackOff (app: back-off 40s ...)`.
+    pub message: String,
+    /// When the trouble became visible on the cluster.
+    pub since: Timestamp,
+}
+
+/// The verdict on one workload.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Assessment {
+    /// Symptoms whose grace (`for:`) has passed: an Incident is warranted.
+    pub symptoms: Vec<Symptom>,
+    /// Symptoms still within their grace period, and when they mature.
+    pub pending: Vec<(Symptom, Timestamp)>,
+    pub impact: Impact,
+    pub impact_severity: Option<Severity>,
+    /// Earliest `since` of the firing symptoms.
+    pub first_observed_at: Option<Timestamp>,
+    /// No symptom at all and every desired replica available.
+    pub healthy: bool,
+}
+
+impl Assessment {
+    /// The next time the verdict can change without a new event.
+    pub fn wake_at(&self) -> Option<Timestamp> {
+        self.pending.iter().map(|(_, t)| *t).min()
+    }
+
+    /// A one-line summary for titles and timeline entries.
+    pub fn summary(&self) -> String {
+        self.symptoms
+            .iter()
+            .map(|s| s.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// Per-pod symptoms: (trigger, pod name, since, detail).
+fn pod_symptoms(
+    pod: &PodView,
+    policy: &DetectionPolicy,
+    now: Timestamp,
+) -> Vec<(TriggerType, Timestamp, String)> {
+    let mut out = Vec::new();
+    if pod.deleting || pod.phase == "Succeeded" {
+        return out;
+    }
+    // When the pod stopped being ready (or was created, if it never was).
+    let unready_since = pod
+        .ready
+        .as_ref()
+        .filter(|r| !r.status)
+        .and_then(|r| r.since)
+        .or(pod.created)
+        .unwrap_or(now);
+    for c in &pod.containers {
+        let waiting = c.waiting.as_ref().map(|(r, _)| r.as_str());
+        let detail = |what: &str| match c.waiting.as_ref().and_then(|(_, m)| m.as_deref()) {
+            Some(m) if !m.is_empty() => format!("{what} ({}: {m})", c.name),
+            _ => format!("{what} ({})", c.name),
+        };
+        if let (Some("CrashLoopBackOff"), Some(t)) = (waiting, policy.trigger(TriggerType::CrashLoopBackOff)) {
+            if c.restart_count >= t.min_restarts {
+                let since = c
+                    .last_termination
+                    .as_ref()
+                    .and_then(|l| l.finished_at)
+                    .map_or(unready_since, |f| f.min(unready_since));
+                out.push((TriggerType::CrashLoopBackOff, since, detail("CrashLoopBackOff")));
+            }
+        }
+        if matches!(waiting, Some("ImagePullBackOff" | "ErrImagePull"))
+            && policy.trigger(TriggerType::ImagePullBackOff).is_some()
+        {
+            out.push((TriggerType::ImagePullBackOff, unready_since, detail("ImagePullBackOff")));
+        }
+        if matches!(waiting, Some("CreateContainerConfigError" | "CreateContainerError"))
+            && policy.trigger(TriggerType::CreateContainerConfigError).is_some()
+        {
+            out.push((
+                TriggerType::CreateContainerConfigError,
+                unready_since,
+                detail("CreateContainerConfigError"),
+            ));
+        }
+        if let Some(t) = policy.trigger(TriggerType::OOMKilled) {
+            let oom = [c.terminated.as_ref(), c.last_termination.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|term| term.reason.as_deref() == Some("OOMKilled"));
+            if let Some(term) = oom {
+                let at = term.finished_at.unwrap_or(now);
+                // A recent OOM kill (within the RestartStorm window).
+                if add(at, t.window) > now {
+                    out.push((
+                        TriggerType::OOMKilled,
+                        at,
+                        format!("OOMKilled ({}: exit code {})", c.name, term.exit_code),
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(s), Some(_)) = (&pod.scheduled, policy.trigger(TriggerType::Unschedulable)) {
+        if !s.status && s.reason.as_deref() == Some("Unschedulable") {
+            let msg = s.message.clone().unwrap_or_default();
+            out.push((
+                TriggerType::Unschedulable,
+                s.since.or(pod.created).unwrap_or(now),
+                if msg.is_empty() { "Unschedulable".into() } else { format!("Unschedulable ({msg})") },
+            ));
+        }
+    }
+    if pod.phase == "Running" && policy.trigger(TriggerType::NotReady).is_some() {
+        // A pod with a more specific symptom (or a waiting reason that may
+        // become one) is not reported as merely NotReady.
+        let explained = !out.is_empty() || pod.containers.iter().any(|c| c.waiting.is_some());
+        if !explained && pod.ready.as_ref().is_some_and(|r| !r.status) {
+            out.push((TriggerType::NotReady, unready_since, "NotReady".into()));
+        }
+    }
+    out
+}
+
+/// Assess a workload: its Deployment (if any) and its pods.
+pub fn assess(
+    workload: &WorkloadKey,
+    deployment: Option<&DeploymentView>,
+    pods: &[&PodView],
+    policy: &DetectionPolicy,
+    ledger: &mut RestartLedger,
+    now: Timestamp,
+) -> Assessment {
+    // Per-trigger aggregation across pods: (pods affected, earliest since, sample detail).
+    let mut by_trigger: BTreeMap<TriggerType, (BTreeSet<String>, Timestamp, String)> = BTreeMap::new();
+    let mut reasons: BTreeSet<String> = BTreeSet::new();
+    let mut unhealthy_pods: BTreeSet<&str> = BTreeSet::new();
+    for pod in pods {
+        for (t, since, detail) in pod_symptoms(pod, policy, now) {
+            let e = by_trigger
+                .entry(t)
+                .or_insert_with(|| (BTreeSet::new(), since, detail.clone()));
+            e.0.insert(pod.name.clone());
+            e.1 = e.1.min(since);
+            unhealthy_pods.insert(pod.name.as_str());
+        }
+        for c in &pod.containers {
+            if let Some((r, _)) = &c.waiting {
+                reasons.insert(r.clone());
+            }
+            if let Some(r) = c.last_termination.as_ref().and_then(|t| t.reason.clone()) {
+                if r == "OOMKilled" {
+                    reasons.insert(r);
+                }
+            }
+        }
+    }
+    let live_pods = pods.iter().filter(|p| !p.deleting).count();
+
+    let mut candidates: Vec<(TriggerType, Timestamp, String)> = by_trigger
+        .into_iter()
+        .map(|(t, (names, since, detail))| {
+            let n = names.len();
+            let what = if n == 1 {
+                format!("pod {} in {detail}", names.iter().next().map_or("", |s| s.as_str()))
+            } else {
+                format!("{n}/{live_pods} pods in {detail}")
+            };
+            (t, since, what)
+        })
+        .collect();
+
+    // RestartStorm across the workload's pods.
+    if let Some(t) = policy.trigger(TriggerType::RestartStorm) {
+        let (n, first) = ledger.restarts_within(workload, t.window, now);
+        if n >= t.restarts {
+            candidates.push((
+                TriggerType::RestartStorm,
+                first.unwrap_or(now),
+                format!(
+                    "{n} restarts within {} across {}'s pods",
+                    crate::api::format_duration(t.window),
+                    workload.name
+                ),
+            ));
+        }
+    }
+
+    // Deployment-level triggers and impact.
+    let mut impact = Impact {
+        reasons: reasons.into_iter().collect(),
+        ..Default::default()
+    };
+    let mut ratio = 0.0;
+    if let Some(d) = deployment {
+        let desired = d.desired.max(0);
+        let unavailable = (desired - d.available).max(0);
+        impact.desired_replicas = Some(desired);
+        impact.ready_replicas = Some(d.ready);
+        impact.unhealthy_pods = Some(unavailable.max(unhealthy_pods.len() as i32));
+        if desired > 0 {
+            ratio = f64::from(unavailable) / f64::from(desired);
+        }
+        if let Some(t) = policy.trigger(TriggerType::Unavailable) {
+            if desired > 0 && ratio >= t.min_unavailable_ratio && ratio > 0.0 {
+                let since = d
+                    .available_cond
+                    .as_ref()
+                    .filter(|c| !c.status)
+                    .and_then(|c| c.since)
+                    .or_else(|| {
+                        // Available stays True within maxUnavailable: use the
+                        // pods' own times.
+                        candidates.iter().map(|(_, s, _)| *s).min()
+                    })
+                    .unwrap_or(now);
+                candidates.push((
+                    TriggerType::Unavailable,
+                    since,
+                    format!("{unavailable}/{desired} replicas of {} unavailable", d.name),
+                ));
+            }
+        }
+        if let (Some(c), Some(_)) = (&d.progressing_cond, policy.trigger(TriggerType::ProgressDeadlineExceeded)) {
+            if !c.status && c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
+                candidates.push((
+                    TriggerType::ProgressDeadlineExceeded,
+                    c.since.unwrap_or(now),
+                    format!(
+                        "rollout of {} exceeded its progress deadline{}",
+                        d.name,
+                        c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    } else {
+        // A bare pod is its own target.
+        impact.desired_replicas = Some(1);
+        let ready = pods.iter().any(|p| p.ready.as_ref().is_some_and(|r| r.status));
+        impact.ready_replicas = Some(i32::from(ready));
+        impact.unhealthy_pods = Some(i32::from(!ready));
+        ratio = if ready { 0.0 } else { 1.0 };
+    }
+
+    let mut a = Assessment {
+        impact,
+        ..Default::default()
+    };
+    for (trigger, since, message) in candidates {
+        let for_ = policy.trigger(trigger).map_or(Duration::ZERO, |t| t.for_);
+        let symptom = Symptom { trigger, message, since };
+        let due = add(since, for_);
+        if due <= now {
+            a.symptoms.push(symptom);
+        } else {
+            a.pending.push((symptom, due));
+        }
+    }
+    a.first_observed_at = a.symptoms.iter().map(|s| s.since).min();
+    if !a.symptoms.is_empty() {
+        a.impact_severity = Some(policy.severity_for(ratio));
+        a.impact.severity = a.impact_severity;
+    }
+    let fully_available = deployment.is_none_or(|d| d.available >= d.desired && d.updated >= d.desired);
+    a.healthy = a.symptoms.is_empty() && a.pending.is_empty() && fully_available && ratio == 0.0;
+    a
+}
+
+/// Where a pod belongs: its Deployment (through its ReplicaSet), or itself.
+/// `rs_owner` maps `(namespace, replicaset)` to its Deployment's name.
+pub fn attribute(pod: &PodView, rs_owner: impl Fn(&str, &str) -> Option<String>) -> WorkloadKey {
+    match &pod.owner {
+        Some(o) if o.kind == "ReplicaSet" => match rs_owner(&pod.namespace, &o.name) {
+            Some(deploy) => WorkloadKey {
+                namespace: pod.namespace.clone(),
+                kind: "Deployment".into(),
+                name: deploy,
+            },
+            None => WorkloadKey {
+                namespace: pod.namespace.clone(),
+                kind: "ReplicaSet".into(),
+                name: o.name.clone(),
+            },
+        },
+        Some(o) => WorkloadKey {
+            namespace: pod.namespace.clone(),
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+        },
+        None => WorkloadKey {
+            namespace: pod.namespace.clone(),
+            kind: "Pod".into(),
+            name: pod.name.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "detection_tests.rs"]
+mod tests;

@@ -1,0 +1,198 @@
+//! Compact projections of Pods and Deployments: only what detection needs
+//! (identity, owner, phase, conditions, per-container waiting reason,
+//! restart count, readiness, last termination). A full Pod costs tens of KB
+//! in memory; a `PodView` a few hundred bytes. Built from the API objects by
+//! pure conversions.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
+
+/// A condition's state and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CondView {
+    pub status: bool,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub since: Option<Timestamp>,
+}
+
+/// A container's termination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    pub reason: Option<String>,
+    pub exit_code: i32,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// What detection needs of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerView {
+    pub name: String,
+    pub ready: bool,
+    pub restart_count: i32,
+    /// Waiting reason and message (`CrashLoopBackOff`, `ImagePullBackOff`, ...).
+    pub waiting: Option<(String, Option<String>)>,
+    /// Running since.
+    pub running_since: Option<Timestamp>,
+    /// Terminated right now.
+    pub terminated: Option<Termination>,
+    /// The previous termination.
+    pub last_termination: Option<Termination>,
+}
+
+/// The controller of a Pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerView {
+    pub kind: String,
+    pub name: String,
+}
+
+/// What detection needs of one Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<OwnerView>,
+    pub phase: String,
+    pub created: Option<Timestamp>,
+    pub deleting: bool,
+    pub scheduled: Option<CondView>,
+    pub ready: Option<CondView>,
+    pub containers: Vec<ContainerView>,
+}
+
+/// What detection needs of one Deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeploymentView {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    pub desired: i32,
+    pub replicas: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub paused: bool,
+    pub available_cond: Option<CondView>,
+    pub progressing_cond: Option<CondView>,
+    /// `deployment.kubernetes.io/revision`.
+    pub revision: Option<String>,
+}
+
+fn cond_view(c: &PodCondition) -> CondView {
+    CondView {
+        status: c.status == "True",
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+        since: c.last_transition_time.as_ref().map(|t| t.0),
+    }
+}
+
+fn termination(t: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Termination {
+    Termination {
+        reason: t.reason.clone(),
+        exit_code: t.exit_code,
+        finished_at: t.finished_at.as_ref().map(|t| t.0),
+    }
+}
+
+fn container_view(cs: &ContainerStatus) -> ContainerView {
+    let state = cs.state.as_ref();
+    ContainerView {
+        name: cs.name.clone(),
+        ready: cs.ready,
+        restart_count: cs.restart_count,
+        waiting: state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone().map(|r| (r, w.message.clone()))),
+        running_since: state
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.as_ref().map(|t| t.0)),
+        terminated: state.and_then(|s| s.terminated.as_ref()).map(termination),
+        last_termination: cs
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(termination),
+    }
+}
+
+impl From<&Pod> for PodView {
+    fn from(p: &Pod) -> Self {
+        let owner = p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| OwnerView {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            });
+        let status = p.status.as_ref();
+        let conds = status.and_then(|s| s.conditions.as_ref());
+        let find = |t: &str| conds.and_then(|cs| cs.iter().find(|c| c.type_ == t)).map(cond_view);
+        PodView {
+            namespace: p.metadata.namespace.clone().unwrap_or_default(),
+            name: p.metadata.name.clone().unwrap_or_default(),
+            labels: p.metadata.labels.clone().unwrap_or_default(),
+            owner,
+            phase: status
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Pending".into()),
+            created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            deleting: p.metadata.deletion_timestamp.is_some(),
+            scheduled: find("PodScheduled"),
+            ready: find("Ready"),
+            containers: status
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|cs| cs.iter().map(container_view).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&Deployment> for DeploymentView {
+    fn from(d: &Deployment) -> Self {
+        let spec = d.spec.as_ref();
+        let status = d.status.clone().unwrap_or_default();
+        let find = |t: &str| {
+            status
+                .conditions
+                .as_ref()
+                .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+                .map(|c| CondView {
+                    status: c.status == "True",
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                    since: c.last_transition_time.as_ref().map(|t| t.0),
+                })
+        };
+        DeploymentView {
+            namespace: d.metadata.namespace.clone().unwrap_or_default(),
+            name: d.metadata.name.clone().unwrap_or_default(),
+            labels: d.metadata.labels.clone().unwrap_or_default(),
+            generation: d.metadata.generation,
+            observed_generation: status.observed_generation,
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            ready: status.ready_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            paused: spec.and_then(|s| s.paused).unwrap_or(false),
+            available_cond: find("Available"),
+            progressing_cond: find("Progressing"),
+            revision: d
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision").cloned()),
+        }
+    }
+}
