@@ -1,6 +1,28 @@
 //! `kube-incident demo`: the whole loop on the embedded emulated cluster.
+//!
+//! Starts the emulated API server with the workload simulation, installs
+//! the CRDs, a sample app and Runbook, runs the operator in-process, does a
+//! healthy rollout and then a bad one, and prints live what the operator
+//! sees and does, until the incident is resolved.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde_json::json;
+
+use crate::api::{Incident, Phase, Runbook};
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::metrics::Metrics;
+use crate::operator::{self, OperatorHandle, RunArgs};
 
 /// Flags of `kube-incident demo`.
 #[derive(clap::Args, Debug, Clone)]
@@ -8,16 +30,311 @@ pub struct DemoArgs {
     /// Write a kubeconfig for the emulated cluster here, so kubectl can watch along.
     #[arg(long)]
     pub kubeconfig_out: Option<std::path::PathBuf>,
-    /// Keep the emulated cluster and the operator running after the scenario.
+    /// Keep the emulated cluster and the operator running after the scenario (Ctrl-C to stop).
     #[arg(long)]
     pub hold: bool,
-    /// Speed of the simulated workloads (10 = ten times faster than real time).
+    /// Speed of the simulated workloads (20 = twenty times faster than real time).
     #[arg(long, default_value_t = 20.0)]
     pub time_scale: f64,
+    /// Give up when the scenario has not completed in this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the emulated cluster: {0}")]
+    Emulator(#[from] crate::emulator::EmulatorError),
+    #[error("{what}: {source}")]
+    Kube {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot write the kubeconfig: {0}")]
+    Kubeconfig(#[source] std::io::Error),
+    #[error("timed out after {secs}s waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+    #[error("the operator stopped: {0}")]
+    Operator(String),
+}
+
+const NS: &str = "shop";
+
+fn kube_err(what: &'static str) -> impl FnOnce(kube::Error) -> DemoError {
+    move |source| DemoError::Kube { what, source }
+}
+
+struct Printer {
+    start: Timestamp,
+}
+
+impl Printer {
+    fn line(&self, who: &str, msg: impl AsRef<str>) {
+        let secs = Timestamp::now().duration_since(self.start).as_secs_f64();
+        println!("[{secs:6.1}s] {who:<10} {}", msg.as_ref());
+    }
 }
 
 /// Run the demo; exit code 0 when the scenario completed as expected.
-pub async fn main(_args: DemoArgs) -> ExitCode {
-    eprintln!("error: the demo needs the emulated cluster, which is not wired in yet");
-    ExitCode::FAILURE
+pub async fn main(args: DemoArgs) -> ExitCode {
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait<T, F, Fut>(what: &str, secs: u64, mut f: F) -> Result<T, DemoError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(DemoError::Timeout {
+                what: what.to_string(),
+                secs,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn app(image: &str, behavior: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "checkout", "namespace": NS, "labels": {"app": "checkout"}},
+        "spec": {
+            "replicas": 4,
+            "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "template": {
+                "metadata": {"labels": {"app": "checkout"},
+                             "annotations": {"sim.kubeincident.io/behavior": behavior}},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            }
+        }
+    })
+}
+
+async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [Incident::crd(), Runbook::crd()] {
+        let name = crd.name_any();
+        crds.patch(&name, &PatchParams::apply("kube-incident-demo").force(), &Patch::Apply(&crd))
+            .await
+            .map_err(kube_err("installing the CRDs"))?;
+        p.line("cluster", format!("installed CRD {name}"));
+    }
+    wait("the CRDs to be served", 20, || async {
+        operator::check_crds(client).await.ok()
+    })
+    .await?;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))
+        .map_err(|e| DemoError::Operator(e.to_string()))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .map_err(kube_err("creating the namespace"))?;
+    let rb: Runbook = serde_json::from_value(json!({
+        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
+        "metadata": {"name": "checkout", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "triggers": [
+                {"type": "CrashLoopBackOff", "minRestarts": 2},
+                {"type": "Unavailable", "minUnavailableRatio": "0.5", "for": "30s"}
+            ],
+            "severity": {"default": "SEV3", "rules": [
+                {"minUnavailableRatio": "1.0", "severity": "SEV1"},
+                {"minUnavailableRatio": "0.5", "severity": "SEV2"}
+            ]},
+            "monitoring": {"window": "15s"},
+            "reopenWindow": "1h"
+        }
+    }))
+    .map_err(|e| DemoError::Operator(e.to_string()))?;
+    Api::<Runbook>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &rb)
+        .await
+        .map_err(kube_err("creating the Runbook"))?;
+    p.line("cluster", "created Runbook shop/checkout (CrashLoopBackOff after 2 restarts; SEV1 when all replicas are down)");
+    Ok(())
+}
+
+async fn rollout(client: &Client, p: &Printer, image: &str, behavior: &str, secs: u64) -> Result<(), DemoError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let body = app(image, behavior);
+    api.patch("checkout", &PatchParams::apply("demo-user").force(), &Patch::Apply(&body))
+        .await
+        .map_err(kube_err("rolling out checkout"))?;
+    p.line("you", format!("kubectl apply: checkout -> {image}"));
+    if behavior == "healthy" {
+        wait("checkout to become available", secs, || async {
+            let d = api.get("checkout").await.ok()?;
+            let s = d.status?;
+            (s.available_replicas == Some(4) && s.updated_replicas == Some(4) && s.replicas == Some(4)).then_some(())
+        })
+        .await?;
+        p.line("cluster", format!("checkout rolled out: 4/4 available ({image})"));
+    }
+    Ok(())
+}
+
+async fn run(args: DemoArgs) -> Result<(), DemoError> {
+    let p = Printer { start: Timestamp::now() };
+    println!("kube-incident demo: the incident loop on an embedded emulated cluster\n");
+    let emu = Emulator::start(EmulatorConfig {
+        simulate: true,
+        time_scale: args.time_scale,
+        ..Default::default()
+    })
+    .await?;
+    p.line("cluster", format!("emulated API server at {} (workloads {}x real time)", emu.url(), args.time_scale));
+    if let Some(path) = &args.kubeconfig_out {
+        emu.write_kubeconfig(path).map_err(DemoError::Kubeconfig)?;
+        p.line("cluster", format!("kubeconfig written: KUBECONFIG={} kubectl get inc -n {NS} -w", path.display()));
+    }
+    let client = emu.client();
+    install(&client, &p).await?;
+
+    // The operator, in-process, as `kube-incident run --namespaces shop` would run.
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+    let run_args = Wrapper::parse_from(["demo", "--namespaces", NS, "--metrics-addr", "127.0.0.1:0"]).args;
+    let handle = OperatorHandle {
+        metrics: Arc::new(Metrics::new()),
+        ready: Arc::new(AtomicBool::new(false)),
+        metrics_addr: Arc::new(Mutex::new(None)),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let op_client = client.clone();
+    let op_handle = handle.clone();
+    let operator = tokio::spawn(async move {
+        operator::run(
+            op_client,
+            run_args,
+            operator::system_clock(),
+            async {
+                let _ = stop_rx.await;
+            },
+            Some(op_handle),
+        )
+        .await
+    });
+    let ready = handle.ready.clone();
+    wait("the operator to become ready", 30, || async {
+        ready.load(std::sync::atomic::Ordering::SeqCst).then_some(())
+    })
+    .await?;
+    p.line("operator", "kube-incident is running (watching namespace shop)");
+
+    let t = args.timeout_secs;
+    rollout(&client, &p, "registry.example/checkout:v1", "healthy", t).await?;
+    rollout(&client, &p, "registry.example/checkout:v2", "crashloop", t).await?;
+
+    // Watch the operator work.
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), NS);
+    let mut printed: HashSet<String> = HashSet::new();
+    let mut fixed = false;
+    let mut acked = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(t);
+    let outcome: Result<String, DemoError> = 'watch: loop {
+        if tokio::time::Instant::now() > deadline {
+            break 'watch Err(DemoError::Timeout {
+                what: "the incident to be detected and resolved".into(),
+                secs: t,
+            });
+        }
+        let list = incidents
+            .list(&ListParams::default())
+            .await
+            .map_err(kube_err("listing incidents"))?;
+        for inc in &list.items {
+            let name = inc.name_any();
+            let Some(s) = &inc.status else { continue };
+            for e in &s.timeline {
+                let key = format!("{name}|{}|{:?}|{}", e.time.0, e.type_, e.message);
+                if printed.insert(key) {
+                    p.line("operator", format!("{name}: [{:?}] {}", e.type_, e.message));
+                }
+            }
+            if s.opened_at.is_some() && !acked {
+                acked = true;
+                incidents
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"acknowledgedBy": "you"}})))
+                    .await
+                    .map_err(kube_err("acknowledging"))?;
+                p.line("you", format!("kubectl incident ack {name}"));
+            }
+            if acked && !fixed && s.phase != Some(Phase::Resolved) {
+                fixed = true;
+                // Until kube-incident runs mitigations itself, the person rolls back.
+                rollout(&client, &p, "registry.example/checkout:v1", "healthy", t).await?;
+                p.line("you", "rolled back to v1 by hand (coming next: kube-incident's RolloutUndo mitigation does this after approval)");
+            }
+            if s.phase == Some(Phase::Resolved) {
+                p.line(
+                    "operator",
+                    format!(
+                        "{name} resolved: {} (severity {}, occurrences {})",
+                        s.conditions.iter().find(|c| c.type_ == "Resolved").map(|c| c.message.as_str()).unwrap_or(""),
+                        s.severity.map(|s| s.to_string()).unwrap_or_default(),
+                        s.occurrences.unwrap_or(1),
+                    ),
+                );
+                break 'watch Ok(name);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+
+    let result = match outcome {
+        Ok(name) => {
+            let inc = incidents.get(&name).await.map_err(kube_err("reading the incident"))?;
+            let s = inc.status.unwrap_or_default();
+            let secs = |a: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+                        b: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+                match (a, b) {
+                    (Some(a), Some(b)) => format!("{:.0}s", b.0.duration_since(a.0).as_secs_f64()),
+                    _ => "-".into(),
+                }
+            };
+            println!();
+            println!("Incident {NS}/{name}");
+            println!("  time to detect (first visible -> opened): {}", secs(s.first_observed_at.as_ref(), s.opened_at.as_ref()));
+            println!("  time to acknowledge:                      {}", secs(s.opened_at.as_ref(), s.acknowledged_at.as_ref()));
+            println!("  time to resolve:                          {}", secs(s.opened_at.as_ref(), s.resolved_at.as_ref()));
+            println!();
+            println!("Coming next: approved mitigations run by kube-incident (rollout undo, scale, feature flags),");
+            println!("notifications and escalation, evidence capture and the post-mortem draft.");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+
+    if args.hold && result.is_ok() {
+        p.line("demo", "holding: the emulated cluster and the operator keep running (Ctrl-C to stop)");
+        operator::shutdown_signal().await;
+    }
+    let _ = stop_tx.send(());
+    match operator.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(DemoError::Operator(e.to_string())),
+        Err(e) => return Err(DemoError::Operator(e.to_string())),
+    }
+    emu.shutdown().await;
+    result
 }

@@ -14,7 +14,9 @@ use kube::{Api, Client};
 use tracing::{error, info};
 
 use crate::api::{Incident, GROUP, VERSION};
+use crate::controller::detector::{self, DetectorConfig, Detections, IncidentLookup};
 use crate::controller::{self, incident, Clock};
+use crate::api::FINGERPRINT_LABEL;
 use crate::core::targets::{SeverityTargets, TargetKind, TargetOverrideError};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
@@ -43,6 +45,15 @@ pub struct RunArgs {
     /// Name of this operator instance (the pod name), reported on Events.
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// The operator's own namespace: Runbooks there may use namespaceSelector.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub operator_namespace: Option<String>,
+    /// Watch Pods and Deployments and open Incidents on their own.
+    #[arg(long, env = "KUBE_INCIDENT_DETECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub detect: bool,
+    /// Apply the built-in detection policy to workloads no Runbook covers.
+    #[arg(long, env = "KUBE_INCIDENT_BUILTIN_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub builtin_policy: bool,
 }
 
 impl RunArgs {
@@ -126,9 +137,11 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         targets,
-        clock,
+        clock: clock.clone(),
         resync: Duration::from_secs(60),
+        detections: args.detect.then(|| Arc::new(Detections::default())),
     });
+    let (trigger_tx, _) = tokio::sync::broadcast::channel(4096);
 
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
@@ -136,6 +149,20 @@ pub async fn run(
         args.namespaces.iter().cloned().map(Some).collect()
     };
     let stores: Arc<Mutex<Vec<Store<Incident>>>> = Arc::default();
+    let (caches_tx, caches_rx) = tokio::sync::watch::channel(false);
+    // Ready when every Incident cache and (if on) the detector have synced.
+    let expected_ready = scopes.len() + usize::from(args.detect);
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mark_synced = {
+        let synced = synced.clone();
+        let ready = handle.ready.clone();
+        move || {
+            if synced.fetch_add(1, Ordering::SeqCst) + 1 == expected_ready {
+                info!("caches synced; ready");
+                ready.store(true, Ordering::SeqCst);
+            }
+        }
+    };
     let mut tasks = Vec::new();
     for scope in &scopes {
         let (incidents, deployments): (Api<Incident>, Api<Deployment>) = match scope {
@@ -146,22 +173,62 @@ pub async fn run(
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
         let stores = stores.clone();
-        let ready = handle.ready.clone();
         let expected = scopes.len();
+        let mark = mark_synced.clone();
+        let caches_tx = caches_tx.clone();
         let on_ready = move |store: Store<Incident>| {
             let mut s = stores.lock().unwrap_or_else(PoisonError::into_inner);
             s.push(store);
             tracing::debug!(synced = s.len(), expected, "incident cache synced");
             if s.len() == expected {
-                info!("caches synced; ready");
-                ready.store(true, Ordering::SeqCst);
+                let _ = caches_tx.send(true);
             }
+            mark();
         };
+        let triggers = args.detect.then(|| trigger_tx.subscribe());
         tasks.push(
-            incident::run(incidents, deployments, ctx.clone(), shutdown.clone(), on_ready).boxed(),
+            incident::run(incidents, deployments, ctx.clone(), shutdown.clone(), on_ready, triggers)
+                .boxed(),
         );
     }
 
+    if let Some(detections) = ctx.detections.clone() {
+        let lookup_stores = stores.clone();
+        let lookup: IncidentLookup = Arc::new(move |ns: &str, fp: &str| {
+            let stores = lookup_stores.lock().unwrap_or_else(PoisonError::into_inner);
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter(|i| {
+                    i.metadata.namespace.as_deref() == Some(ns)
+                        && i.metadata.labels.as_ref().and_then(|l| l.get(FINGERPRINT_LABEL)).map(String::as_str) == Some(fp)
+                })
+                .collect()
+        });
+        let cfg = DetectorConfig {
+            namespaces: args.namespaces.clone(),
+            operator_namespace: args.operator_namespace.clone(),
+            builtin_policy: args.builtin_policy,
+            clock: clock.clone(),
+        };
+        let client = client.clone();
+        let metrics = metrics.clone();
+        let shutdown = shutdown.clone();
+        let trigger_tx = trigger_tx.clone();
+        let mut caches_rx = caches_rx.clone();
+        let mark = mark_synced.clone();
+        tasks.push(
+            async move {
+                // Decide only once the Incident caches know what exists.
+                if caches_rx.wait_for(|ready| *ready).await.is_err() {
+                    return;
+                }
+                detector::run(client, cfg, detections, lookup, trigger_tx, metrics, shutdown, mark).await;
+            }
+            .boxed(),
+        );
+    }
+    drop(caches_rx);
     let refresh_stores = stores.clone();
     let refresh_metrics = metrics.clone();
     let state = HttpState {

@@ -65,13 +65,44 @@ pub struct Context {
     /// How often an open incident with a target is looked at even without a
     /// change (target health of Pods, which are not watched).
     pub resync: Duration,
+    /// What the detector knows of workloads (None when detection is off).
+    pub detections: Option<Arc<super::detector::Detections>>,
 }
 
-/// Observe the target of an incident.
-async fn observe(client: &Client, ns: &str, inc: &Incident) -> Result<Observation, Error> {
+/// Observe the target of an incident: from the detector's assessment when
+/// it watches the workload, else by reading the workload.
+async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation, Error> {
     let Some(target) = &inc.spec.target else {
         return Ok(Observation::default());
     };
+    let detection = ctx
+        .detections
+        .as_ref()
+        .zip(super::detector::workload_of(inc))
+        .and_then(|(d, w)| d.get(&w));
+    if let Some(d) = detection {
+        let a = &d.assessment;
+        let target = if a.healthy {
+            TargetHealth::Healthy
+        } else if !a.symptoms.is_empty() {
+            TargetHealth::Unhealthy(a.summary())
+        } else {
+            TargetHealth::Unknown
+        };
+        return Ok(Observation {
+            target,
+            impact: Some(a.impact.clone()),
+            impact_severity: a.impact_severity,
+            first_observed_at: a.first_observed_at,
+            symptoms: a
+                .symptoms
+                .iter()
+                .map(|s| (s.trigger, s.message.clone()))
+                .collect(),
+            recurrence: d.recurrence,
+        });
+    }
+    let client = &ctx.client;
     let (health, impact) = match target.kind {
         TargetKind::Deployment => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -135,7 +166,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     ctx.metrics.reconciliations.inc();
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
-    let observation = observe(&ctx.client, &ns, &inc).await?;
+    let observation = observe(&ctx, &ns, &inc).await?;
     let policy = policy(&ctx, &ns, &inc).await;
     let now = (ctx.clock)();
     let decision = lifecycle::reconcile(
@@ -239,8 +270,26 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     on_ready: impl FnOnce(Store<Incident>) + Send + 'static,
+    triggers: Option<tokio::sync::broadcast::Receiver<ObjectRef<Incident>>>,
 ) {
-    let controller = Controller::new(incidents, watcher::Config::default().any_semantic());
+    let scope = incidents.namespace().map(str::to_string);
+    let mut controller = Controller::new(incidents, watcher::Config::default().any_semantic());
+    if let Some(rx) = triggers {
+        // Requests from the detector, for this controller's namespace.
+        let requests = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(r) => return Some((r, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter(move |r: &ObjectRef<Incident>| {
+            futures::future::ready(scope.is_none() || r.namespace == scope)
+        });
+        controller = controller.reconcile_on(requests);
+    }
     let store = controller.store();
     let mapper_store = store.clone();
     let ready_store = store.clone();

@@ -2,6 +2,7 @@
 //! result with server-side apply (field manager `kube-incident`) and publish
 //! Events.
 
+pub mod detector;
 pub mod incident;
 
 use std::sync::Arc;

@@ -205,6 +205,8 @@ impl WorkloadKey {
 pub struct RestartRecord {
     pub at: Timestamp,
     pub count: i32,
+    /// `namespace/name` of the pod that restarted.
+    pub pod: String,
 }
 
 /// Restart history per workload, kept by the detector between events.
@@ -214,14 +216,17 @@ pub struct RestartLedger {
     last: HashMap<(String, String), i32>,
     /// Restarts recorded per workload, oldest first.
     history: HashMap<WorkloadKey, Vec<RestartRecord>>,
+    /// pod -> the workload its restarts are recorded under.
+    pod_workload: HashMap<String, WorkloadKey>,
 }
 
 impl RestartLedger {
     /// Record a pod's restart counts; increases since the last look count
     /// as restarts at `now`. The first look at a pod records no restarts.
     pub fn observe(&mut self, workload: &WorkloadKey, pod: &PodView, now: Timestamp) {
+        let pod_key = format!("{}/{}", pod.namespace, pod.name);
         for c in &pod.containers {
-            let key = (format!("{}/{}", pod.namespace, pod.name), c.name.clone());
+            let key = (pod_key.clone(), c.name.clone());
             let prev = self.last.insert(key, c.restart_count);
             if let Some(prev) = prev {
                 if c.restart_count > prev {
@@ -231,16 +236,27 @@ impl RestartLedger {
                         .push(RestartRecord {
                             at: now,
                             count: c.restart_count - prev,
+                            pod: pod_key.clone(),
                         });
+                    self.pod_workload.insert(pod_key.clone(), workload.clone());
                 }
             }
         }
     }
 
-    /// Forget a deleted pod.
+    /// Forget a deleted pod, and its restarts: a storm is measured across
+    /// the workload's current pods, so replacing them (a rollback) ends it.
     pub fn forget_pod(&mut self, namespace: &str, name: &str) {
-        let prefix = format!("{namespace}/{name}");
-        self.last.retain(|(p, _), _| *p != prefix);
+        let pod_key = format!("{namespace}/{name}");
+        self.last.retain(|(p, _), _| *p != pod_key);
+        if let Some(w) = self.pod_workload.remove(&pod_key) {
+            if let Some(h) = self.history.get_mut(&w) {
+                h.retain(|r| r.pod != pod_key);
+                if h.is_empty() {
+                    self.history.remove(&w);
+                }
+            }
+        }
     }
 
     /// Restarts of a workload within `window` before `now`, and the time of

@@ -244,6 +244,11 @@ fn restart_storm_across_pods() {
     let r = assess(&k, Some(&deploy(2, 2)), &refs, &policy, &mut ledger, t(150));
     assert_eq!(triggers(&r), vec![TriggerType::RestartStorm]);
     assert_eq!(r.first_observed_at, Some(t(60)));
+    // Replacing the pods ends the storm (restarts of deleted pods are forgotten).
+    let mut l2 = ledger.clone();
+    l2.forget_pod("shop", "a");
+    let r = assess(&k, Some(&deploy(2, 2)), &refs, &policy, &mut l2, t(150));
+    assert!(r.symptoms.is_empty(), "only b's 2 restarts remain");
     // Outside the 10m window the storm is over.
     let r = assess(&k, Some(&deploy(2, 2)), &refs, &policy, &mut ledger, t(60 + 601));
     assert!(r.symptoms.is_empty());

@@ -498,14 +498,10 @@ fn open(b: &mut Builder, incident: &IncidentView<'_>, observation: &Observation)
         .as_ref()
         .map(|t| format!(" on {}/{}", t.kind.as_str(), t.name))
         .unwrap_or_default();
-    let detail = match &observation.target {
-        TargetHealth::Unhealthy(why) => format!(": {why}"),
-        _ => String::new(),
-    };
     b.timeline(
         TimelineType::Opened,
         format!(
-            "{} incident opened{target} ({}){detail}: {}",
+            "{} incident opened{target} ({}): {}",
             spec.severity,
             spec.source.as_str(),
             spec.title

@@ -68,10 +68,18 @@ pub fn default_crd(crd: &mut Value) {
         spec.entry("conversion")
             .or_insert_with(|| json!({"strategy": "None"}));
         if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
-            let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            let kind = names
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let plural_singular = kind.to_lowercase();
-            names.entry("singular").or_insert(Value::String(plural_singular));
-            names.entry("listKind").or_insert(Value::String(format!("{kind}List")));
+            names
+                .entry("singular")
+                .or_insert(Value::String(plural_singular));
+            names
+                .entry("listKind")
+                .or_insert(Value::String(format!("{kind}List")));
         }
     }
 }
@@ -116,7 +124,11 @@ pub fn resource_def(crd: &Value) -> ResourceDef {
     let strs = |p: &str| -> Vec<String> {
         crd.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let versions: Vec<Value> = crd
@@ -145,7 +157,9 @@ pub fn resource_def(crd: &Value) -> ResourceDef {
     let scale = subs.and_then(|s| s.get("scale")).map(|sc| ScaleDef {
         spec_replicas_path: strip_dot(sc["specReplicasPath"].as_str().unwrap_or(".spec.replicas")),
         status_replicas_path: strip_dot(
-            sc["statusReplicasPath"].as_str().unwrap_or(".status.replicas"),
+            sc["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas"),
         ),
         label_selector_path: sc["labelSelectorPath"].as_str().map(strip_dot),
     });
@@ -204,7 +218,10 @@ fn preserves_unknown(schema: &Value) -> bool {
         .get("x-kubernetes-preserve-unknown-fields")
         .and_then(Value::as_bool)
         == Some(true)
-        || schema.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true)
+        || schema
+            .get("x-kubernetes-embedded-resource")
+            .and_then(Value::as_bool)
+            == Some(true)
 }
 
 /// Prune fields not declared in the structural schema (unless
@@ -319,7 +336,10 @@ pub fn validate(v: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) 
                 path,
                 format!(
                     "Invalid value: \"null\": {path} in body must be of type {}: \"null\"",
-                    schema.get("type").and_then(Value::as_str).unwrap_or("object")
+                    schema
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("object")
                 ),
             ));
         }
@@ -481,10 +501,13 @@ mod tests {
             "extra": "gone"});
         prune(&mut obj, &schema(), true);
         apply_defaults(&mut obj, &schema());
-        assert_eq!(obj, json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"},
+        assert_eq!(
+            obj,
+            json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"},
             "spec": {"title": "t", "severity": "SEV2",
                      "items": [{"name": "a", "approval": "Manual"}],
-                     "free": {"anything": {"goes": 1}}}}));
+                     "free": {"anything": {"goes": 1}}}})
+        );
         // Defaults only apply under a present parent.
         let mut no_spec = json!({"metadata": {}});
         apply_defaults(&mut no_spec, &schema());
@@ -496,15 +519,29 @@ mod tests {
         let obj = json!({"spec": {"severity": "SEV9", "replicas": "x", "port": 80}});
         let mut causes = vec![];
         validate(&obj, &schema(), "", &mut causes);
-        let got: Vec<(String, String)> = causes.iter().map(|c| (c.field.clone(), c.reason.clone())).collect();
+        let got: Vec<(String, String)> = causes
+            .iter()
+            .map(|c| (c.field.clone(), c.reason.clone()))
+            .collect();
         assert!(got.contains(&("spec.title".into(), "FieldValueRequired".into())));
         assert!(got.contains(&("spec.severity".into(), "FieldValueNotSupported".into())));
         assert!(got.contains(&("spec.replicas".into(), "FieldValueTypeInvalid".into())));
         assert_eq!(got.len(), 3);
-        let msg = causes.iter().find(|c| c.field == "spec.severity").map(|c| c.message.clone());
-        assert_eq!(msg.as_deref(), Some("Unsupported value: \"SEV9\": supported values: \"SEV1\", \"SEV2\""));
+        let msg = causes
+            .iter()
+            .find(|c| c.field == "spec.severity")
+            .map(|c| c.message.clone());
+        assert_eq!(
+            msg.as_deref(),
+            Some("Unsupported value: \"SEV9\": supported values: \"SEV1\", \"SEV2\"")
+        );
         let mut c2 = vec![];
-        validate(&json!({"spec": {"title": "waytoolongtitle", "replicas": -1}}), &schema(), "", &mut c2);
+        validate(
+            &json!({"spec": {"title": "waytoolongtitle", "replicas": -1}}),
+            &schema(),
+            "",
+            &mut c2,
+        );
         assert_eq!(c2.len(), 2);
     }
 
@@ -521,7 +558,10 @@ mod tests {
         assert_eq!(d.plural, "incidents");
         assert_eq!(d.singular, "incident");
         assert!(d.has_status && d.namespaced && !d.builtin);
-        assert_eq!(d.scale.as_ref().map(|s| s.spec_replicas_path.clone()), Some("spec.replicas".to_string()));
+        assert_eq!(
+            d.scale.as_ref().map(|s| s.spec_replicas_path.clone()),
+            Some("spec.replicas".to_string())
+        );
         assert!(d.schema("v1alpha1").is_some());
         let mut bad = crd.clone();
         bad["metadata"]["name"] = json!("wrong");

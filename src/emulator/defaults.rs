@@ -36,7 +36,11 @@ fn default_containers(spec: &mut Map<String, Value>, key: &str) {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
             set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(c, "terminationMessagePolicy", json!("File"));
-            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             set_default(c, "imagePullPolicy", json!(pull_policy(&image)));
             set_default(c, "resources", json!({}));
             if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
@@ -92,9 +96,7 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value) {
                 if let Some(s) = spec.get_mut("strategy").and_then(Value::as_object_mut) {
                     set_default(s, "type", json!("RollingUpdate"));
                     if s.get("type") == Some(&json!("RollingUpdate")) {
-                        let ru = s
-                            .entry("rollingUpdate")
-                            .or_insert_with(|| json!({}));
+                        let ru = s.entry("rollingUpdate").or_insert_with(|| json!({}));
                         if let Some(ru) = ru.as_object_mut() {
                             set_default(ru, "maxUnavailable", json!("25%"));
                             set_default(ru, "maxSurge", json!("25%"));

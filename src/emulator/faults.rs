@@ -161,7 +161,11 @@ impl FaultInjector {
 
     /// Remove a rule; false if it was not there (or already spent).
     pub fn remove(&self, id: RuleId) -> bool {
-        let mut rules = self.inner.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rules = self
+            .inner
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let before = rules.len();
         rules.retain(|(i, _)| *i != id);
         rules.len() != before
@@ -204,7 +208,11 @@ impl FaultInjector {
     /// error to return (if any). Spends rule counts.
     pub(crate) fn check(&self, req: RequestInfo<'_>) -> (Duration, Option<ApiError>) {
         use rand::Rng;
-        let mut rules = self.inner.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rules = self
+            .inner
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut delay = Duration::ZERO;
         let mut error = None;
         let mut rng = rand::rng();
@@ -257,16 +265,36 @@ mod tests {
     #[test]
     fn rules_match_and_spend() {
         let f = FaultInjector::new(Arc::new(Store::new(10, PodLogs::new())));
-        let req = RequestInfo { verb: "update", group: "apps", resource: "deployments", subresource: None, namespace: Some("ns"), name: Some("x") };
-        f.add(FaultRule::new(FaultAction::Conflict).verb("update").resource("deployments").times(1));
+        let req = RequestInfo {
+            verb: "update",
+            group: "apps",
+            resource: "deployments",
+            subresource: None,
+            namespace: Some("ns"),
+            name: Some("x"),
+        };
+        f.add(
+            FaultRule::new(FaultAction::Conflict)
+                .verb("update")
+                .resource("deployments")
+                .times(1),
+        );
         f.add(FaultRule::new(FaultAction::Latency(Duration::from_millis(5))).name("x"));
         let (d, e) = f.check(req);
         assert_eq!(d, Duration::from_millis(5));
         assert_eq!(e.map(|e| e.code), Some(409));
         let (_, e) = f.check(req);
         assert!(e.is_none());
-        let id = f.add(FaultRule::new(FaultAction::TooManyRequests { retry_after_secs: 2 }).verb("get"));
-        assert!(f.check(RequestInfo { verb: "get", ..req }).1.is_some_and(|e| e.retry_after == Some(2)));
+        let id = f.add(
+            FaultRule::new(FaultAction::TooManyRequests {
+                retry_after_secs: 2,
+            })
+            .verb("get"),
+        );
+        assert!(f
+            .check(RequestInfo { verb: "get", ..req })
+            .1
+            .is_some_and(|e| e.retry_after == Some(2)));
         assert!(f.remove(id));
         f.clear();
         assert_eq!(f.check(req), (Duration::ZERO, None));

@@ -100,8 +100,14 @@ mod tests {
         assert_eq!(logs.read("ns", "p", "app", true, None), None);
         logs.restart("ns", "p", "app");
         logs.append("ns", "p", "app", "c");
-        assert_eq!(logs.read("ns", "p", "app", true, Some(1)), Some(vec!["b".to_string()]));
-        assert_eq!(logs.read("ns", "p", "app", false, None), Some(vec!["c".to_string()]));
+        assert_eq!(
+            logs.read("ns", "p", "app", true, Some(1)),
+            Some(vec!["b".to_string()])
+        );
+        assert_eq!(
+            logs.read("ns", "p", "app", false, None),
+            Some(vec!["c".to_string()])
+        );
         logs.remove_pod("ns", "p");
         assert_eq!(logs.read("ns", "p", "app", false, None), None);
     }

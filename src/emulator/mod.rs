@@ -83,24 +83,29 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
 /// The running simulation (see [`start_simulation`]).
-struct SimGuard(());
+struct SimGuard(sim::SimHandle);
 
-impl SimGuard {
-    async fn shutdown(self) {}
-}
-
-/// SIM-CALL-SITE: the single call site of the workload simulation. Until
-/// `sim::spawn` exists this only logs; then it becomes
-/// `Some(SimGuard(sim::spawn(client, sim::SimConfig { time_scale: cfg.time_scale }, logs)))`.
-fn start_simulation(client: kube::Client, cfg: &EmulatorConfig, logs: logs::PodLogs) -> Option<SimGuard> {
-    let _ = (client, logs);
-    tracing::warn!(time_scale = cfg.time_scale, "workload simulation (sim::spawn) is not available yet");
-    None
+/// The single call site of the workload simulation.
+fn start_simulation(
+    client: kube::Client,
+    cfg: &EmulatorConfig,
+    logs: logs::PodLogs,
+) -> Option<SimGuard> {
+    let handle = sim::spawn(
+        client,
+        sim::SimConfig {
+            time_scale: cfg.time_scale,
+        },
+        logs,
+    );
+    Some(SimGuard(handle))
 }
 
 impl Emulator {
@@ -137,7 +142,8 @@ impl Emulator {
             .map_err(|e: http::uri::InvalidUri| EmulatorError::Client(e.to_string()))?;
         let mut config = kube::Config::new(uri);
         config.read_timeout = None;
-        let client = kube::Client::try_from(config).map_err(|e| EmulatorError::Client(e.to_string()))?;
+        let client =
+            kube::Client::try_from(config).map_err(|e| EmulatorError::Client(e.to_string()))?;
         tracing::info!(%url, "emulated API server listening");
         let sim = if cfg.simulate {
             start_simulation(client.clone(), &cfg, logs.clone())
@@ -169,7 +175,9 @@ impl Emulator {
     /// A kubeconfig for the emulator (cluster and context
     /// `kube-incident-emulator`, user `admin`).
     pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
-        use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+        use kube::config::{
+            AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+        };
         Kubeconfig {
             clusters: vec![NamedCluster {
                 name: CONTEXT_NAME.to_string(),
@@ -222,6 +230,12 @@ impl Emulator {
         self.store.write_log()
     }
 
+    /// Direct access to the object store, bypassing HTTP (bulk loading in
+    /// benchmarks; tests should go through [`Emulator::client`]).
+    pub fn store(&self) -> Arc<store::Store> {
+        Arc::clone(&self.store)
+    }
+
     /// The current (global) resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.store.current_rv()
@@ -229,14 +243,17 @@ impl Emulator {
 
     /// Stop the simulation and the server (open watches are closed).
     pub async fn shutdown(mut self) {
-        if let Some(sim) = self.sim.take() {
+        if let Some(SimGuard(sim)) = self.sim.take() {
             sim.shutdown().await;
         }
         self.faults.drop_watches();
         if let Some(tx) = self.shutdown_tx.take() {
             let _ = tx.send(());
         }
-        if tokio::time::timeout(Duration::from_secs(5), &mut self.server).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+            .await
+            .is_err()
+        {
             self.server.abort();
         }
     }

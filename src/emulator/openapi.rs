@@ -56,7 +56,10 @@ fn param(name: &str) -> Value {
 pub fn document(defs: &[ResourceDef], group: &str, version: &str) -> Value {
     let mut paths = Map::new();
     let mut found = false;
-    for d in defs.iter().filter(|d| d.group == group && d.serves(version)) {
+    for d in defs
+        .iter()
+        .filter(|d| d.group == group && d.serves(version))
+    {
         found = true;
         let base = format!("/{}", gv_path(group, version));
         let collection = if d.namespaced {
@@ -65,7 +68,11 @@ pub fn document(defs: &[ResourceDef], group: &str, version: &str) -> Value {
             format!("{base}/{}", d.plural)
         };
         let gvk = json!({"group": group, "version": version, "kind": d.kind});
-        let write_params = json!([param("dryRun"), param("fieldManager"), param("fieldValidation")]);
+        let write_params = json!([
+            param("dryRun"),
+            param("fieldManager"),
+            param("fieldValidation")
+        ]);
         let mut patch_types = vec![
             "application/json-patch+json",
             "application/merge-patch+json",
@@ -135,7 +142,9 @@ mod tests {
         let d = document(&defs, "apps", "v1");
         let p = &d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(p["parameters"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == "fieldValidation")));
+        assert!(p["parameters"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["name"] == "fieldValidation")));
         assert!(document(&defs, "nope", "v1").is_null());
     }
 }

@@ -31,12 +31,24 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(ALPHABET[(n >> 18) as usize & 63] as char);
         out.push(ALPHABET[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            ALPHABET[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            ALPHABET[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -80,15 +92,19 @@ pub fn encode(c: &Continue) -> String {
 /// Decode a continue token.
 pub fn decode(s: &str) -> Result<Continue, ContinueError> {
     let bytes = base64_decode(s).ok_or_else(|| ContinueError("not base64".into()))?;
-    let t: Token =
-        serde_json::from_slice(&bytes).map_err(|e| ContinueError(e.to_string()))?;
+    let t: Token = serde_json::from_slice(&bytes).map_err(|e| ContinueError(e.to_string()))?;
     if t.v != "meta.k8s.io/v1" {
         return Err(ContinueError(format!("unsupported version {}", t.v)));
     }
     if t.rv == 0 {
-        return Err(ContinueError("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()));
+        return Err(ContinueError(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into(),
+        ));
     }
-    Ok(Continue { rv: t.rv, start: t.start.trim_end_matches('\u{0}').to_string() })
+    Ok(Continue {
+        rv: t.rv,
+        start: t.start.trim_end_matches('\u{0}').to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -98,7 +114,10 @@ mod tests {
     #[test]
     fn base64_roundtrip() {
         for s in ["", "a", "ab", "abc", "abcd", "hello world!"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())), Some(s.as_bytes().to_vec()));
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())),
+                Some(s.as_bytes().to_vec())
+            );
         }
         assert_eq!(base64_encode(b"hi"), "aGk=");
         assert_eq!(base64_decode("!!"), None);
@@ -106,7 +125,10 @@ mod tests {
 
     #[test]
     fn token_roundtrip() {
-        let c = Continue { rv: 42, start: "ns/pod-1".into() };
+        let c = Continue {
+            rv: 42,
+            start: "ns/pod-1".into(),
+        };
         let tok = encode(&c);
         assert_eq!(decode(&tok), Ok(c));
         assert!(decode("garbage").is_err());

@@ -69,7 +69,10 @@ impl ResourceDef {
     }
     /// The schema of a version (CRDs).
     pub fn schema(&self, version: &str) -> Option<&Value> {
-        self.schemas.iter().find(|(v, _)| v == version).map(|(_, s)| s)
+        self.schemas
+            .iter()
+            .find(|(v, _)| v == version)
+            .map(|(_, s)| s)
     }
     /// Whether a field selector label is supported.
     pub fn field_supported(&self, field: &str) -> bool {
@@ -94,8 +97,16 @@ impl ResourceDef {
     }
     /// The `APIResource` entries (main resource + subresources) for discovery.
     pub fn discovery_entries(&self) -> Vec<Value> {
-        let verbs =
-            json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]);
+        let verbs = json!([
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch"
+        ]);
         let mut main = json!({
             "name": self.plural,
             "singularName": self.singular,
@@ -118,13 +129,17 @@ impl ResourceDef {
                 "namespaced": self.namespaced, "kind": self.kind, "verbs": ["get", "patch", "update"]}));
         }
         if self.scale.is_some() {
-            out.push(json!({"name": format!("{}/scale", self.plural), "singularName": "",
+            out.push(
+                json!({"name": format!("{}/scale", self.plural), "singularName": "",
                 "namespaced": self.namespaced, "group": "autoscaling", "version": "v1",
-                "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+                "kind": "Scale", "verbs": ["get", "patch", "update"]}),
+            );
         }
         if self.plural == "pods" && self.group.is_empty() {
-            out.push(json!({"name": "pods/log", "singularName": "", "namespaced": true,
-                "kind": "Pod", "verbs": ["get"]}));
+            out.push(
+                json!({"name": "pods/log", "singularName": "", "namespaced": true,
+                "kind": "Pod", "verbs": ["get"]}),
+            );
         }
         out
     }
@@ -160,7 +175,11 @@ fn build(b: B<'_>) -> ResourceDef {
         singular: b.kind.to_lowercase(),
         namespaced: b.namespaced,
         short_names: b.short.iter().map(|s| s.to_string()).collect(),
-        categories: if b.all { vec!["all".to_string()] } else { vec![] },
+        categories: if b.all {
+            vec!["all".to_string()]
+        } else {
+            vec![]
+        },
         has_status: b.status,
         scale: b.scale.then(|| ScaleDef {
             spec_replicas_path: "spec.replicas".to_string(),
@@ -190,7 +209,17 @@ pub fn builtin() -> Vec<ResourceDef> {
         "source",
         "type",
     ];
-    let d = |group, version, kind, plural, namespaced, short, status, scale, generation, fields, all| {
+    let d = |group,
+             version,
+             kind,
+             plural,
+             namespaced,
+             short,
+             status,
+             scale,
+             generation,
+             fields,
+             all| {
         build(B {
             group,
             version,
@@ -206,20 +235,171 @@ pub fn builtin() -> Vec<ResourceDef> {
         })
     };
     vec![
-        d("", "v1", "Namespace", "namespaces", false, &["ns"], true, false, false, &["status.phase"], false),
-        d("", "v1", "Pod", "pods", true, &["po"], true, false, false,
-          &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"], true),
-        d("", "v1", "Event", "events", true, &["ev"], false, false, false, ev_fields, false),
-        d("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false, false, &[], false),
-        d("", "v1", "Secret", "secrets", true, &[], false, false, false, &["type"], false),
-        d("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false, false, &[], false),
-        d("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true, true, &[], true),
-        d("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true, true, &["status.replicas"], true),
-        d("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, false, &[], false),
-        d("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false, false, &[], false),
-        d("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, false, true, &[], true),
-        d("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true, false, true, &[], false),
+        d(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            true,
+            false,
+            false,
+            &["status.phase"],
+            false,
+        ),
+        d(
+            "",
+            "v1",
+            "Pod",
+            "pods",
+            true,
+            &["po"],
+            true,
+            false,
+            false,
+            &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            true,
+        ),
+        d(
+            "",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            false,
+            false,
+            ev_fields,
+            false,
+        ),
+        d(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            false,
+            false,
+            &[],
+            false,
+        ),
+        d(
+            "",
+            "v1",
+            "Secret",
+            "secrets",
+            true,
+            &[],
+            false,
+            false,
+            false,
+            &["type"],
+            false,
+        ),
+        d(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            false,
+            false,
+            &[],
+            false,
+        ),
+        d(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            true,
+            &["deploy"],
+            true,
+            true,
+            true,
+            &[],
+            true,
+        ),
+        d(
+            "apps",
+            "v1",
+            "ReplicaSet",
+            "replicasets",
+            true,
+            &["rs"],
+            true,
+            true,
+            true,
+            &["status.replicas"],
+            true,
+        ),
+        d(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            false,
+            false,
+            &[],
+            false,
+        ),
+        d(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            false,
+            false,
+            &[],
+            false,
+        ),
+        d(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+            &["hpa"],
+            true,
+            false,
+            true,
+            &[],
+            true,
+        ),
+        d(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            true,
+            false,
+            true,
+            &[],
+            false,
+        ),
     ]
 }
 
@@ -241,11 +421,19 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         let defs = builtin();
-        let deploy = defs.iter().find(|d| d.plural == "deployments").map(|d| d.discovery_entries());
+        let deploy = defs
+            .iter()
+            .find(|d| d.plural == "deployments")
+            .map(|d| d.discovery_entries());
         let entries = deploy.unwrap_or_default();
         let names: Vec<&str> = entries.iter().filter_map(|e| e["name"].as_str()).collect();
-        assert_eq!(names, vec!["deployments", "deployments/status", "deployments/scale"]);
+        assert_eq!(
+            names,
+            vec!["deployments", "deployments/status", "deployments/scale"]
+        );
         let pods = defs.iter().find(|d| d.plural == "pods");
-        assert!(pods.is_some_and(|p| p.field_supported("status.phase") && !p.field_supported("spec.x")));
+        assert!(
+            pods.is_some_and(|p| p.field_supported("status.phase") && !p.field_supported("spec.x"))
+        );
     }
 }

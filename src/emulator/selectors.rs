@@ -67,9 +67,7 @@ fn split_top_level(s: &str) -> Vec<String> {
         }
     }
     out.push(cur);
-    out.into_iter()
-        .map(|p| p.trim().to_string())
-        .collect()
+    out.into_iter().map(|p| p.trim().to_string()).collect()
 }
 
 fn valid_key(k: &str) -> bool {
@@ -93,7 +91,9 @@ fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, SelectorError> {
         .ok_or_else(|| SelectorError::Parse(format!("{whole}: found '{rest}', expected: '('")))?;
     let vals: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
     if vals.iter().any(|v| !valid_value(v)) {
-        return Err(SelectorError::Parse(format!("{whole}: invalid label value")));
+        return Err(SelectorError::Parse(format!(
+            "{whole}: invalid label value"
+        )));
     }
     Ok(vals)
 }
@@ -107,31 +107,71 @@ impl LabelSelector {
         }
         for part in split_top_level(s) {
             if part.is_empty() {
-                return Err(SelectorError::Parse(format!("{s}: found '', expected: identifier")));
+                return Err(SelectorError::Parse(format!(
+                    "{s}: found '', expected: identifier"
+                )));
             }
             let req = if let Some(k) = part.strip_prefix('!') {
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::DoesNotExist }
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::DoesNotExist,
+                }
             } else if let Some((k, v)) = part.split_once("!=") {
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::NotIn(vec![v.trim().to_string()]) }
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::NotIn(vec![v.trim().to_string()]),
+                }
             } else if let Some((k, v)) = part.split_once("==") {
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::In(vec![v.trim().to_string()]) }
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::In(vec![v.trim().to_string()]),
+                }
             } else if let Some((k, v)) = part.split_once('=') {
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::In(vec![v.trim().to_string()]) }
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::In(vec![v.trim().to_string()]),
+                }
             } else if let Some((k, v)) = part.split_once(" notin ") {
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::NotIn(parse_set(v, &part)?) }
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::NotIn(parse_set(v, &part)?),
+                }
             } else if let Some((k, v)) = part.split_once(" in ") {
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::In(parse_set(v, &part)?) }
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::In(parse_set(v, &part)?),
+                }
             } else if let Some((k, v)) = part.split_once('>') {
-                let n = v.trim().parse().map_err(|_| SelectorError::Parse(format!("{part}: for 'Gt', 'Lt' operators, the value must be an integer")))?;
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::Gt(n) }
+                let n = v.trim().parse().map_err(|_| {
+                    SelectorError::Parse(format!(
+                        "{part}: for 'Gt', 'Lt' operators, the value must be an integer"
+                    ))
+                })?;
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::Gt(n),
+                }
             } else if let Some((k, v)) = part.split_once('<') {
-                let n = v.trim().parse().map_err(|_| SelectorError::Parse(format!("{part}: for 'Gt', 'Lt' operators, the value must be an integer")))?;
-                LabelRequirement { key: k.trim().to_string(), op: LabelOp::Lt(n) }
+                let n = v.trim().parse().map_err(|_| {
+                    SelectorError::Parse(format!(
+                        "{part}: for 'Gt', 'Lt' operators, the value must be an integer"
+                    ))
+                })?;
+                LabelRequirement {
+                    key: k.trim().to_string(),
+                    op: LabelOp::Lt(n),
+                }
             } else {
-                LabelRequirement { key: part.trim().to_string(), op: LabelOp::Exists }
+                LabelRequirement {
+                    key: part.trim().to_string(),
+                    op: LabelOp::Exists,
+                }
             };
             if !valid_key(&req.key) {
-                return Err(SelectorError::Parse(format!("{part}: invalid label key {:?}", req.key)));
+                return Err(SelectorError::Parse(format!(
+                    "{part}: invalid label key {:?}",
+                    req.key
+                )));
             }
             if let LabelOp::In(v) | LabelOp::NotIn(v) = &req.op {
                 if v.iter().any(|x| !valid_value(x)) {
@@ -159,7 +199,11 @@ impl LabelSelector {
                 let key = e["key"].as_str().unwrap_or_default().to_string();
                 let vals: Vec<String> = e["values"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let op = match e["operator"].as_str().unwrap_or_default() {
                     "In" => LabelOp::In(vals),
@@ -206,8 +250,12 @@ impl LabelSelector {
                 LabelOp::NotIn(vals) => v.is_none_or(|v| !vals.contains(v)),
                 LabelOp::Exists => v.is_some(),
                 LabelOp::DoesNotExist => v.is_none(),
-                LabelOp::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
-                LabelOp::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
+                LabelOp::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x > *n),
+                LabelOp::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x < *n),
             }
         })
     }
@@ -254,7 +302,11 @@ impl FieldSelector {
             if !supported(&field) {
                 return Err(SelectorError::UnsupportedField(field));
             }
-            requirements.push(FieldRequirement { field, value: value.trim().to_string(), negate });
+            requirements.push(FieldRequirement {
+                field,
+                value: value.trim().to_string(),
+                negate,
+            });
         }
         Ok(FieldSelector { requirements })
     }
@@ -282,7 +334,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -324,7 +379,11 @@ mod tests {
         let s = FieldSelector::parse("status.phase=Running,metadata.name!=x", ok);
         let s = s.unwrap_or_default();
         assert_eq!(s.requirements.len(), 2);
-        assert!(s.matches(|f| if f == "status.phase" { "Running".into() } else { "y".into() }));
+        assert!(s.matches(|f| if f == "status.phase" {
+            "Running".into()
+        } else {
+            "y".into()
+        }));
         assert!(!s.matches(|_| "x".into()));
         assert_eq!(
             FieldSelector::parse("spec.foo=1", ok),

@@ -43,8 +43,10 @@ pub fn router(state: AppState) -> axum::Router {
 
 fn json_response(code: StatusCode, body: impl Into<Body>) -> Response {
     let mut r = (code, body.into()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -74,14 +76,18 @@ enum Route {
     GroupList,
     Group(String),
     ResourceList(String, String),
-    Resource(Target),
+    Resource(Box<Target>),
     OpenApiV2,
     OpenApiV3Root,
     OpenApiV3(String),
 }
 
 fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     match segs.as_slice() {
         ["version"] => return Ok(Route::Version),
         ["healthz"] | ["readyz"] | ["livez"] => return Ok(Route::Health),
@@ -100,15 +106,9 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
         ["apis", g, v, rest @ ..] => (g, v, rest),
         _ => return Err(ApiError::path_not_found()),
     };
-    let lookup = |plural: &str| {
-        store
-            .def(group, plural)
-            .filter(|d| d.serves(version))
-    };
+    let lookup = |plural: &str| store.def(group, plural).filter(|d| d.serves(version));
     let (namespace, rest): (Option<String>, &[&str]) = match rest {
-        ["namespaces", ns, plural, tail @ ..]
-            if lookup(plural).is_some_and(|d| d.namespaced) =>
-        {
+        ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_some_and(|d| d.namespaced) => {
             (Some(ns.to_string()), &rest[2..][..1 + tail.len()])
         }
         _ => (None, rest),
@@ -131,13 +131,13 @@ fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
             return Err(ApiError::path_not_found());
         }
     }
-    Ok(Route::Resource(Target {
+    Ok(Route::Resource(Box::new(Target {
         def,
         version: version.to_string(),
         namespace,
         name,
         sub,
-    }))
+    })))
 }
 
 async fn handle(State(st): State<AppState>, req: Request) -> Response {
@@ -196,7 +196,7 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
                 Ok(json_value(StatusCode::OK, &doc))
             }
         }
-        Route::Resource(t) => serve_resource(&st, &method, t, &query, &headers, body).await,
+        Route::Resource(t) => serve_resource(&st, &method, *t, &query, &headers, body).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -244,7 +244,10 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Result<Response, 
     if defs.is_empty() && !(group.is_empty() && version == "v1") {
         return Err(ApiError::path_not_found());
     }
-    let resources: Vec<Value> = defs.iter().flat_map(ResourceDef::discovery_entries).collect();
+    let resources: Vec<Value> = defs
+        .iter()
+        .flat_map(ResourceDef::discovery_entries)
+        .collect();
     let gv = if group.is_empty() {
         version.to_string()
     } else {
@@ -291,7 +294,10 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     }
 }
 
-fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+fn field_manager(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
     if let Some(m) = param(q, "fieldManager") {
         if m.len() > 128 {
             return Err(ApiError::bad_request(
@@ -384,30 +390,50 @@ async fn serve_resource(
         "watch" => {
             let filter = filter_from(q, &t)?;
             let params = WatchParams::from_query(q)?;
-            Ok(watch::serve(st, t.def.clone(), t.version.clone(), filter, params))
+            Ok(watch::serve(
+                st,
+                t.def.clone(),
+                t.version.clone(),
+                filter,
+                params,
+            ))
         }
         "list" => list(st, &t, q, headers),
         "get" => get(st, &t, &ns, q, headers),
         "create" => {
             if t.sub.is_some() {
-                return Err(ApiError::method_not_allowed(&t.def.plural, &t.def.group, "create"));
+                return Err(ApiError::method_not_allowed(
+                    &t.def.plural,
+                    &t.def.group,
+                    "create",
+                ));
             }
             let obj = parse_body(headers, &body)?;
             let ctx = ctx_for(q, headers, "create", &t)?;
-            let dry = ctx.dry_run;
             let out = st.store.create(&t.def, &ns, obj, &ctx)?;
-            let code = if dry { StatusCode::CREATED } else { StatusCode::CREATED };
-            Ok(json_value(code, &with_version(out, &t.def, &t.version)))
+            Ok(json_value(
+                StatusCode::CREATED,
+                &with_version(out, &t.def, &t.version),
+            ))
         }
         "update" => update(st, &t, &ns, q, headers, &body),
         "patch" => patch_req(st, &t, &ns, q, headers, &body),
         "delete" => delete(st, &t, &ns, q, headers, &body),
         "deletecollection" => delete_collection(st, &t, q, headers, &body),
-        _ => Err(ApiError::method_not_allowed(&t.def.plural, &t.def.group, method.as_str())),
+        _ => Err(ApiError::method_not_allowed(
+            &t.def.plural,
+            &t.def.group,
+            method.as_str(),
+        )),
     }
 }
 
-fn ctx_for(q: &HashMap<String, String>, headers: &HeaderMap, verb: &'static str, t: &Target) -> Result<WriteCtx, ApiError> {
+fn ctx_for(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    verb: &'static str,
+    t: &Target,
+) -> Result<WriteCtx, ApiError> {
     Ok(WriteCtx {
         verb,
         subresource: t.sub.clone(),
@@ -432,7 +458,12 @@ fn filter_from(q: &HashMap<String, String>, t: &Target) -> Result<Filter, ApiErr
     })
 }
 
-fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, headers: &HeaderMap) -> Result<Response, ApiError> {
+fn list(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let filter = filter_from(q, t)?;
     let limit = match param(q, "limit") {
         Some(l) if !l.is_empty() => Some(
@@ -454,14 +485,25 @@ fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, headers: &Header
                 "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""
             )));
         }
-        if opts.resource_version.as_deref().unwrap_or_default().is_empty() {
+        if opts
+            .resource_version
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
             return Err(ApiError::bad_request(
                 "resourceVersionMatch is forbidden unless resourceVersion is provided",
             ));
         }
     }
-    if opts.continue_token.as_deref().is_some_and(|c| !c.is_empty())
-        && opts.resource_version.as_deref().is_some_and(|r| !r.is_empty() && r != "0")
+    if opts
+        .continue_token
+        .as_deref()
+        .is_some_and(|c| !c.is_empty())
+        && opts
+            .resource_version
+            .as_deref()
+            .is_some_and(|r| !r.is_empty() && r != "0")
     {
         return Err(ApiError::bad_request(
             "specifying resource version is not allowed when using continue",
@@ -470,10 +512,17 @@ fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, headers: &Header
     let page = st.store.list(&t.def, &filter, &opts)?;
     if wants_table(headers) {
         let items: Vec<Value> = page.items.iter().map(|s| s.value()).collect();
-        let tbl = table::table(&t.def, &items, page.rv, page.continue_token.as_deref(), param(q, "includeObject"));
+        let tbl = table::table(
+            &t.def,
+            &items,
+            page.rv,
+            page.continue_token.as_deref(),
+            param(q, "includeObject"),
+        );
         return Ok(json_value(StatusCode::OK, &tbl));
     }
-    let mut out: Vec<u8> = Vec::with_capacity(256 + page.items.iter().map(|s| s.json.len() + 1).sum::<usize>());
+    let mut out: Vec<u8> =
+        Vec::with_capacity(256 + page.items.iter().map(|s| s.json.len() + 1).sum::<usize>());
     let mut meta = json!({"resourceVersion": page.rv.to_string()});
     if let Some(c) = &page.continue_token {
         meta["continue"] = json!(c);
@@ -494,12 +543,24 @@ fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, headers: &Header
 }
 
 fn scale_of(def: &ResourceDef, v: &Value) -> Value {
-    let Some(sc) = &def.scale else { return Value::Null };
+    let Some(sc) = &def.scale else {
+        return Value::Null;
+    };
     let ptr = |p: &str| format!("/{}", p.replace('.', "/"));
-    let spec_r = v.pointer(&ptr(&sc.spec_replicas_path)).cloned().unwrap_or(json!(0));
-    let status_r = v.pointer(&ptr(&sc.status_replicas_path)).cloned().unwrap_or(json!(0));
+    let spec_r = v
+        .pointer(&ptr(&sc.spec_replicas_path))
+        .cloned()
+        .unwrap_or(json!(0));
+    let status_r = v
+        .pointer(&ptr(&sc.status_replicas_path))
+        .cloned()
+        .unwrap_or(json!(0));
     let selector = match &sc.label_selector_path {
-        Some(p) => v.pointer(&ptr(p)).and_then(Value::as_str).unwrap_or_default().to_string(),
+        Some(p) => v
+            .pointer(&ptr(p))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         None => v
             .pointer("/spec/selector")
             .map(|s| LabelSelector::from_label_selector_json(s).to_text())
@@ -520,11 +581,33 @@ fn set_scale_replicas(def: &ResourceDef, obj: &mut Value, scale: &Value) -> Resu
     let Some(sc) = &def.scale else { return Ok(()) };
     let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
     if !replicas.is_i64() && !replicas.is_u64() {
-        return Err(ApiError::invalid("Scale", "autoscaling", "", &[Cause::invalid("spec.replicas", &replicas, "must be an integer")]));
+        return Err(ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            "",
+            &[Cause::invalid(
+                "spec.replicas",
+                &replicas,
+                "must be an integer",
+            )],
+        ));
     }
     if replicas.as_i64().is_some_and(|r| r < 0) {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        return Err(ApiError::invalid("Scale", "autoscaling", &name, &[Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")]));
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        return Err(ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            &name,
+            &[Cause::invalid(
+                "spec.replicas",
+                &replicas,
+                "must be greater than or equal to 0",
+            )],
+        ));
     }
     let mut cur = &mut *obj;
     let parts: Vec<&str> = sc.spec_replicas_path.split('.').collect();
@@ -538,7 +621,10 @@ fn set_scale_replicas(def: &ResourceDef, obj: &mut Value, scale: &Value) -> Resu
             cur = &mut cur[*p];
         }
     }
-    if let Some(rv) = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+    if let Some(rv) = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         if !rv.is_empty() {
             obj["metadata"]["resourceVersion"] = json!(rv);
         }
@@ -546,7 +632,13 @@ fn set_scale_replicas(def: &ResourceDef, obj: &mut Value, scale: &Value) -> Resu
     Ok(())
 }
 
-fn get(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, headers: &HeaderMap) -> Result<Response, ApiError> {
+fn get(
+    st: &AppState,
+    t: &Target,
+    ns: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let name = t.name.as_deref().unwrap_or_default();
     if t.sub.as_deref() == Some("log") {
         return pod_log(st, t, ns, name, q);
@@ -557,28 +649,53 @@ fn get(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, headers
     }
     if wants_table(headers) {
         let v = s.value();
-        let tbl = table::table(&t.def, std::slice::from_ref(&v), s.rv, None, param(q, "includeObject"));
+        let tbl = table::table(
+            &t.def,
+            std::slice::from_ref(&v),
+            s.rv,
+            None,
+            param(q, "includeObject"),
+        );
         return Ok(json_value(StatusCode::OK, &tbl));
     }
-    Ok(json_response(StatusCode::OK, object_bytes(&s, &t.def, &t.version)))
+    Ok(json_response(
+        StatusCode::OK,
+        object_bytes(&s, &t.def, &t.version),
+    ))
 }
 
-fn pod_log(st: &AppState, t: &Target, ns: &str, name: &str, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+fn pod_log(
+    st: &AppState,
+    t: &Target,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let pod = st.store.get(&t.def, ns, name)?.value();
     let containers: Vec<String> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let container = match param(q, "container").filter(|c| !c.is_empty()) {
         Some(c) => {
             let init: Vec<String> = pod
                 .pointer("/spec/initContainers")
                 .and_then(Value::as_array)
-                .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| c["name"].as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !containers.iter().chain(init.iter()).any(|x| x == c) {
-                return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}")));
+                return Err(ApiError::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )));
             }
             c.to_string()
         }
@@ -591,7 +708,9 @@ fn pod_log(st: &AppState, t: &Target, ns: &str, name: &str, q: &HashMap<String, 
         }
     };
     let previous = bool_param(q, "previous");
-    let tail = param(q, "tailLines").and_then(|t| t.parse::<i64>().ok()).map(|t| t.max(0) as usize);
+    let tail = param(q, "tailLines")
+        .and_then(|t| t.parse::<i64>().ok())
+        .map(|t| t.max(0) as usize);
     let lines = match st.logs.read(ns, name, &container, previous, tail) {
         Some(l) => l,
         None if previous => {
@@ -607,32 +726,56 @@ fn pod_log(st: &AppState, t: &Target, ns: &str, name: &str, q: &HashMap<String, 
         text.push('\n');
     }
     let mut r = (StatusCode::OK, text).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(r)
 }
 
-fn update(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
+fn update(
+    st: &AppState,
+    t: &Target,
+    ns: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let name = t.name.clone().unwrap_or_default();
     let obj = parse_body(headers, body)?;
     let ctx = ctx_for(q, headers, "update", t)?;
     let is_scale = t.sub.as_deref() == Some("scale");
     let allow_create = !is_scale
         && t.sub.is_none()
-        && matches!((t.def.group.as_str(), t.def.plural.as_str()), ("", "events") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events"));
+        && matches!(
+            (t.def.group.as_str(), t.def.plural.as_str()),
+            ("", "events") | ("coordination.k8s.io", "leases") | ("events.k8s.io", "events")
+        );
     let def = t.def.clone();
-    let (out, created) = st.store.update(&t.def, ns, &name, &ctx, allow_create, move |cur| match cur {
-        Some(cur) if is_scale => {
-            let mut n = cur.clone();
-            set_scale_replicas(&def, &mut n, &obj)?;
-            if obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().is_empty() {
-                if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
+    let (out, created) =
+        st.store.update(
+            &t.def,
+            ns,
+            &name,
+            &ctx,
+            allow_create,
+            move |cur| match cur {
+                Some(cur) if is_scale => {
+                    let mut n = cur.clone();
+                    set_scale_replicas(&def, &mut n, &obj)?;
+                    if obj
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .is_empty()
+                    {
+                        if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.remove("resourceVersion");
+                        }
+                    }
+                    Ok(n)
                 }
-            }
-            Ok(n)
-        }
-        _ => Ok(obj),
-    })?;
+                _ => Ok(obj),
+            },
+        )?;
     respond_write(t, out, created)
 }
 
@@ -640,7 +783,11 @@ fn respond_write(t: &Target, out: Value, created: bool) -> Result<Response, ApiE
     if t.sub.as_deref() == Some("scale") {
         return Ok(json_value(StatusCode::OK, &scale_of(&t.def, &out)));
     }
-    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_value(code, &with_version(out, &t.def, &t.version)))
 }
 
@@ -661,15 +808,29 @@ fn patch_error(e: PatchError, t: &Target) -> ApiError {
             let mut err = ApiError::new(
                 409,
                 "Conflict",
-                format!("Apply failed with {} conflict{}: {}", cs.len(), if cs.len() == 1 { "" } else { "s" }, list.join("\n")),
+                format!(
+                    "Apply failed with {} conflict{}: {}",
+                    cs.len(),
+                    if cs.len() == 1 { "" } else { "s" },
+                    list.join("\n")
+                ),
             );
-            err.details = Some(json!({"name": name, "group": t.def.group, "kind": t.def.plural, "causes": causes}));
+            err.details = Some(
+                json!({"name": name, "group": t.def.group, "kind": t.def.plural, "causes": causes}),
+            );
             err
         }
     }
 }
 
-fn patch_req(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
+fn patch_req(
+    st: &AppState,
+    t: &Target,
+    ns: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let name = t.name.clone().unwrap_or_default();
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -681,9 +842,18 @@ fn patch_req(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, h
         .trim()
         .to_string();
     let accepted: &[&str] = if t.def.builtin {
-        &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml", "application/strategic-merge-patch+json"]
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+            "application/strategic-merge-patch+json",
+        ]
     } else {
-        &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
     };
     if !accepted.contains(&ct.as_str()) {
         return Err(ApiError::unsupported_media_type(&ct, accepted));
@@ -701,18 +871,28 @@ fn patch_req(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, h
         }
     }
     let patch_body: Value = if is_apply {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
     };
     let force = bool_param(q, "force");
     if force && !is_apply {
-        return Err(ApiError::bad_request("force: Invalid value: true: may not be specified for non-apply patch"));
+        return Err(ApiError::bad_request(
+            "force: Invalid value: true: may not be specified for non-apply patch",
+        ));
     }
     let is_scale = t.sub.as_deref() == Some("scale");
     if is_apply {
-        let av = patch_body.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = patch_body.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let av = patch_body
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = patch_body
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !is_scale && (av != t.def.api_version(&t.version) || kind != t.def.kind) {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({av}) does not match the expected API version ({})",
@@ -724,53 +904,90 @@ fn patch_req(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, h
     let target = t.clone();
     let sub = t.sub.clone();
     let manager = ctx.field_manager.clone().unwrap_or_default();
-    let api_version = ctx.api_version.clone();
-    let (out, created) = st.store.update(&t.def, ns, &name, &ctx, is_apply && !is_scale, move |cur| {
-        let now = store::now_rfc3339();
-        if is_scale {
-            let Some(cur) = cur else {
-                return Err(ApiError::not_found(&def.plural, &def.group, &target.name.clone().unwrap_or_default()));
-            };
-            let scale = scale_of(&def, cur);
-            let new_scale = apply_patch(&ct, &scale, &patch_body, "autoscaling", "v1", "Scale")
-                .map_err(|e| patch_error(e, &target))?;
-            let mut n = cur.clone();
-            set_scale_replicas(&def, &mut n, &new_scale)?;
-            if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
-                if new_scale.pointer("/metadata/resourceVersion") == scale.pointer("/metadata/resourceVersion") {
-                    m.remove("resourceVersion");
+    let (out, created) =
+        st.store
+            .update(&t.def, ns, &name, &ctx, is_apply && !is_scale, move |cur| {
+                let now = store::now_rfc3339();
+                if is_scale {
+                    let Some(cur) = cur else {
+                        return Err(ApiError::not_found(
+                            &def.plural,
+                            &def.group,
+                            &target.name.clone().unwrap_or_default(),
+                        ));
+                    };
+                    let scale = scale_of(&def, cur);
+                    let new_scale =
+                        apply_patch(&ct, &scale, &patch_body, "autoscaling", "v1", "Scale")
+                            .map_err(|e| patch_error(e, &target))?;
+                    let mut n = cur.clone();
+                    set_scale_replicas(&def, &mut n, &new_scale)?;
+                    if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
+                        if new_scale.pointer("/metadata/resourceVersion")
+                            == scale.pointer("/metadata/resourceVersion")
+                        {
+                            m.remove("resourceVersion");
+                        }
+                    }
+                    return Ok(n);
                 }
-            }
-            return Ok(n);
-        }
-        if is_apply {
-            // PATCH-ENGINE: switch to patch::server_side_apply with MergeSchema once available.
-            return managed::server_side_apply(cur, &patch_body, &manager, force, sub.as_deref(), &api_version, &now)
-                .map_err(|e| patch_error(e, &target));
-        }
-        let Some(cur) = cur else {
-            return Err(ApiError::not_found(&def.plural, &def.group, &target.name.clone().unwrap_or_default()));
-        };
-        let mut n = apply_patch(&ct, cur, &patch_body, &def.group, &target.version, &def.kind)
-            .map_err(|e| patch_error(e, &target))?;
-        // A patch that does not mention resourceVersion is unconditional.
-        let patch_rv = patch_body.pointer("/metadata/resourceVersion").is_some()
-            || (ct == "application/json-patch+json" && patch_body.to_string().contains("/metadata/resourceVersion"));
-        if !patch_rv {
-            if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
-        }
-        Ok(n)
-    })?;
+                if is_apply {
+                    let schema = managed::schema_for(&def, &target.version);
+                    return managed::server_side_apply(
+                        cur,
+                        &patch_body,
+                        &manager,
+                        force,
+                        sub.as_deref(),
+                        &schema,
+                        &now,
+                    )
+                    .map_err(|e| patch_error(e, &target));
+                }
+                let Some(cur) = cur else {
+                    return Err(ApiError::not_found(
+                        &def.plural,
+                        &def.group,
+                        &target.name.clone().unwrap_or_default(),
+                    ));
+                };
+                let mut n = apply_patch(
+                    &ct,
+                    cur,
+                    &patch_body,
+                    &def.group,
+                    &target.version,
+                    &def.kind,
+                )
+                .map_err(|e| patch_error(e, &target))?;
+                // A patch that does not mention resourceVersion is unconditional.
+                let patch_rv = patch_body.pointer("/metadata/resourceVersion").is_some()
+                    || (ct == "application/json-patch+json"
+                        && patch_body.to_string().contains("/metadata/resourceVersion"));
+                if !patch_rv {
+                    if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                }
+                Ok(n)
+            })?;
     respond_write(t, out, created)
 }
 
-fn apply_patch(ct: &str, cur: &Value, p: &Value, group: &str, version: &str, kind: &str) -> Result<Value, PatchError> {
+fn apply_patch(
+    ct: &str,
+    cur: &Value,
+    p: &Value,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Result<Value, PatchError> {
     match ct {
         "application/merge-patch+json" => {
             if !p.is_object() {
-                return Err(PatchError::Invalid("merge patch must be a JSON object".into()));
+                return Err(PatchError::Invalid(
+                    "merge patch must be a JSON object".into(),
+                ));
             }
             let mut n = cur.clone();
             patch::json_merge_patch(&mut n, p);
@@ -781,12 +998,15 @@ fn apply_patch(ct: &str, cur: &Value, p: &Value, group: &str, version: &str, kin
             patch::json_patch(&mut n, p)?;
             Ok(n)
         }
-        // PATCH-ENGINE: switch to patch::strategic_merge_patch with MergeSchema::builtin once available.
         _ => managed::strategic_merge_patch(cur, p, group, version, kind),
     }
 }
 
-fn delete_opts(q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Result<(DeleteOpts, bool), ApiError> {
+fn delete_opts(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(DeleteOpts, bool), ApiError> {
     let mut opts = DeleteOpts::default();
     let b: Value = if body.is_empty() {
         json!({})
@@ -795,8 +1015,14 @@ fn delete_opts(q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -
     };
     let policy = param(q, "propagationPolicy")
         .map(str::to_string)
-        .or_else(|| b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string));
-    let orphan = b.get("orphanDependents").and_then(Value::as_bool)
+        .or_else(|| {
+            b.get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let orphan = b
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
         .or_else(|| param(q, "orphanDependents").map(|x| x == "true"));
     opts.propagation = match (policy.as_deref(), orphan) {
         (Some("Foreground"), _) => Propagation::Foreground,
@@ -808,16 +1034,35 @@ fn delete_opts(q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -
             )))
         }
     };
-    opts.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-    opts.precondition_rv = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+    opts.precondition_uid = b
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    opts.precondition_rv = b
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let dry = dry_run(q)?
-        || b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All"));
+        || b.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"));
     Ok((opts, dry))
 }
 
-fn delete(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
+fn delete(
+    st: &AppState,
+    t: &Target,
+    ns: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     if t.sub.is_some() {
-        return Err(ApiError::method_not_allowed(&t.def.plural, &t.def.group, "delete"));
+        return Err(ApiError::method_not_allowed(
+            &t.def.plural,
+            &t.def.group,
+            "delete",
+        ));
     }
     let name = t.name.clone().unwrap_or_default();
     let (opts, dry) = delete_opts(q, headers, body)?;
@@ -827,17 +1072,30 @@ fn delete(st: &AppState, t: &Target, ns: &str, q: &HashMap<String, String>, head
     let out = st.store.delete(&t.def, ns, &name, &opts, &ctx)?;
     let returns_object = !t.def.builtin || (t.def.group.is_empty() && t.def.plural == "pods");
     if out.gone && !returns_object {
-        let uid = out.obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+        let uid = out
+            .obj
+            .pointer("/metadata/uid")
+            .cloned()
+            .unwrap_or(Value::Null);
         return Ok(json_value(
             StatusCode::OK,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid}}),
         ));
     }
-    Ok(json_value(StatusCode::OK, &with_version(out.obj, &t.def, &t.version)))
+    Ok(json_value(
+        StatusCode::OK,
+        &with_version(out.obj, &t.def, &t.version),
+    ))
 }
 
-fn delete_collection(st: &AppState, t: &Target, q: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
+fn delete_collection(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let filter = filter_from(q, t)?;
     let (opts, dry) = delete_opts(q, headers, body)?;
     let mut ctx = ctx_for(q, headers, "delete", t)?;
@@ -847,8 +1105,16 @@ fn delete_collection(st: &AppState, t: &Target, q: &HashMap<String, String>, hea
     let mut items = Vec::new();
     for s in page.items {
         let v = s.value();
-        let ns = v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-        let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let ns = v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         match st.store.delete(&t.def, &ns, &name, &opts, &ctx) {
             Ok(o) => items.push(with_version(o.obj, &t.def, &t.version)),
             Err(e) if e.code == 404 => {}

@@ -127,8 +127,12 @@ impl ApiError {
     }
     /// 404 for an unknown URL path (`the server could not find the requested resource`).
     pub fn path_not_found() -> Self {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
     /// 409 AlreadyExists.
     pub fn already_exists(resource: &str, group: &str, name: &str) -> Self {
@@ -228,8 +232,12 @@ impl ApiError {
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         let m = message.into();
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {m}"))
-            .with_details(json!({"causes": [{"message": m}]}))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {m}"),
+        )
+        .with_details(json!({"causes": [{"message": m}]}))
     }
 
     /// The `metav1.Status` JSON.
@@ -278,14 +286,23 @@ mod tests {
             ApiError::not_found("deployments", "apps", "x").message,
             "deployments.apps \"x\" not found"
         );
-        assert_eq!(ApiError::not_found("pods", "", "p").message, "pods \"p\" not found");
+        assert_eq!(
+            ApiError::not_found("pods", "", "p").message,
+            "pods \"p\" not found"
+        );
         assert_eq!(
             ApiError::conflict("deployments", "apps", "x").message,
             "Operation cannot be fulfilled on deployments.apps \"x\": the object has been modified; please apply your changes to the latest version and try again"
         );
         let inv = ApiError::invalid("Pod", "", "p", &[Cause::required("spec.containers")]);
-        assert_eq!(inv.message, "Pod \"p\" is invalid: spec.containers: Required value");
-        assert_eq!(inv.to_status()["details"]["causes"][0]["reason"], "FieldValueRequired");
+        assert_eq!(
+            inv.message,
+            "Pod \"p\" is invalid: spec.containers: Required value"
+        );
+        assert_eq!(
+            inv.to_status()["details"]["causes"][0]["reason"],
+            "FieldValueRequired"
+        );
         let tm = ApiError::too_many_requests(3);
         assert_eq!(tm.to_status()["code"], 429);
         assert_eq!(tm.retry_after, Some(3));

@@ -32,7 +32,9 @@ pub const INTERNAL_MANAGER: &str = "kube-controller-manager";
 
 /// The current time as RFC 3339 with second precision (`metav1.Time`).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// One stored object version. Shared (`Arc`) by the object map and events.
@@ -306,7 +308,10 @@ fn md_mut(v: &mut Value) -> Option<&mut Map<String, Value>> {
     if !v.is_object() {
         *v = json!({});
     }
-    let m = v.as_object_mut()?.entry("metadata").or_insert_with(|| json!({}));
+    let m = v
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
     if !m.is_object() {
         *m = json!({});
     }
@@ -325,7 +330,11 @@ fn finalizers(v: &Value) -> Vec<String> {
     md(v)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -387,7 +396,10 @@ fn namespace_key() -> ResKey {
 }
 
 fn crd_key() -> ResKey {
-    ("apiextensions.k8s.io".to_string(), "customresourcedefinitions".to_string())
+    (
+        "apiextensions.k8s.io".to_string(),
+        "customresourcedefinitions".to_string(),
+    )
 }
 
 impl Store {
@@ -423,7 +435,8 @@ impl Store {
         {
             let mut g = store.lock();
             for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-                let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let obj =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 if let Err(e) = g.create(&namespace_key(), "", obj, &internal_ctx("create"), true) {
                     tracing::error!(error = %e, "creating namespace {ns}");
                 }
@@ -478,9 +491,17 @@ impl Store {
     }
 
     /// List objects.
-    pub fn list(&self, def: &ResourceDef, filter: &Filter, opts: &ListOpts) -> Result<ListPage, ApiError> {
+    pub fn list(
+        &self,
+        def: &ResourceDef,
+        filter: &Filter,
+        opts: &ListOpts,
+    ) -> Result<ListPage, ApiError> {
         let mut g = self.lock();
-        let has_token = opts.continue_token.as_deref().is_some_and(|t| !t.is_empty());
+        let has_token = opts
+            .continue_token
+            .as_deref()
+            .is_some_and(|t| !t.is_empty());
         let forced = match g.tables.get_mut(&rk(def)) {
             Some(t) if has_token && t.force_expire => {
                 t.force_expire = false;
@@ -517,7 +538,9 @@ impl Store {
                 .as_deref()
                 .unwrap_or_default()
                 .parse()
-                .map_err(|_| ApiError::bad_request("resourceVersionMatch=Exact requires a resourceVersion"))?;
+                .map_err(|_| {
+                    ApiError::bad_request("resourceVersionMatch=Exact requires a resourceVersion")
+                })?;
             if rv < table.floor {
                 return Err(ApiError::expired(format!(
                     "too old resource version: {rv} ({})",
@@ -544,7 +567,10 @@ impl Store {
             (None, Some(ns)) => Bound::Included((ns.clone(), String::new())),
             (None, None) => Bound::Unbounded,
         };
-        let mut base = table.objects.range((lower.clone(), Bound::Unbounded)).peekable();
+        let mut base = table
+            .objects
+            .range((lower.clone(), Bound::Unbounded))
+            .peekable();
         let mut ov = overlay.range((lower, Bound::Unbounded)).peekable();
         let limit = opts.limit.filter(|l| *l > 0);
         let mut items = Vec::new();
@@ -601,7 +627,11 @@ impl Store {
         let continue_token = match (more, last) {
             (true, Some((ns, name))) => Some(pagination::encode(&Continue {
                 rv: list_rv,
-                start: if def.namespaced { format!("{ns}/{name}") } else { name },
+                start: if def.namespaced {
+                    format!("{ns}/{name}")
+                } else {
+                    name
+                },
             })),
             _ => None,
         };
@@ -614,9 +644,16 @@ impl Store {
 
     /// Current objects matching a filter, and the resourceVersion they are at
     /// (the start of a watch without resourceVersion).
-    pub fn snapshot(&self, def: &ResourceDef, filter: &Filter) -> Result<(Vec<Arc<Stored>>, u64), ApiError> {
+    pub fn snapshot(
+        &self,
+        def: &ResourceDef,
+        filter: &Filter,
+    ) -> Result<(Vec<Arc<Stored>>, u64), ApiError> {
         let g = self.lock();
-        let table = g.tables.get(&rk(def)).ok_or_else(ApiError::path_not_found)?;
+        let table = g
+            .tables
+            .get(&rk(def))
+            .ok_or_else(ApiError::path_not_found)?;
         let items = match &filter.namespace {
             Some(ns) => table
                 .objects
@@ -692,7 +729,13 @@ impl Store {
     }
 
     /// Create an object.
-    pub fn create(&self, def: &ResourceDef, ns: &str, obj: Value, ctx: &WriteCtx) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        obj: Value,
+        ctx: &WriteCtx,
+    ) -> Result<Value, ApiError> {
         let r = self.lock().create(&rk(def), ns, obj, ctx, false);
         self.notify();
         r
@@ -713,17 +756,35 @@ impl Store {
     where
         F: FnOnce(Option<&Value>) -> Result<Value, ApiError>,
     {
-        let r = self.lock().update(&rk(def), ns, name, ctx, create_if_missing, f);
+        let r = self
+            .lock()
+            .update(&rk(def), ns, name, ctx, create_if_missing, f);
         self.notify();
         r
     }
 
     /// Delete an object.
-    pub fn delete(&self, def: &ResourceDef, ns: &str, name: &str, opts: &DeleteOpts, ctx: &WriteCtx) -> Result<DeleteOutcome, ApiError> {
+    pub fn delete(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+        ctx: &WriteCtx,
+    ) -> Result<DeleteOutcome, ApiError> {
         let r = self.lock().delete(&rk(def), ns, name, opts, ctx, false);
         self.notify();
         r
     }
+}
+
+/// The version of a write request (the storage version when unknown).
+fn request_version<'a>(def: &'a ResourceDef, ctx: &'a WriteCtx) -> &'a str {
+    ctx.api_version
+        .rsplit('/')
+        .next()
+        .filter(|v| def.serves(v))
+        .unwrap_or(def.storage_version())
 }
 
 fn internal_ctx(verb: &'static str) -> WriteCtx {
@@ -772,12 +833,18 @@ impl Inner {
     }
 
     /// Store a new version (ADDED or MODIFIED).
-    fn commit_put(&mut self, rkey: &ResKey, def: &ResourceDef, key: &ObjKey, mut v: Value) -> Value {
+    fn commit_put(
+        &mut self,
+        rkey: &ResKey,
+        def: &ResourceDef,
+        key: &ObjKey,
+        mut v: Value,
+    ) -> Value {
         self.rv += 1;
         let rv = self.rv;
         if let Some(m) = md_mut(&mut v) {
- m.insert("resourceVersion".into(), json!(rv.to_string()));
- }
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
         let stored = Arc::new(make_stored(def, &v, rv));
         let prev = self
             .tables
@@ -799,8 +866,13 @@ impl Inner {
                 .or_default()
                 .insert((rkey.clone(), key.clone()));
         }
-        self.uids.insert(stored.uid.clone(), (rkey.clone(), key.clone()));
-        let etype = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        self.uids
+            .insert(stored.uid.clone(), (rkey.clone(), key.clone()));
+        let etype = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         let line = event_line(etype.as_str(), &stored.json);
         self.push_event(
             rkey,
@@ -823,8 +895,8 @@ impl Inner {
         let rv = self.rv;
         let mut v = old.value();
         if let Some(m) = md_mut(&mut v) {
- m.insert("resourceVersion".into(), json!(rv.to_string()));
- }
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
         let stored = Arc::new(make_stored(def, &v, rv));
         let line = event_line("DELETED", &stored.json);
         self.push_event(
@@ -879,7 +951,12 @@ impl Inner {
     /// owner remains and `delete_orphans`.
     fn drop_owner_ref(&mut self, drk: &ResKey, dkey: &ObjKey, uid: &str, delete_orphans: bool) {
         let Ok(ddef) = self.def(drk) else { return };
-        let Some(cur) = self.tables.get(drk).and_then(|t| t.objects.get(dkey)).cloned() else {
+        let Some(cur) = self
+            .tables
+            .get(drk)
+            .and_then(|t| t.objects.get(dkey))
+            .cloned()
+        else {
             return;
         };
         let mut v = cur.value();
@@ -895,29 +972,44 @@ impl Inner {
             .collect();
         if remaining.is_empty() && delete_orphans {
             let opts = DeleteOpts::default();
-            if let Err(e) = self.delete(drk, &dkey.0, &dkey.1, &opts, &internal_ctx("delete"), true) {
+            if let Err(e) = self.delete(drk, &dkey.0, &dkey.1, &opts, &internal_ctx("delete"), true)
+            {
                 tracing::debug!(error = %e, "garbage collecting {}/{}", dkey.0, dkey.1);
             }
             return;
         }
-        let Some(m) = md_mut(&mut v) else { return; };
+        let Some(m) = md_mut(&mut v) else {
+            return;
+        };
         if remaining.is_empty() {
             m.remove("ownerReferences");
         } else {
             m.insert("ownerReferences".into(), Value::Array(remaining));
         }
         let stored = self.commit_put(drk, &ddef, dkey, v);
-        let rv = md_str(&stored, "resourceVersion").parse().unwrap_or(self.rv);
+        let rv = md_str(&stored, "resourceVersion")
+            .parse()
+            .unwrap_or(self.rv);
         self.record(&ddef, &internal_ctx("patch"), dkey, rv, true);
     }
 
     fn maybe_finish_foreground(&mut self, owner_uid: &str) {
-        let Some((ork, okey)) = self.uids.get(owner_uid).cloned() else { return };
-        let has_deps = self.dependents.get(owner_uid).is_some_and(|d| !d.is_empty());
+        let Some((ork, okey)) = self.uids.get(owner_uid).cloned() else {
+            return;
+        };
+        let has_deps = self
+            .dependents
+            .get(owner_uid)
+            .is_some_and(|d| !d.is_empty());
         if has_deps {
             return;
         }
-        let Some(cur) = self.tables.get(&ork).and_then(|t| t.objects.get(&okey)).cloned() else {
+        let Some(cur) = self
+            .tables
+            .get(&ork)
+            .and_then(|t| t.objects.get(&okey))
+            .cloned()
+        else {
             return;
         };
         let v = cur.value();
@@ -929,12 +1021,19 @@ impl Inner {
 
     fn remove_finalizer(&mut self, rkey: &ResKey, key: &ObjKey, fin: &str) {
         let Ok(def) = self.def(rkey) else { return };
-        let Some(cur) = self.tables.get(rkey).and_then(|t| t.objects.get(key)).cloned() else {
+        let Some(cur) = self
+            .tables
+            .get(rkey)
+            .and_then(|t| t.objects.get(key))
+            .cloned()
+        else {
             return;
         };
         let mut v = cur.value();
         let fins: Vec<String> = finalizers(&v).into_iter().filter(|f| f != fin).collect();
-        let Some(m) = md_mut(&mut v) else { return; };
+        let Some(m) = md_mut(&mut v) else {
+            return;
+        };
         if fins.is_empty() {
             m.remove("finalizers");
         } else {
@@ -952,7 +1051,12 @@ impl Inner {
 
     fn maybe_finish_namespace(&mut self, ns: &str) {
         let nkey = (String::new(), ns.to_string());
-        let Some(nsobj) = self.tables.get(&namespace_key()).and_then(|t| t.objects.get(&nkey)).cloned() else {
+        let Some(nsobj) = self
+            .tables
+            .get(&namespace_key())
+            .and_then(|t| t.objects.get(&nkey))
+            .cloned()
+        else {
             return;
         };
         if !is_deleting(&nsobj.value()) {
@@ -965,7 +1069,9 @@ impl Inner {
                 .is_none_or(|(k, _)| k.0 != ns)
         });
         if empty {
-            let Ok(def) = self.def(&namespace_key()) else { return };
+            let Ok(def) = self.def(&namespace_key()) else {
+                return;
+            };
             if let Some(v) = self.commit_remove(&namespace_key(), &def, &nkey) {
                 let rv = md_str(&v, "resourceVersion").parse().unwrap_or(self.rv);
                 self.record(&def, &internal_ctx("delete"), &nkey, rv, true);
@@ -974,8 +1080,14 @@ impl Inner {
     }
 
     fn unregister_crd(&mut self, crd_obj: &Value) {
-        let group = crd_obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
-        let plural = crd_obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
+        let group = crd_obj
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let plural = crd_obj
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let key = (group.to_string(), plural.to_string());
         let builtin = self.tables.get(&key).is_some_and(|t| t.def.builtin);
         if builtin {
@@ -996,7 +1108,11 @@ impl Inner {
         let key = rk(&def);
         match self.tables.get_mut(&key) {
             Some(t) if t.def.builtin => {
-                tracing::warn!("CRD {}/{} shadows a built-in resource; ignored", key.0, key.1);
+                tracing::warn!(
+                    "CRD {}/{} shadows a built-in resource; ignored",
+                    key.0,
+                    key.1
+                );
             }
             Some(t) => t.def = def,
             None => {
@@ -1016,11 +1132,18 @@ impl Inner {
     }
 
     /// Apply defaults (built-in or CRD schema, with pruning) and validate.
-    fn default_and_validate(&self, def: &ResourceDef, obj: &mut Value, ctx: &WriteCtx) -> Result<(), ApiError> {
+    fn default_and_validate(
+        &self,
+        def: &ResourceDef,
+        obj: &mut Value,
+        ctx: &WriteCtx,
+    ) -> Result<(), ApiError> {
         let name = md_str(obj, "name");
         let causes: Vec<Cause> = if def.builtin {
             defaults::apply(&def.group, &def.kind, obj);
-            if (def.group.as_str(), def.plural.as_str()) == ("apiextensions.k8s.io", "customresourcedefinitions") {
+            if (def.group.as_str(), def.plural.as_str())
+                == ("apiextensions.k8s.io", "customresourcedefinitions")
+            {
                 crd::default_crd(obj);
                 crd::validate_crd(obj)
             } else {
@@ -1052,10 +1175,19 @@ impl Inner {
         }
     }
 
-    fn create(&mut self, rkey: &ResKey, ns: &str, mut obj: Value, ctx: &WriteCtx, internal: bool) -> Result<Value, ApiError> {
+    fn create(
+        &mut self,
+        rkey: &ResKey,
+        ns: &str,
+        mut obj: Value,
+        ctx: &WriteCtx,
+        internal: bool,
+    ) -> Result<Value, ApiError> {
         let def = self.def(rkey)?;
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         if let Some(k) = obj.get("kind").and_then(Value::as_str) {
             if !k.is_empty() && k != def.kind {
@@ -1073,12 +1205,12 @@ impl Inner {
                 ));
             }
             if let Some(m) = md_mut(&mut obj) {
- m.insert("namespace".into(), json!(ns));
- }
+                m.insert("namespace".into(), json!(ns));
+            }
         } else {
             if let Some(m) = md_mut(&mut obj) {
- m.remove("namespace");
- }
+                m.remove("namespace");
+            }
         }
         let mut name = md_str(&obj, "name");
         let generate = md_str(&obj, "generateName");
@@ -1088,7 +1220,11 @@ impl Inner {
                     &def.kind,
                     &def.group,
                     "",
-                    &[Cause::new("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
+                    &[Cause::new(
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    )],
                 ));
             }
             let objects = self.tables.get(rkey).map(|t| &t.objects);
@@ -1099,8 +1235,8 @@ impl Inner {
                 }
             }
             if let Some(m) = md_mut(&mut obj) {
- m.insert("name".into(), json!(name));
- }
+                m.insert("name".into(), json!(name));
+            }
         }
         let rule = if def.builtin {
             validation::name_rule(&def.group, &def.kind)
@@ -1130,12 +1266,16 @@ impl Inner {
         let now = now_rfc3339();
         {
             let api_version = def.api_version(def.storage_version());
-            let o = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("object expected"))?;
+            let o = obj
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("object expected"))?;
             o.insert("apiVersion".into(), json!(api_version));
             o.insert("kind".into(), json!(def.kind));
         }
         {
-            let Some(m) = md_mut(&mut obj) else { return Err(ApiError::bad_request("object expected")); };
+            let Some(m) = md_mut(&mut obj) else {
+                return Err(ApiError::bad_request("object expected"));
+            };
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(now));
             m.remove("resourceVersion");
@@ -1152,18 +1292,40 @@ impl Inner {
             if let Some(o) = obj.as_object_mut() {
                 o.remove("status");
                 if def.builtin && def.group.is_empty() && def.kind == "Pod" {
-                    o.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+                    o.insert(
+                        "status".into(),
+                        json!({"phase": "Pending", "qosClass": "BestEffort"}),
+                    );
                 }
             }
         }
         self.default_and_validate(&def, &mut obj, ctx)?;
         if ctx.verb != "apply" {
             if let Some(mgr) = &ctx.field_manager {
-                obj = managed::track_update(None, &obj, mgr, ctx.subresource.as_deref(), &ctx.api_version, &now);
+                let schema = managed::schema_for(&def, request_version(&def, ctx));
+                obj = managed::track_update(
+                    None,
+                    &obj,
+                    mgr,
+                    ctx.subresource.as_deref(),
+                    &schema,
+                    &now,
+                );
             }
         }
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.clone());
-        if self.tables.get(rkey).is_some_and(|t| t.objects.contains_key(&key)) {
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
+        if self
+            .tables
+            .get(rkey)
+            .is_some_and(|t| t.objects.contains_key(&key))
+        {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
         if ctx.dry_run {
@@ -1178,7 +1340,16 @@ impl Inner {
             let mut established = out.clone();
             established["status"] = crd::established_status(&out, &now);
             let out2 = self.commit_put(rkey, &def, &key, established);
-            self.record(&def, &WriteCtx { subresource: Some("status".into()), ..internal_ctx("update") }, &key, self.rv, true);
+            self.record(
+                &def,
+                &WriteCtx {
+                    subresource: Some("status".into()),
+                    ..internal_ctx("update")
+                },
+                &key,
+                self.rv,
+                true,
+            );
             let _ = out2;
         }
         if *rkey == namespace_key() {
@@ -1188,7 +1359,8 @@ impl Inner {
     }
 
     fn populate_namespace(&mut self, ns: &str) {
-        let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        let sa =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt",
             "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
             "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIBkube-incident-emulator\n-----END CERTIFICATE-----\n"}});
@@ -1200,13 +1372,32 @@ impl Inner {
         }
     }
 
-    fn update<F>(&mut self, rkey: &ResKey, ns: &str, name: &str, ctx: &WriteCtx, create_if_missing: bool, f: F) -> Result<(Value, bool), ApiError>
+    fn update<F>(
+        &mut self,
+        rkey: &ResKey,
+        ns: &str,
+        name: &str,
+        ctx: &WriteCtx,
+        create_if_missing: bool,
+        f: F,
+    ) -> Result<(Value, bool), ApiError>
     where
         F: FnOnce(Option<&Value>) -> Result<Value, ApiError>,
     {
         let def = self.def(rkey)?;
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
-        let cur = self.tables.get(rkey).and_then(|t| t.objects.get(&key)).cloned();
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
+        let cur = self
+            .tables
+            .get(rkey)
+            .and_then(|t| t.objects.get(&key))
+            .cloned();
         let Some(cur) = cur else {
             if !create_if_missing || ctx.subresource.is_some() {
                 return Err(ApiError::not_found(&def.plural, &def.group, name));
@@ -1219,8 +1410,8 @@ impl Inner {
                 )));
             }
             if let Some(m) = md_mut(&mut obj) {
- m.insert("name".into(), json!(name));
- }
+                m.insert("name".into(), json!(name));
+            }
             let rv = md_str(&obj, "resourceVersion");
             if !rv.is_empty() {
                 return Err(ApiError::not_found(&def.plural, &def.group, name));
@@ -1230,7 +1421,9 @@ impl Inner {
         let old = cur.value();
         let candidate = f(Some(&old))?;
         if !candidate.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         let body_name = md_str(&candidate, "name");
         if !body_name.is_empty() && body_name != name {
@@ -1264,8 +1457,8 @@ impl Inner {
                 }
                 if let Some(mf) = md(&candidate).and_then(|m| m.get("managedFields")) {
                     if let Some(m) = md_mut(&mut n) {
- m.insert("managedFields".into(), mf.clone());
- }
+                        m.insert("managedFields".into(), mf.clone());
+                    }
                 }
                 n
             }
@@ -1288,11 +1481,25 @@ impl Inner {
         {
             let om = md(&old).cloned().unwrap_or_default();
             if let Some(o) = new.as_object_mut() {
-                o.insert("apiVersion".into(), json!(def.api_version(def.storage_version())));
+                o.insert(
+                    "apiVersion".into(),
+                    json!(def.api_version(def.storage_version())),
+                );
                 o.insert("kind".into(), json!(def.kind));
             }
-            let Some(nm) = md_mut(&mut new) else { return Err(ApiError::bad_request("object expected")); };
-            for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "generateName"] {
+            let Some(nm) = md_mut(&mut new) else {
+                return Err(ApiError::bad_request("object expected"));
+            };
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "generateName",
+            ] {
                 match om.get(k) {
                     Some(v) => {
                         nm.insert(k.into(), v.clone());
@@ -1307,7 +1514,10 @@ impl Inner {
         }
         if is_deleting(&old) {
             let oldf = finalizers(&old);
-            let added: Vec<String> = finalizers(&new).into_iter().filter(|f| !oldf.contains(f)).collect();
+            let added: Vec<String> = finalizers(&new)
+                .into_iter()
+                .filter(|f| !oldf.contains(f))
+                .collect();
             if !added.is_empty() {
                 return Err(ApiError::invalid(
                     &def.kind,
@@ -1323,22 +1533,33 @@ impl Inner {
         }
         self.default_and_validate(&def, &mut new, ctx)?;
         if def.tracks_generation && spec_changed(&def, &old, &new) {
-            let g = md(&old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+            let g = md(&old)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if let Some(m) = md_mut(&mut new) {
- m.insert("generation".into(), json!(g + 1));
- }
+                m.insert("generation".into(), json!(g + 1));
+            }
         }
         let now = now_rfc3339();
         if ctx.verb != "apply" {
             match &ctx.field_manager {
                 Some(mgr) => {
-                    new = managed::track_update(Some(&old), &new, mgr, ctx.subresource.as_deref(), &ctx.api_version, &now);
+                    let schema = managed::schema_for(&def, request_version(&def, ctx));
+                    new = managed::track_update(
+                        Some(&old),
+                        &new,
+                        mgr,
+                        ctx.subresource.as_deref(),
+                        &schema,
+                        &now,
+                    );
                 }
                 None => {
                     if let Some(mf) = md(&old).and_then(|m| m.get("managedFields")).cloned() {
                         if let Some(m) = md_mut(&mut new) {
- m.entry("managedFields").or_insert(mf);
- }
+                            m.entry("managedFields").or_insert(mf);
+                        }
                     }
                 }
             }
@@ -1357,7 +1578,10 @@ impl Inner {
         }
         if is_deleting(&new) && finalizers(&new).is_empty() {
             // Last finalizer removed: the object goes away.
-            self.tables.get_mut(rkey).map(|t| t.objects.insert(key.clone(), Arc::new(make_stored(&def, &new, cur.rv))));
+            self.tables.get_mut(rkey).map(|t| {
+                t.objects
+                    .insert(key.clone(), Arc::new(make_stored(&def, &new, cur.rv)))
+            });
             let out = self.commit_remove(rkey, &def, &key).unwrap_or(new);
             self.record(&def, ctx, &key, self.rv, false);
             return Ok((out, false));
@@ -1384,9 +1608,24 @@ impl Inner {
         Ok(())
     }
 
-    fn delete(&mut self, rkey: &ResKey, ns: &str, name: &str, opts: &DeleteOpts, ctx: &WriteCtx, internal: bool) -> Result<DeleteOutcome, ApiError> {
+    fn delete(
+        &mut self,
+        rkey: &ResKey,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+        ctx: &WriteCtx,
+        internal: bool,
+    ) -> Result<DeleteOutcome, ApiError> {
         let def = self.def(rkey)?;
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
         let cur = self
             .tables
             .get(rkey)
@@ -1399,7 +1638,10 @@ impl Inner {
                     &def.plural,
                     &def.group,
                     name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        cur.uid
+                    ),
                 ));
             }
         }
@@ -1415,10 +1657,16 @@ impl Inner {
         }
         let mut v = cur.value();
         if ctx.dry_run {
-            return Ok(DeleteOutcome { obj: v, gone: false });
+            return Ok(DeleteOutcome {
+                obj: v,
+                gone: false,
+            });
         }
         if is_deleting(&v) {
-            return Ok(DeleteOutcome { obj: v, gone: false });
+            return Ok(DeleteOutcome {
+                obj: v,
+                gone: false,
+            });
         }
         if opts.propagation == Propagation::Orphan {
             if let Some(deps) = self.dependents.get(&cur.uid).cloned() {
@@ -1431,19 +1679,29 @@ impl Inner {
         }
         let has_deps = self.dependents.get(&cur.uid).is_some_and(|d| !d.is_empty());
         let mut fins = finalizers(&v);
-        if opts.propagation == Propagation::Foreground && has_deps && !fins.iter().any(|f| f == "foregroundDeletion") {
+        if opts.propagation == Propagation::Foreground
+            && has_deps
+            && !fins.iter().any(|f| f == "foregroundDeletion")
+        {
             fins.push("foregroundDeletion".into());
         }
         let is_ns = *rkey == namespace_key();
         if fins.is_empty() && !is_ns {
             let out = self.commit_remove(rkey, &def, &key).unwrap_or(v);
             self.record(&def, ctx, &key, self.rv, internal);
-            return Ok(DeleteOutcome { obj: out, gone: true });
+            return Ok(DeleteOutcome {
+                obj: out,
+                gone: true,
+            });
         }
         // Graceful: mark deleting, wait for finalizers (or namespace content).
         {
-            let gen = md(&v).and_then(|m| m.get("generation")).and_then(Value::as_i64);
-            let Some(m) = md_mut(&mut v) else { return Err(ApiError::bad_request("object expected")); };
+            let gen = md(&v)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64);
+            let Some(m) = md_mut(&mut v) else {
+                return Err(ApiError::bad_request("object expected"));
+            };
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
             if !fins.is_empty() {
@@ -1465,8 +1723,13 @@ impl Inner {
                 let mut deps: Vec<_> = deps.into_iter().collect();
                 deps.sort();
                 for (drk, dkey) in deps {
-                    let o = DeleteOpts { propagation: Propagation::Foreground, ..DeleteOpts::default() };
-                    if let Err(e) = self.delete(&drk, &dkey.0, &dkey.1, &o, &internal_ctx("delete"), true) {
+                    let o = DeleteOpts {
+                        propagation: Propagation::Foreground,
+                        ..DeleteOpts::default()
+                    };
+                    if let Err(e) =
+                        self.delete(&drk, &dkey.0, &dkey.1, &o, &internal_ctx("delete"), true)
+                    {
                         tracing::debug!(error = %e, "foreground deletion of a dependent");
                     }
                 }
@@ -1476,10 +1739,20 @@ impl Inner {
         if is_ns {
             self.empty_namespace(name);
         }
-        let still = self.tables.get(rkey).and_then(|t| t.objects.get(&key)).cloned();
+        let still = self
+            .tables
+            .get(rkey)
+            .and_then(|t| t.objects.get(&key))
+            .cloned();
         match still {
-            Some(s) => Ok(DeleteOutcome { obj: s.value(), gone: false }),
-            None => Ok(DeleteOutcome { obj: out, gone: true }),
+            Some(s) => Ok(DeleteOutcome {
+                obj: s.value(),
+                gone: false,
+            }),
+            None => Ok(DeleteOutcome {
+                obj: out,
+                gone: true,
+            }),
         }
     }
 
@@ -1490,14 +1763,29 @@ impl Inner {
             if !t.def.namespaced {
                 continue;
             }
-            for (ok, _) in t.objects.range((ns.to_string(), String::new())..).take_while(|(ok, _)| ok.0 == ns) {
+            for (ok, _) in t
+                .objects
+                .range((ns.to_string(), String::new())..)
+                .take_while(|(ok, _)| ok.0 == ns)
+            {
                 victims.push((k.clone(), ok.clone()));
             }
         }
         victims.sort();
         for (r, k) in victims {
-            if self.tables.get(&r).is_some_and(|t| t.objects.contains_key(&k)) {
-                if let Err(e) = self.delete(&r, &k.0, &k.1, &DeleteOpts::default(), &internal_ctx("delete"), true) {
+            if self
+                .tables
+                .get(&r)
+                .is_some_and(|t| t.objects.contains_key(&k))
+            {
+                if let Err(e) = self.delete(
+                    &r,
+                    &k.0,
+                    &k.1,
+                    &DeleteOpts::default(),
+                    &internal_ctx("delete"),
+                    true,
+                ) {
                     tracing::debug!(error = %e, "namespace controller deleting {}/{}", k.0, k.1);
                 }
             }

@@ -93,10 +93,20 @@ fn col(name: &str, ty: &str, format: &str, priority: i64) -> Value {
 }
 
 fn pod_row(v: &Value) -> Vec<Value> {
-    let statuses = v.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
-    let total = v.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let statuses = v
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let total = v
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-    let restarts: i64 = statuses.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
+    let restarts: i64 = statuses
+        .iter()
+        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+        .sum();
     let mut status = s(v, "/status/phase");
     if let Some(r) = v.pointer("/status/reason").and_then(Value::as_str) {
         status = r.to_string();
@@ -104,11 +114,16 @@ fn pod_row(v: &Value) -> Vec<Value> {
     for c in &statuses {
         if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
             status = r.to_string();
-        } else if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str) {
+        } else if let Some(r) = c
+            .pointer("/state/terminated/reason")
+            .and_then(Value::as_str)
+        {
             status = r.to_string();
         }
     }
-    if v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+    if v.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
         status = "Terminating".into();
     }
     vec![
@@ -127,17 +142,44 @@ fn columns(def: &ResourceDef) -> Vec<Value> {
     let name = col("Name", "string", "name", 0);
     let agec = col("Age", "string", "", 0);
     match (def.group.as_str(), def.plural.as_str()) {
-        ("", "pods") => vec![name, col("Ready", "string", "", 0), col("Status", "string", "", 0),
-            col("Restarts", "string", "", 0), agec, col("IP", "string", "", 1), col("Node", "string", "", 1)],
-        ("apps", "deployments") => vec![name, col("Ready", "string", "", 0), col("Up-to-date", "integer", "", 0),
-            col("Available", "integer", "", 0), agec],
-        ("apps", "replicasets") => vec![name, col("Desired", "integer", "", 0), col("Current", "integer", "", 0),
-            col("Ready", "integer", "", 0), agec],
+        ("", "pods") => vec![
+            name,
+            col("Ready", "string", "", 0),
+            col("Status", "string", "", 0),
+            col("Restarts", "string", "", 0),
+            agec,
+            col("IP", "string", "", 1),
+            col("Node", "string", "", 1),
+        ],
+        ("apps", "deployments") => vec![
+            name,
+            col("Ready", "string", "", 0),
+            col("Up-to-date", "integer", "", 0),
+            col("Available", "integer", "", 0),
+            agec,
+        ],
+        ("apps", "replicasets") => vec![
+            name,
+            col("Desired", "integer", "", 0),
+            col("Current", "integer", "", 0),
+            col("Ready", "integer", "", 0),
+            agec,
+        ],
         ("", "namespaces") => vec![name, col("Status", "string", "", 0), agec],
         ("", "configmaps") => vec![name, col("Data", "integer", "", 0), agec],
-        ("", "secrets") => vec![name, col("Type", "string", "", 0), col("Data", "integer", "", 0), agec],
-        ("", "events") => vec![col("Last Seen", "string", "", 0), col("Type", "string", "", 0),
-            col("Reason", "string", "", 0), col("Object", "string", "", 0), col("Message", "string", "", 0)],
+        ("", "secrets") => vec![
+            name,
+            col("Type", "string", "", 0),
+            col("Data", "integer", "", 0),
+            agec,
+        ],
+        ("", "events") => vec![
+            col("Last Seen", "string", "", 0),
+            col("Type", "string", "", 0),
+            col("Reason", "string", "", 0),
+            col("Object", "string", "", 0),
+            col("Message", "string", "", 0),
+        ],
         _ if !def.builtin => {
             let mut cols = vec![name];
             let mut has_age = false;
@@ -164,22 +206,61 @@ fn cells(def: &ResourceDef, v: &Value) -> Vec<Value> {
     let a = json!(age(v, "/metadata/creationTimestamp"));
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "pods") => pod_row(v),
-        ("apps", "deployments") => vec![name, json!(format!("{}/{}", n(v, "/status/readyReplicas"), n(v, "/spec/replicas"))),
-            json!(n(v, "/status/updatedReplicas")), json!(n(v, "/status/availableReplicas")), a],
-        ("apps", "replicasets") => vec![name, json!(n(v, "/spec/replicas")), json!(n(v, "/status/replicas")),
-            json!(n(v, "/status/readyReplicas")), a],
+        ("apps", "deployments") => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                n(v, "/status/readyReplicas"),
+                n(v, "/spec/replicas")
+            )),
+            json!(n(v, "/status/updatedReplicas")),
+            json!(n(v, "/status/availableReplicas")),
+            a,
+        ],
+        ("apps", "replicasets") => vec![
+            name,
+            json!(n(v, "/spec/replicas")),
+            json!(n(v, "/status/replicas")),
+            json!(n(v, "/status/readyReplicas")),
+            a,
+        ],
         ("", "namespaces") => vec![name, json!(s(v, "/status/phase")), a],
         ("", "configmaps") => {
-            let d = v.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                + v.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+            let d = v
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len())
+                + v.get("binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
             vec![name, json!(d), a]
         }
-        ("", "secrets") => vec![name, json!(s(v, "/type")), json!(v.get("data").and_then(Value::as_object).map_or(0, |m| m.len())), a],
+        ("", "secrets") => vec![
+            name,
+            json!(s(v, "/type")),
+            json!(v
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len())),
+            a,
+        ],
         ("", "events") => {
-            let last = if v.pointer("/lastTimestamp").is_some_and(|x| !x.is_null()) { "/lastTimestamp" } else { "/eventTime" };
-            vec![json!(age(v, last)), json!(s(v, "/type")), json!(s(v, "/reason")),
-                json!(format!("{}/{}", s(v, "/involvedObject/kind").to_lowercase(), s(v, "/involvedObject/name"))),
-                json!(s(v, "/message"))]
+            let last = if v.pointer("/lastTimestamp").is_some_and(|x| !x.is_null()) {
+                "/lastTimestamp"
+            } else {
+                "/eventTime"
+            };
+            vec![
+                json!(age(v, last)),
+                json!(s(v, "/type")),
+                json!(s(v, "/reason")),
+                json!(format!(
+                    "{}/{}",
+                    s(v, "/involvedObject/kind").to_lowercase(),
+                    s(v, "/involvedObject/name")
+                )),
+                json!(s(v, "/message")),
+            ]
         }
         _ if !def.builtin => {
             let mut out = vec![name];
@@ -188,12 +269,17 @@ fn cells(def: &ResourceDef, v: &Value) -> Vec<Value> {
                 let path = c["jsonPath"].as_str().unwrap_or_default();
                 let val = json_path(v, path);
                 let ty = c["type"].as_str().unwrap_or("string");
-                if c["name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case("age")) {
+                if c["name"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("age"))
+                {
                     has_age = true;
                 }
                 out.push(if ty == "date" {
                     match val.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
-                        Some(t) => json!(human_duration(jiff::Timestamp::now().as_second() - t.as_second())),
+                        Some(t) => json!(human_duration(
+                            jiff::Timestamp::now().as_second() - t.as_second()
+                        )),
                         None => Value::Null,
                     }
                 } else {
@@ -210,7 +296,13 @@ fn cells(def: &ResourceDef, v: &Value) -> Vec<Value> {
 }
 
 /// A Table for the given objects.
-pub fn table(def: &ResourceDef, items: &[Value], rv: u64, cont: Option<&str>, include: Option<&str>) -> Value {
+pub fn table(
+    def: &ResourceDef,
+    items: &[Value],
+    rv: u64,
+    cont: Option<&str>,
+    include: Option<&str>,
+) -> Value {
     let rows: Vec<Value> = items
         .iter()
         .map(|v| {

@@ -10,7 +10,8 @@ use super::status::Cause;
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -22,7 +23,8 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
 
 fn is_dns1123_label_lenient(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -77,7 +79,9 @@ fn labels_of(v: &Value) -> Option<&serde_json::Map<String, Value>> {
 }
 
 fn validate_pod_spec(spec: Option<&Value>, prefix: &str, causes: &mut Vec<Cause>) {
-    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
     match containers {
         None => causes.push(Cause::required(&format!("{prefix}.containers"))),
         Some(cs) if cs.is_empty() => causes.push(Cause::required(&format!("{prefix}.containers"))),
@@ -93,7 +97,11 @@ fn validate_pod_spec(spec: Option<&Value>, prefix: &str, causes: &mut Vec<Cause>
                         "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
                     ));
                 }
-                if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
+                {
                     causes.push(Cause::required(&format!("{prefix}.containers[{i}].image")));
                 }
             }
@@ -140,7 +148,11 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>) {
                     "`selector` does not match template `labels`",
                 ));
             }
-            validate_pod_spec(tmpl.and_then(|t| t.get("spec")), "spec.template.spec", causes);
+            validate_pod_spec(
+                tmpl.and_then(|t| t.get("spec")),
+                "spec.template.spec",
+                causes,
+            );
         }
     }
 }
@@ -157,7 +169,8 @@ pub fn validate_builtin(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
                     for k in m.keys() {
                         let ok = !k.is_empty()
                             && k.len() <= 253
-                            && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                            && k.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
                         if !ok {
                             causes.push(Cause::invalid(
                                 &format!("{field}[{k}]"),
@@ -170,7 +183,10 @@ pub fn validate_builtin(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
             }
         }
         ("coordination.k8s.io", "Lease") => {
-            if let Some(n) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64) {
+            if let Some(n) = obj
+                .pointer("/spec/leaseDurationSeconds")
+                .and_then(Value::as_i64)
+            {
                 if n <= 0 {
                     causes.push(Cause::invalid(
                         "spec.leaseDurationSeconds",
@@ -227,7 +243,16 @@ mod tests {
             "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": []}}}});
         let c = validate_builtin("apps", "Deployment", &bad);
         let fields: Vec<&str> = c.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, vec!["spec.template.metadata.labels", "spec.template.spec.containers"]);
-        assert_eq!(validate_builtin("", "Pod", &json!({"spec": {}}))[0].field, "spec.containers");
+        assert_eq!(
+            fields,
+            vec![
+                "spec.template.metadata.labels",
+                "spec.template.spec.containers"
+            ]
+        );
+        assert_eq!(
+            validate_builtin("", "Pod", &json!({"spec": {}}))[0].field,
+            "spec.containers"
+        );
     }
 }

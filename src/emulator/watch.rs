@@ -45,7 +45,10 @@ impl WatchParams {
         let b = |k: &str| q.get(k).map(|v| v == "true" || v == "1");
         let p = WatchParams {
             resource_version: q.get("resourceVersion").filter(|v| !v.is_empty()).cloned(),
-            resource_version_match: q.get("resourceVersionMatch").filter(|v| !v.is_empty()).cloned(),
+            resource_version_match: q
+                .get("resourceVersionMatch")
+                .filter(|v| !v.is_empty())
+                .cloned(),
             allow_bookmarks: b("allowWatchBookmarks").unwrap_or(false),
             send_initial_events: b("sendInitialEvents"),
             timeout: q
@@ -96,17 +99,27 @@ fn bookmark(def: &ResourceDef, version: &str, rv: u64, initial_end: bool) -> Byt
 }
 
 fn expired_line(cursor: u64, floor: u64) -> Bytes {
-    let status = ApiError::expired(format!("too old resource version: {cursor} ({floor})")).to_status();
+    let status =
+        ApiError::expired(format!("too old resource version: {cursor} ({floor})")).to_status();
     event_line("ERROR", status.to_string().as_bytes())
 }
 
-fn render(ev: &Event, def: &ResourceDef, version: &str, filter: &Filter, trivial: bool) -> Option<Bytes> {
+fn render(
+    ev: &Event,
+    def: &ResourceDef,
+    version: &str,
+    filter: &Filter,
+    trivial: bool,
+) -> Option<Bytes> {
     let storage = version == def.storage_version();
     if trivial && storage {
         return Some(ev.line.clone());
     }
     let cur = filter.matches(def, &ev.key, &ev.obj);
-    let prev = ev.prev.as_ref().is_some_and(|p| filter.matches(def, &ev.key, p));
+    let prev = ev
+        .prev
+        .as_ref()
+        .is_some_and(|p| filter.matches(def, &ev.key, p));
     let etype = match ev.etype {
         EventType::Added => cur.then_some(EventType::Added),
         EventType::Deleted => prev.then_some(EventType::Deleted),
@@ -120,11 +133,20 @@ fn render(ev: &Event, def: &ResourceDef, version: &str, filter: &Filter, trivial
     if etype == ev.etype && storage {
         return Some(ev.line.clone());
     }
-    Some(event_line(etype.as_str(), &object_bytes(&ev.obj, def, version)))
+    Some(event_line(
+        etype.as_str(),
+        &object_bytes(&ev.obj, def, version),
+    ))
 }
 
 /// Serve a watch request.
-pub fn serve(st: &AppState, def: ResourceDef, version: String, filter: Filter, params: WatchParams) -> Response {
+pub fn serve(
+    st: &AppState,
+    def: ResourceDef,
+    version: String,
+    filter: Filter,
+    params: WatchParams,
+) -> Response {
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
     let store = Arc::clone(&st.store);
     let mut drop_rx = st.faults.drop_signal();
@@ -132,7 +154,8 @@ pub fn serve(st: &AppState, def: ResourceDef, version: String, filter: Filter, p
     let bookmark_interval = st.bookmark_interval;
     tokio::spawn(async move {
         let mut rv_rx = store.subscribe();
-        let trivial = filter.labels.is_empty() && filter.fields.is_empty() && filter.namespace.is_none();
+        let trivial =
+            filter.labels.is_empty() && filter.fields.is_empty() && filter.namespace.is_none();
         let deadline = tokio::time::Instant::now() + params.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let rv_param = params.resource_version.as_deref();
         let initial = match (rv_param, params.send_initial_events) {
@@ -147,17 +170,25 @@ pub fn serve(st: &AppState, def: ResourceDef, version: String, filter: Filter, p
             let (items, rv) = match store.snapshot(&def, &filter) {
                 Ok(x) => x,
                 Err(e) => {
-                    let _ = tx.send(event_line("ERROR", e.to_status().to_string().as_bytes())).await;
+                    let _ = tx
+                        .send(event_line("ERROR", e.to_status().to_string().as_bytes()))
+                        .await;
                     return;
                 }
             };
             for s in items {
-                if tx.send(event_line("ADDED", &object_bytes(&s, &def, &version))).await.is_err() {
+                if tx
+                    .send(event_line("ADDED", &object_bytes(&s, &def, &version)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
             cursor = rv;
-            if params.send_initial_events == Some(true) && tx.send(bookmark(&def, &version, rv, true)).await.is_err() {
+            if params.send_initial_events == Some(true)
+                && tx.send(bookmark(&def, &version, rv, true)).await.is_err()
+            {
                 return;
             }
         } else if let Some(rv) = rv_param {
@@ -171,14 +202,19 @@ pub fn serve(st: &AppState, def: ResourceDef, version: String, filter: Filter, p
                 }
                 Err(_) => {
                     let e = ApiError::bad_request(format!("invalid resource version: {rv}"));
-                    let _ = tx.send(event_line("ERROR", e.to_status().to_string().as_bytes())).await;
+                    let _ = tx
+                        .send(event_line("ERROR", e.to_status().to_string().as_bytes()))
+                        .await;
                     return;
                 }
             }
         } else {
             cursor = store.current_rv();
         }
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_interval, bookmark_interval);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + bookmark_interval,
+            bookmark_interval,
+        );
         loop {
             rv_rx.mark_unchanged();
             match store.poll(&def, cursor, BATCH) {
@@ -215,9 +251,14 @@ pub fn serve(st: &AppState, def: ResourceDef, version: String, filter: Filter, p
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, Infallible>)));
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, Infallible>))
+    });
     let mut r = (StatusCode::OK, Body::from_stream(stream)).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -229,7 +270,10 @@ mod tests {
     #[test]
     fn params_validation() {
         let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert!(WatchParams::from_query(&q(&[("sendInitialEvents", "true")])).is_err());
         let ok = WatchParams::from_query(&q(&[
@@ -243,6 +287,9 @@ mod tests {
         let v: Value = serde_json::from_slice(&b).unwrap_or_default();
         assert_eq!(v["type"], "BOOKMARK");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "7");
-        assert_eq!(v["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+        assert_eq!(
+            v["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
     }
 }

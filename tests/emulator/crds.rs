@@ -5,7 +5,9 @@
 use crate::harness::{env, eventually};
 use crate::util::api_err;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::discovery::Discovery;
 use serde_json::json;
 
@@ -28,14 +30,20 @@ fn crd(group: &str) -> CustomResourceDefinition {
 
 async fn install(client: &kube::Client, group: &str) -> Api<DynamicObject> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd(group)).await.expect("create crd");
+    crds.create(&PostParams::default(), &crd(group))
+        .await
+        .expect("create crd");
     let name = format!("widgets.{group}");
     let est = eventually(30, || {
         let crds = crds.clone();
         let name = name.clone();
         async move {
             let c = crds.get(&name).await.ok()?;
-            c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            c.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
         }
     })
     .await;
@@ -59,12 +67,22 @@ async fn crd_lifecycle_defaults_validation_status() {
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let api: Api<DynamicObject> = Api::namespaced_with(e.client.clone(), &e.ns, &ar);
     // Discovery serves it.
-    let disc = Discovery::new(e.client.clone()).filter(&[group.as_str()]).run().await.expect("discovery");
+    let disc = Discovery::new(e.client.clone())
+        .filter(&[group.as_str()])
+        .run()
+        .await
+        .expect("discovery");
     assert!(disc.groups().any(|g| g.name() == group));
     // Defaults and pruning.
     let mut w = widget(&e.ns, "w1", json!({"size": "M", "unknown": 1}));
-    w.types = Some(kube::api::TypeMeta { api_version: format!("{group}/v1"), kind: "Widget".into() });
-    let created = api.create(&PostParams::default(), &w).await.expect("create");
+    w.types = Some(kube::api::TypeMeta {
+        api_version: format!("{group}/v1"),
+        kind: "Widget".into(),
+    });
+    let created = api
+        .create(&PostParams::default(), &w)
+        .await
+        .expect("create");
     assert_eq!(created.data["spec"]["color"], "blue");
     assert!(created.data["spec"].get("unknown").is_none());
     assert_eq!(created.metadata.generation, Some(1));
@@ -75,34 +93,77 @@ async fn crd_lifecycle_defaults_validation_status() {
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     let causes = err.details.expect("details").causes;
     let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
-    assert!(fields.contains(&"spec.size") && fields.contains(&"spec.count"), "{fields:?}");
+    assert!(
+        fields.contains(&"spec.size") && fields.contains(&"spec.count"),
+        "{fields:?}"
+    );
     let mut missing = widget(&e.ns, "w3", json!({}));
     missing.types = w.types.clone();
     let err = api_err(api.create(&PostParams::default(), &missing).await);
-    assert!(err.message.contains("spec.size: Required value"), "{}", err.message);
+    assert!(
+        err.message.contains("spec.size: Required value"),
+        "{}",
+        err.message
+    );
     // Status subresource.
-    let s = api.patch_status("w1", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": "L"}})))
+    let s = api
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": "L"}})),
+        )
         .await
         .expect("status");
     assert_eq!(s.data["status"]["phase"], "Ready");
     assert_eq!(s.data["spec"]["size"], "M");
     assert_eq!(s.metadata.generation, Some(1));
-    let m = api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": "L"}, "status": {"phase": "X"}})))
+    let m = api
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": "L"}, "status": {"phase": "X"}})),
+        )
         .await
         .expect("merge");
     assert_eq!(m.data["status"]["phase"], "Ready");
     assert_eq!(m.metadata.generation, Some(2));
     // Strategic merge patch is not supported for custom resources.
-    let err = api_err(api.patch("w1", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"size": "S"}}))).await);
-    assert_eq!((err.code, err.reason.as_str()), (415, "UnsupportedMediaType"));
+    let err = api_err(
+        api.patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"size": "S"}})),
+        )
+        .await,
+    );
+    assert_eq!(
+        (err.code, err.reason.as_str()),
+        (415, "UnsupportedMediaType")
+    );
     // Server-side apply works on custom resources.
     let applied = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w4"}, "spec": {"size": "S"}});
-    let a = api.patch("w4", &PatchParams::apply("kube-incident"), &Patch::Apply(&applied)).await.expect("apply");
+    let a = api
+        .patch(
+            "w4",
+            &PatchParams::apply("kube-incident"),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .expect("apply");
     assert_eq!(a.data["spec"]["color"], "blue");
-    assert_eq!(all.list(&Default::default()).await.expect("list all").items.len(), 2);
+    assert_eq!(
+        all.list(&Default::default())
+            .await
+            .expect("list all")
+            .items
+            .len(),
+        2
+    );
     // Deleting the CRD removes the resource.
     let crds: Api<CustomResourceDefinition> = Api::all(e.client.clone());
-    crds.delete(&format!("widgets.{group}"), &Default::default()).await.expect("delete crd");
+    crds.delete(&format!("widgets.{group}"), &Default::default())
+        .await
+        .expect("delete crd");
     let gone = eventually(30, || {
         let api = api.clone();
         async move { api.get("w1").await.is_err().then_some(()) }

@@ -9,7 +9,12 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn rv<K: kube::Resource>(k: &K) -> u64 {
-    k.meta().resource_version.as_deref().unwrap_or("0").parse().expect("numeric rv")
+    k.meta()
+        .resource_version
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .expect("numeric rv")
 }
 
 #[tokio::test]
@@ -17,12 +22,33 @@ async fn resource_version_is_monotonic_across_kinds() {
     let e = env("rv_monotonic").await;
     let cms: Api<ConfigMap> = e.api();
     let pods: Api<Pod> = e.api();
-    let a = cms.create(&PostParams::default(), &cm("a", &[])).await.expect("cm");
-    let p = pods.create(&PostParams::default(), &pod("p", &[])).await.expect("pod");
-    let b = cms.create(&PostParams::default(), &cm("b", &[])).await.expect("cm");
-    assert!(rv(&a) < rv(&p) && rv(&p) < rv(&b), "{} {} {}", rv(&a), rv(&p), rv(&b));
+    let a = cms
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("cm");
+    let p = pods
+        .create(&PostParams::default(), &pod("p", &[]))
+        .await
+        .expect("pod");
+    let b = cms
+        .create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .expect("cm");
+    assert!(
+        rv(&a) < rv(&p) && rv(&p) < rv(&b),
+        "{} {} {}",
+        rv(&a),
+        rv(&p),
+        rv(&b)
+    );
     let list = cms.list(&Default::default()).await.expect("list");
-    let list_rv: u64 = list.metadata.resource_version.as_deref().unwrap_or("0").parse().expect("rv");
+    let list_rv: u64 = list
+        .metadata
+        .resource_version
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .expect("rv");
     assert!(list_rv >= rv(&b));
     e.finish().await;
 }
@@ -31,13 +57,22 @@ async fn resource_version_is_monotonic_across_kinds() {
 async fn create_existing_is_already_exists_and_stale_update_is_conflict() {
     let e = env("conflicts").await;
     let deps: Api<Deployment> = e.api();
-    let d = deps.create(&PostParams::default(), &deployment("x", 1)).await.expect("create");
-    let err = api_err(deps.create(&PostParams::default(), &deployment("x", 1)).await);
+    let d = deps
+        .create(&PostParams::default(), &deployment("x", 1))
+        .await
+        .expect("create");
+    let err = api_err(
+        deps.create(&PostParams::default(), &deployment("x", 1))
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(err.message, "deployments.apps \"x\" already exists");
     let mut fresh = d.clone();
     fresh.spec.as_mut().expect("spec").replicas = Some(2);
-    let updated = deps.replace("x", &PostParams::default(), &fresh).await.expect("update");
+    let updated = deps
+        .replace("x", &PostParams::default(), &fresh)
+        .await
+        .expect("update");
     assert!(rv(&updated) > rv(&d));
     let mut stale = d.clone();
     stale.spec.as_mut().expect("spec").replicas = Some(3);
@@ -58,9 +93,19 @@ async fn not_found_message_and_details() {
     assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
     assert_eq!(err.message, "deployments.apps \"nope\" not found");
     let details = err.details.expect("details");
-    assert_eq!((details.name.as_str(), details.group.as_str(), details.kind.as_str()), ("nope", "apps", "deployments"));
+    assert_eq!(
+        (
+            details.name.as_str(),
+            details.group.as_str(),
+            details.kind.as_str()
+        ),
+        ("nope", "apps", "deployments")
+    );
     let pods: Api<Pod> = e.api();
-    assert_eq!(api_err(pods.get("nope").await).message, "pods \"nope\" not found");
+    assert_eq!(
+        api_err(pods.get("nope").await).message,
+        "pods \"nope\" not found"
+    );
     e.finish().await;
 }
 
@@ -83,18 +128,43 @@ async fn missing_namespace_is_not_found_and_default_namespaces_exist() {
 async fn generation_bumps_on_spec_changes_only() {
     let e = env("generation").await;
     let deps: Api<Deployment> = e.api();
-    let d = deps.create(&PostParams::default(), &deployment("g", 1)).await.expect("create");
+    let d = deps
+        .create(&PostParams::default(), &deployment("g", 1))
+        .await
+        .expect("create");
     assert_eq!(d.metadata.generation, Some(1));
     let pp = PatchParams::default();
-    let d = deps.patch("g", &pp, &Patch::Merge(json!({"metadata": {"labels": {"extra": "1"}, "annotations": {"a": "b"}}}))).await.expect("meta patch");
+    let d = deps
+        .patch(
+            "g",
+            &pp,
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"extra": "1"}, "annotations": {"a": "b"}}}),
+            ),
+        )
+        .await
+        .expect("meta patch");
     assert_eq!(d.metadata.generation, Some(1));
-    let d = deps.patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.expect("spec patch");
+    let d = deps
+        .patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}})))
+        .await
+        .expect("spec patch");
     assert_eq!(d.metadata.generation, Some(2));
-    let d = deps.patch_status("g", &pp, &Patch::Merge(json!({"status": {"replicas": 4, "observedGeneration": 2}}))).await.expect("status");
+    let d = deps
+        .patch_status(
+            "g",
+            &pp,
+            &Patch::Merge(json!({"status": {"replicas": 4, "observedGeneration": 2}})),
+        )
+        .await
+        .expect("status");
     assert_eq!(d.metadata.generation, Some(2));
     // A no-op patch changes neither generation nor resourceVersion.
     let before = rv(&d);
-    let d = deps.patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.expect("noop");
+    let d = deps
+        .patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}})))
+        .await
+        .expect("noop");
     assert_eq!((d.metadata.generation, rv(&d)), (Some(2), before));
     e.finish().await;
 }
@@ -103,11 +173,17 @@ async fn generation_bumps_on_spec_changes_only() {
 async fn status_subresource_isolates_status_and_spec() {
     let e = env("status_isolation").await;
     let deps: Api<Deployment> = e.api();
-    deps.create(&PostParams::default(), &deployment("s", 1)).await.expect("create");
+    deps.create(&PostParams::default(), &deployment("s", 1))
+        .await
+        .expect("create");
     let pp = PatchParams::default();
     // Main resource ignores status.
     let d = deps
-        .patch("s", &pp, &Patch::Merge(json!({"spec": {"replicas": 2}, "status": {"replicas": 9}})))
+        .patch(
+            "s",
+            &pp,
+            &Patch::Merge(json!({"spec": {"replicas": 2}, "status": {"replicas": 9}})),
+        )
         .await
         .expect("patch");
     assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
@@ -119,11 +195,18 @@ async fn status_subresource_isolates_status_and_spec() {
         .expect("status patch");
     assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
     assert_eq!(d.status.as_ref().and_then(|s| s.replicas), Some(5));
-    assert!(d.metadata.labels.as_ref().is_none_or(|l| !l.contains_key("z")));
+    assert!(d
+        .metadata
+        .labels
+        .as_ref()
+        .is_none_or(|l| !l.contains_key("z")));
     // PUT of the main resource with a different status keeps the stored status.
     let mut put = deps.get("s").await.expect("get");
     put.status.as_mut().expect("status").replicas = Some(1);
-    let d = deps.replace("s", &PostParams::default(), &put).await.expect("put");
+    let d = deps
+        .replace("s", &PostParams::default(), &put)
+        .await
+        .expect("put");
     assert_eq!(d.status.and_then(|s| s.replicas), Some(5));
     // Pods created with a status start Pending.
     let pods: Api<Pod> = e.api();
@@ -140,7 +223,10 @@ async fn server_sets_uid_and_creation_timestamp_immutably() {
     let cms: Api<ConfigMap> = e.api();
     let mut c = cm("m", &[("a", "1")]);
     c.metadata.uid = Some("client-chosen".into());
-    let created = cms.create(&PostParams::default(), &c).await.expect("create");
+    let created = cms
+        .create(&PostParams::default(), &c)
+        .await
+        .expect("create");
     let uid = created.metadata.uid.clone().expect("uid");
     assert_ne!(uid, "client-chosen");
     assert!(created.metadata.creation_timestamp.is_some());
@@ -148,10 +234,19 @@ async fn server_sets_uid_and_creation_timestamp_immutably() {
     changed.metadata.uid = Some("other".into());
     changed.metadata.creation_timestamp = None;
     changed.data = Some([("a".to_string(), "2".to_string())].into());
-    let updated = cms.replace("m", &PostParams::default(), &changed).await.expect("update");
+    let updated = cms
+        .replace("m", &PostParams::default(), &changed)
+        .await
+        .expect("update");
     assert_eq!(updated.metadata.uid.as_deref(), Some(uid.as_str()));
-    assert_eq!(updated.metadata.creation_timestamp, created.metadata.creation_timestamp);
-    assert_eq!(updated.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("2"));
+    assert_eq!(
+        updated.metadata.creation_timestamp,
+        created.metadata.creation_timestamp
+    );
+    assert_eq!(
+        updated.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        Some("2")
+    );
     e.finish().await;
 }
 
@@ -164,10 +259,16 @@ async fn generate_name_and_name_validation() {
     c.metadata.generate_name = Some("gen-".into());
     let a = cms.create(&PostParams::default(), &c).await.expect("a");
     let b = cms.create(&PostParams::default(), &c).await.expect("b");
-    let (an, bn) = (a.metadata.name.expect("name"), b.metadata.name.expect("name"));
+    let (an, bn) = (
+        a.metadata.name.expect("name"),
+        b.metadata.name.expect("name"),
+    );
     assert!(an.starts_with("gen-") && an.len() == 9, "{an}");
     assert_ne!(an, bn);
-    let err = api_err(cms.create(&PostParams::default(), &cm("Bad_Name", &[])).await);
+    let err = api_err(
+        cms.create(&PostParams::default(), &cm("Bad_Name", &[]))
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     let causes = err.details.expect("details").causes;
     assert_eq!(causes[0].field, "metadata.name");
@@ -176,10 +277,17 @@ async fn generate_name_and_name_validation() {
     assert_eq!(err.code, 422);
     // Required fields of built-in kinds.
     let pods: Api<Pod> = e.api();
-    let bad: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": []}})).expect("pod");
+    let bad: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": []}}))
+            .expect("pod");
     let err = api_err(pods.create(&PostParams::default(), &bad).await);
     assert_eq!(err.code, 422);
-    assert!(err.message.starts_with("Pod \"p\" is invalid: spec.containers: Required value"), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("Pod \"p\" is invalid: spec.containers: Required value"),
+        "{}",
+        err.message
+    );
     e.finish().await;
 }
 
@@ -187,18 +295,39 @@ async fn generate_name_and_name_validation() {
 async fn dry_run_stores_nothing() {
     let e = env("dry_run").await;
     let cms: Api<ConfigMap> = e.api();
-    let pp = PostParams { dry_run: true, ..Default::default() };
-    let out = cms.create(&pp, &cm("d", &[("a", "1")])).await.expect("dry create");
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let out = cms
+        .create(&pp, &cm("d", &[("a", "1")]))
+        .await
+        .expect("dry create");
     assert_eq!(out.metadata.name.as_deref(), Some("d"));
     assert_eq!(api_err(cms.get("d").await).code, 404);
-    cms.create(&PostParams::default(), &cm("d", &[("a", "1")])).await.expect("create");
+    cms.create(&PostParams::default(), &cm("d", &[("a", "1")]))
+        .await
+        .expect("create");
     let patched = cms
-        .patch("d", &PatchParams { dry_run: true, ..Default::default() }, &Patch::Merge(json!({"data": {"a": "2"}})))
+        .patch(
+            "d",
+            &PatchParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
         .await
         .expect("dry patch");
-    assert_eq!(patched.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("2"));
+    assert_eq!(
+        patched.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        Some("2")
+    );
     let stored = cms.get("d").await.expect("get");
-    assert_eq!(stored.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("1"));
+    assert_eq!(
+        stored.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        Some("1")
+    );
     e.finish().await;
 }
 
@@ -208,13 +337,22 @@ async fn defaults_are_applied_to_builtins() {
     let deps: Api<Deployment> = e.api();
     let mut d = deployment("dflt", 1);
     d.spec.as_mut().expect("spec").replicas = None;
-    let d = deps.create(&PostParams::default(), &d).await.expect("create");
+    let d = deps
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create");
     let spec = d.spec.expect("spec");
     assert_eq!(spec.replicas, Some(1));
     assert_eq!(spec.revision_history_limit, Some(10));
-    assert_eq!(spec.strategy.and_then(|s| s.type_).as_deref(), Some("RollingUpdate"));
+    assert_eq!(
+        spec.strategy.and_then(|s| s.type_).as_deref(),
+        Some("RollingUpdate")
+    );
     let ps = spec.template.spec.expect("pod spec");
     assert_eq!(ps.restart_policy.as_deref(), Some("Always"));
-    assert_eq!(ps.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(
+        ps.containers[0].image_pull_policy.as_deref(),
+        Some("IfNotPresent")
+    );
     e.finish().await;
 }

@@ -8,8 +8,12 @@ use kube_incident::emulator::Emulator;
 #[tokio::test]
 #[ignore]
 async fn explore_serve() {
-    let emu = Emulator::start(emu_config()).await.expect("start");
-    emu.write_kubeconfig(std::path::Path::new("/tmp/kube-incident-emulator.kubeconfig")).expect("write");
+    let cfg = kube_incident::emulator::EmulatorConfig { simulate: true, time_scale: 10.0, ..emu_config() };
+    let emu = Emulator::start(cfg).await.expect("start");
+    emu.write_kubeconfig(std::path::Path::new(
+        "/tmp/kube-incident-emulator.kubeconfig",
+    ))
+    .expect("write");
     eprintln!("emulator at {}", emu.url());
     tokio::time::sleep(std::time::Duration::from_secs(600)).await;
     emu.shutdown().await;

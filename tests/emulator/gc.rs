@@ -14,14 +14,24 @@ fn owner_ref(owner: &ConfigMap) -> serde_json::Value {
 
 async fn dependent(cms: &Api<ConfigMap>, name: &str, owners: &[&ConfigMap]) -> ConfigMap {
     let refs: Vec<serde_json::Value> = owners.iter().map(|o| owner_ref(o)).collect();
-    let c: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": refs}})).expect("cm");
-    cms.create(&PostParams::default(), &c).await.expect("dependent")
+    let c: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": refs}}))
+            .expect("cm");
+    cms.create(&PostParams::default(), &c)
+        .await
+        .expect("dependent")
 }
 
 async fn gone(cms: &Api<ConfigMap>, name: &str) -> bool {
-    eventually(10, || async { cms.get_opt(name).await.expect("get").is_none().then_some(()) })
-        .await
-        .is_some()
+    eventually(10, || async {
+        cms.get_opt(name)
+            .await
+            .expect("get")
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .is_some()
 }
 
 #[tokio::test]
@@ -30,8 +40,13 @@ async fn finalizers_delay_deletion() {
     let cms: Api<ConfigMap> = e.api();
     let mut c = cm("f", &[]);
     c.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-    cms.create(&PostParams::default(), &c).await.expect("create");
-    let resp = cms.delete("f", &DeleteParams::default()).await.expect("delete");
+    cms.create(&PostParams::default(), &c)
+        .await
+        .expect("create");
+    let resp = cms
+        .delete("f", &DeleteParams::default())
+        .await
+        .expect("delete");
     let obj = resp.left().expect("200 with the object");
     assert!(obj.metadata.deletion_timestamp.is_some());
     assert_eq!(obj.metadata.deletion_grace_period_seconds, Some(0));
@@ -39,14 +54,37 @@ async fn finalizers_delay_deletion() {
     assert!(still.metadata.deletion_timestamp.is_some());
     // No new finalizers once deleting.
     let err = api_err(
-        cms.patch("f", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}})))
-            .await,
+        cms.patch(
+            "f",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}),
+            ),
+        )
+        .await,
     );
     assert_eq!(err.code, 422);
-    assert!(err.message.contains("no new finalizers can be added if the object is being deleted"), "{}", err.message);
+    assert!(
+        err.message
+            .contains("no new finalizers can be added if the object is being deleted"),
+        "{}",
+        err.message
+    );
     // Other changes are still allowed; removing the last finalizer deletes it.
-    cms.patch("f", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "1"}}))).await.expect("update while deleting");
-    cms.patch("f", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.expect("remove finalizer");
+    cms.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "1"}})),
+    )
+    .await
+    .expect("update while deleting");
+    cms.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("remove finalizer");
     assert!(gone(&cms, "f").await);
     e.finish().await;
 }
@@ -55,13 +93,24 @@ async fn finalizers_delay_deletion() {
 async fn background_gc_deletes_dependents() {
     let e = env("gc_background").await;
     let cms: Api<ConfigMap> = e.api();
-    let owner = cms.create(&PostParams::default(), &cm("owner", &[])).await.expect("owner");
-    let other = cms.create(&PostParams::default(), &cm("other", &[])).await.expect("other");
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .expect("owner");
+    let other = cms
+        .create(&PostParams::default(), &cm("other", &[]))
+        .await
+        .expect("other");
     dependent(&cms, "dep", &[&owner]).await;
     dependent(&cms, "shared", &[&owner, &other]).await;
-    cms.delete("owner", &DeleteParams::background()).await.expect("delete");
+    cms.delete("owner", &DeleteParams::background())
+        .await
+        .expect("delete");
     assert!(gone(&cms, "dep").await);
-    let shared = cms.get("shared").await.expect("shared survives: another owner exists");
+    let shared = cms
+        .get("shared")
+        .await
+        .expect("shared survives: another owner exists");
     let refs = shared.metadata.owner_references.unwrap_or_default();
     let ok = eventually(10, || {
         let cms = cms.clone();
@@ -79,15 +128,24 @@ async fn background_gc_deletes_dependents() {
 async fn orphan_keeps_dependents() {
     let e = env("gc_orphan").await;
     let cms: Api<ConfigMap> = e.api();
-    let owner = cms.create(&PostParams::default(), &cm("owner", &[])).await.expect("owner");
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .expect("owner");
     dependent(&cms, "dep", &[&owner]).await;
-    cms.delete("owner", &DeleteParams::orphan()).await.expect("delete");
+    cms.delete("owner", &DeleteParams::orphan())
+        .await
+        .expect("delete");
     assert!(gone(&cms, "owner").await);
     let ok = eventually(10, || {
         let cms = cms.clone();
         async move {
             let d = cms.get("dep").await.ok()?;
-            d.metadata.owner_references.unwrap_or_default().is_empty().then_some(())
+            d.metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty()
+                .then_some(())
         }
     })
     .await;
@@ -99,17 +157,37 @@ async fn orphan_keeps_dependents() {
 async fn foreground_deletes_dependents_first() {
     let e = env("gc_foreground").await;
     let cms: Api<ConfigMap> = e.api();
-    let owner = cms.create(&PostParams::default(), &cm("owner", &[])).await.expect("owner");
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", &[]))
+        .await
+        .expect("owner");
     let mut d = cm("dep", &[]);
-    d.metadata.owner_references = Some(vec![serde_json::from_value(owner_ref(&owner)).expect("ref")]);
+    d.metadata.owner_references =
+        Some(vec![serde_json::from_value(owner_ref(&owner)).expect("ref")]);
     d.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     cms.create(&PostParams::default(), &d).await.expect("dep");
-    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..Default::default() };
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..Default::default()
+    };
     cms.delete("owner", &dp).await.expect("delete");
-    let o = cms.get("owner").await.expect("owner waits for its dependent");
+    let o = cms
+        .get("owner")
+        .await
+        .expect("owner waits for its dependent");
     assert!(o.metadata.deletion_timestamp.is_some());
-    assert!(o.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
-    cms.patch("dep", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.expect("release");
+    assert!(o
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .contains(&"foregroundDeletion".to_string()));
+    cms.patch(
+        "dep",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
     assert!(gone(&cms, "dep").await);
     assert!(gone(&cms, "owner").await);
     e.finish().await;
@@ -124,23 +202,39 @@ async fn namespace_deletion_removes_content() {
     n.metadata.name = Some(name.clone());
     nss.create(&PostParams::default(), &n).await.expect("ns");
     let cms: Api<ConfigMap> = Api::namespaced(e.client.clone(), &name);
-    cms.create(&PostParams::default(), &cm("inside", &[])).await.expect("cm");
-    nss.delete(&name, &DeleteParams::default()).await.expect("delete ns");
+    cms.create(&PostParams::default(), &cm("inside", &[]))
+        .await
+        .expect("cm");
+    nss.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete ns");
     let gone_ns = eventually(60, || {
         let nss = nss.clone();
         let name = name.clone();
-        async move { nss.get_opt(&name).await.expect("get").is_none().then_some(()) }
+        async move {
+            nss.get_opt(&name)
+                .await
+                .expect("get")
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     assert!(gone_ns.is_some());
-    assert!(cms.get_opt("inside").await.map(|o| o.is_none()).unwrap_or(true));
+    assert!(cms
+        .get_opt("inside")
+        .await
+        .map(|o| o.is_none())
+        .unwrap_or(true));
     e.finish().await;
 }
 
 #[tokio::test]
 async fn terminating_namespace_rejects_new_content() {
     let e = env("ns_terminating").await;
-    if e.emulator("terminating_namespace_rejects_new_content").is_none() {
+    if e.emulator("terminating_namespace_rejects_new_content")
+        .is_none()
+    {
         return e.finish().await;
     }
     let nss: Api<Namespace> = Api::all(e.client.clone());
@@ -148,12 +242,23 @@ async fn terminating_namespace_rejects_new_content() {
     let mut c = cm("held", &[]);
     c.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     cms.create(&PostParams::default(), &c).await.expect("cm");
-    nss.delete(&e.ns, &DeleteParams::default()).await.expect("delete ns");
+    nss.delete(&e.ns, &DeleteParams::default())
+        .await
+        .expect("delete ns");
     let n = nss.get(&e.ns).await.expect("terminating");
-    assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(
+        n.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
     let err = api_err(cms.create(&PostParams::default(), &cm("new", &[])).await);
     assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.expect("release");
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
     assert!(nss.get_opt(&e.ns).await.expect("get").is_none());
     e.finish().await;
 }

@@ -41,7 +41,12 @@ pub async fn env(test: &str) -> Env {
 /// Like [`env`] with a custom emulator configuration.
 pub async fn env_with(test: &str, cfg: EmulatorConfig) -> Env {
     let (client, emu) = if e2e() {
-        (Client::try_default().await.expect("kubeconfig for KUBE_INCIDENT_E2E=1"), None)
+        (
+            Client::try_default()
+                .await
+                .expect("kubeconfig for KUBE_INCIDENT_E2E=1"),
+            None,
+        )
     } else {
         let emu = Emulator::start(cfg).await.expect("emulator starts");
         (emu.client(), Some(emu))
@@ -50,7 +55,9 @@ pub async fn env_with(test: &str, cfg: EmulatorConfig) -> Env {
     let nss: Api<Namespace> = Api::all(client.clone());
     let mut n = Namespace::default();
     n.metadata.name = Some(ns.clone());
-    nss.create(&PostParams::default(), &n).await.expect("create test namespace");
+    nss.create(&PostParams::default(), &n)
+        .await
+        .expect("create test namespace");
     Env { client, emu, ns }
 }
 
@@ -66,7 +73,10 @@ impl Env {
     /// Typed namespaced Api in the test namespace.
     pub fn api<K>(&self) -> Api<K>
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
         <K as kube::Resource>::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.ns)

@@ -8,7 +8,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, VersionMatch};
 use serde_json::json;
 
 fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
-    let mut v: Vec<String> = items.iter().map(|k| k.meta().name.clone().unwrap_or_default()).collect();
+    let mut v: Vec<String> = items
+        .iter()
+        .map(|k| k.meta().name.clone().unwrap_or_default())
+        .collect();
     v.sort();
     v
 }
@@ -17,16 +20,30 @@ fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
 async fn label_selectors() {
     let e = env("label_selectors").await;
     let pods: Api<Pod> = e.api();
-    for (n, app, tier) in [("a", "web", Some("fe")), ("b", "web", None), ("c", "db", Some("be"))] {
+    for (n, app, tier) in [
+        ("a", "web", Some("fe")),
+        ("b", "web", None),
+        ("c", "db", Some("be")),
+    ] {
         let mut labels = vec![("app", app)];
         if let Some(t) = tier {
             labels.push(("tier", t));
         }
-        pods.create(&PostParams::default(), &pod(n, &labels)).await.expect("pod");
+        pods.create(&PostParams::default(), &pod(n, &labels))
+            .await
+            .expect("pod");
     }
     let sel = |s: &'static str| {
         let pods = pods.clone();
-        async move { names(&pods.list(&ListParams::default().labels(s)).await.expect("list").items) }
+        async move {
+            names(
+                &pods
+                    .list(&ListParams::default().labels(s))
+                    .await
+                    .expect("list")
+                    .items,
+            )
+        }
     };
     assert_eq!(sel("app=web").await, vec!["a", "b"]);
     assert_eq!(sel("app==web").await, vec!["a", "b"]);
@@ -45,36 +62,70 @@ async fn field_selectors() {
     let e = env("field_selectors").await;
     let pods: Api<Pod> = e.api();
     for n in ["p1", "p2"] {
-        pods.create(&PostParams::default(), &pod(n, &[])).await.expect("pod");
+        pods.create(&PostParams::default(), &pod(n, &[]))
+            .await
+            .expect("pod");
     }
-    pods.patch_status("p2", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
-        .await
-        .expect("status");
+    pods.patch_status(
+        "p2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .expect("status");
     let f = |s: &'static str| {
         let pods = pods.clone();
-        async move { names(&pods.list(&ListParams::default().fields(s)).await.expect("list").items) }
+        async move {
+            names(
+                &pods
+                    .list(&ListParams::default().fields(s))
+                    .await
+                    .expect("list")
+                    .items,
+            )
+        }
     };
     assert_eq!(f("metadata.name=p1").await, vec!["p1"]);
     assert_eq!(f("status.phase=Running").await, vec!["p2"]);
     assert_eq!(f("status.phase!=Running").await, vec!["p1"]);
-    assert_eq!(f(&*Box::leak(format!("metadata.namespace={}", e.ns).into_boxed_str())).await, vec!["p1", "p2"]);
+    assert_eq!(
+        f(&*Box::leak(
+            format!("metadata.namespace={}", e.ns).into_boxed_str()
+        ))
+        .await,
+        vec!["p1", "p2"]
+    );
     assert_eq!(f("spec.nodeName=").await, vec!["p1", "p2"]);
-    let err = api_err(pods.list(&ListParams::default().fields("spec.bogus=1")).await);
+    let err = api_err(
+        pods.list(&ListParams::default().fields("spec.bogus=1"))
+            .await,
+    );
     assert_eq!(err.code, 400);
-    assert!(err.message.contains("field label not supported: spec.bogus"), "{}", err.message);
+    assert!(
+        err.message
+            .contains("field label not supported: spec.bogus"),
+        "{}",
+        err.message
+    );
     // Events by involvedObject (what kubectl describe uses).
     let events: Api<Event> = e.api();
     let ev: Event = serde_json::from_value(json!({"metadata": {"name": "ev1"},
         "involvedObject": {"kind": "Pod", "name": "p1", "namespace": e.ns},
         "reason": "Started", "message": "m", "type": "Normal"}))
     .expect("event");
-    events.create(&PostParams::default(), &ev).await.expect("event");
+    events
+        .create(&PostParams::default(), &ev)
+        .await
+        .expect("event");
     let got = events
         .list(&ListParams::default().fields("involvedObject.kind=Pod,involvedObject.name=p1"))
         .await
         .expect("events");
     assert_eq!(names(&got.items), vec!["ev1"]);
-    let none = events.list(&ListParams::default().fields("involvedObject.name=p2")).await.expect("events");
+    let none = events
+        .list(&ListParams::default().fields("involvedObject.name=p2"))
+        .await
+        .expect("events");
     assert!(none.items.is_empty());
     e.finish().await;
 }
@@ -84,7 +135,9 @@ async fn pagination_with_continue() {
     let e = env("pagination").await;
     let cms: Api<ConfigMap> = e.api();
     for i in 0..25 {
-        cms.create(&PostParams::default(), &cm(&format!("cm-{i:02}"), &[])).await.expect("cm");
+        cms.create(&PostParams::default(), &cm(&format!("cm-{i:02}"), &[]))
+            .await
+            .expect("cm");
     }
     let mut all = Vec::new();
     let mut token: Option<String> = None;
@@ -100,9 +153,14 @@ async fn pagination_with_continue() {
         if first_rv.is_none() {
             first_rv = page.metadata.resource_version.clone();
             // Written between pages: not visible in this (consistent) list.
-            cms.create(&PostParams::default(), &cm("cm-99", &[])).await.expect("late");
+            cms.create(&PostParams::default(), &cm("cm-99", &[]))
+                .await
+                .expect("late");
         } else {
-            assert_eq!(page.metadata.resource_version, first_rv, "pages share the list resourceVersion");
+            assert_eq!(
+                page.metadata.resource_version, first_rv,
+                "pages share the list resourceVersion"
+            );
         }
         assert!(page.items.len() <= 10);
         all.extend(page.items);
@@ -116,7 +174,10 @@ async fn pagination_with_continue() {
     assert_eq!(pages, 3);
     assert_eq!(got.len(), 26, "{got:?}");
     assert!(!got.contains(&"cm-99".to_string()));
-    let err = api_err(cms.list(&ListParams::default().continue_token("not-a-token")).await);
+    let err = api_err(
+        cms.list(&ListParams::default().continue_token("not-a-token"))
+            .await,
+    );
     assert_eq!(err.code, 400);
     e.finish().await;
 }
@@ -125,23 +186,39 @@ async fn pagination_with_continue() {
 async fn resource_version_match_on_list() {
     let e = env("rv_match").await;
     let cms: Api<ConfigMap> = e.api();
-    cms.create(&PostParams::default(), &cm("a", &[])).await.expect("a");
+    cms.create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("a");
     let l1 = cms.list(&ListParams::default()).await.expect("list");
     let rv1 = l1.metadata.resource_version.clone().expect("rv");
-    cms.create(&PostParams::default(), &cm("b", &[])).await.expect("b");
-    cms.delete("a", &Default::default()).await.expect("delete a");
+    cms.create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .expect("b");
+    cms.delete("a", &Default::default())
+        .await
+        .expect("delete a");
     let exact = cms
         .list(&ListParams::default().at(&rv1).matching(VersionMatch::Exact))
         .await
         .expect("exact");
-    assert_eq!(exact.metadata.resource_version.as_deref(), Some(rv1.as_str()));
+    assert_eq!(
+        exact.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
     assert_eq!(names(&exact.items), vec!["a", "kube-root-ca.crt"]);
     let newer = cms
-        .list(&ListParams::default().at(&rv1).matching(VersionMatch::NotOlderThan))
+        .list(
+            &ListParams::default()
+                .at(&rv1)
+                .matching(VersionMatch::NotOlderThan),
+        )
         .await
         .expect("not older than");
     assert_eq!(names(&newer.items), vec!["b", "kube-root-ca.crt"]);
-    let any = cms.list(&ListParams::default().at("0")).await.expect("rv 0");
+    let any = cms
+        .list(&ListParams::default().at("0"))
+        .await
+        .expect("rv 0");
     assert_eq!(names(&any.items), vec!["b", "kube-root-ca.crt"]);
     e.finish().await;
 }
@@ -149,17 +226,33 @@ async fn resource_version_match_on_list() {
 #[tokio::test]
 async fn expired_continue_token_is_410() {
     let e = env("continue_expired").await;
-    let Some(emu) = e.emulator("expired_continue_token_is_410") else { return e.finish().await };
+    let Some(emu) = e.emulator("expired_continue_token_is_410") else {
+        return e.finish().await;
+    };
     let cms: Api<ConfigMap> = e.api();
     for i in 0..5 {
-        cms.create(&PostParams::default(), &cm(&format!("c{i}"), &[])).await.expect("cm");
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), &[]))
+            .await
+            .expect("cm");
     }
-    let page = cms.list(&ListParams::default().limit(2)).await.expect("page");
+    let page = cms
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page");
     let token = page.metadata.continue_.expect("continue");
-    cms.create(&PostParams::default(), &cm("later", &[])).await.expect("cm");
+    cms.create(&PostParams::default(), &cm("later", &[]))
+        .await
+        .expect("cm");
     emu.faults().expire_history(Some("configmaps"));
-    let err = api_err(cms.list(&ListParams::default().limit(2).continue_token(&token)).await);
+    let err = api_err(
+        cms.list(&ListParams::default().limit(2).continue_token(&token))
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
-    assert!(err.message.contains("continue parameter is too old"), "{}", err.message);
+    assert!(
+        err.message.contains("continue parameter is too old"),
+        "{}",
+        err.message
+    );
     e.finish().await;
 }

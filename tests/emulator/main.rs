@@ -2,14 +2,16 @@
 //! client (and the real kubectl). See `harness` for running them on a real
 //! cluster with `KUBE_INCIDENT_E2E=1`.
 
-mod harness;
-mod explore;
+mod crds;
 mod crud;
+mod explore;
+mod faults;
+mod gc;
+mod harness;
+mod kubectl;
 mod lists;
+mod logs;
+mod patching;
+mod perf;
 mod util;
 mod watch;
-mod gc;
-mod crds;
-mod patching;
-mod faults;
-mod logs;

@@ -12,9 +12,19 @@ async fn merge_json_and_strategic_patches() {
     let e = env("patch_types").await;
     let deps: Api<Deployment> = e.api();
     let mut d = deployment("p", 1);
-    let c = &mut d.spec.as_mut().expect("spec").template.spec.as_mut().expect("pod").containers;
+    let c = &mut d
+        .spec
+        .as_mut()
+        .expect("spec")
+        .template
+        .spec
+        .as_mut()
+        .expect("pod")
+        .containers;
     c.push(serde_json::from_value(json!({"name": "side", "image": "busybox:1"})).expect("c"));
-    deps.create(&PostParams::default(), &d).await.expect("create");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("create");
     let pp = PatchParams::default();
     // Strategic merge: containers merge by name.
     let d = deps
@@ -30,12 +40,28 @@ async fn merge_json_and_strategic_patches() {
         .patch("p", &pp, &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "only", "image": "x:1"}]}}}})))
         .await
         .expect("merge");
-    assert_eq!(d.spec.expect("spec").template.spec.expect("pod").containers.len(), 1);
+    assert_eq!(
+        d.spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers
+            .len(),
+        1
+    );
     // JSON patch, including a failing test op (422).
-    let jp: json_patch::Patch = serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 3}])).expect("jp");
-    let d = deps.patch("p", &pp, &Patch::<()>::Json(jp)).await.expect("json patch");
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]))
+            .expect("jp");
+    let d = deps
+        .patch("p", &pp, &Patch::<()>::Json(jp))
+        .await
+        .expect("json patch");
     assert_eq!(d.spec.and_then(|s| s.replicas), Some(3));
-    let bad: json_patch::Patch = serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 9}])).expect("jp");
+    let bad: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 9}]))
+            .expect("jp");
     let err = api_err(deps.patch("p", &pp, &Patch::<()>::Json(bad)).await);
     assert_eq!(err.code, 422);
     e.finish().await;
@@ -47,35 +73,78 @@ async fn server_side_apply_creates_and_requires_field_manager() {
     let cms: Api<ConfigMap> = e.api();
     let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}});
     let created = cms
-        .patch("ssa", &PatchParams::apply("kube-incident"), &Patch::Apply(&applied))
+        .patch(
+            "ssa",
+            &PatchParams::apply("kube-incident"),
+            &Patch::Apply(&applied),
+        )
         .await
         .expect("apply creates");
-    assert_eq!(created.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("1"));
+    assert_eq!(
+        created.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        Some("1")
+    );
     let mf = created.metadata.managed_fields.unwrap_or_default();
-    assert!(mf.iter().any(|m| m.manager.as_deref() == Some("kube-incident") && m.operation.as_deref() == Some("Apply")), "{mf:?}");
+    assert!(
+        mf.iter()
+            .any(|m| m.manager.as_deref() == Some("kube-incident")
+                && m.operation.as_deref() == Some("Apply")),
+        "{mf:?}"
+    );
     // Missing fieldManager: 400.
-    let err = api_err(cms.patch("ssa", &PatchParams::default(), &Patch::Apply(&applied)).await);
+    let err = api_err(
+        cms.patch("ssa", &PatchParams::default(), &Patch::Apply(&applied))
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
     // Re-applying the same configuration is a no-op (same resourceVersion).
-    let again = cms.patch("ssa", &PatchParams::apply("kube-incident"), &Patch::Apply(&applied)).await.expect("re-apply");
-    assert_eq!(again.metadata.resource_version, cms.get("ssa").await.expect("get").metadata.resource_version);
+    let again = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("kube-incident"),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        again.metadata.resource_version,
+        cms.get("ssa").await.expect("get").metadata.resource_version
+    );
     // fieldManager on update is recorded.
-    let pp = PatchParams { field_manager: Some("my-updater".into()), ..Default::default() };
-    let upd = cms.patch("ssa", &pp, &Patch::Merge(json!({"data": {"b": "2"}}))).await.expect("merge");
+    let pp = PatchParams {
+        field_manager: Some("my-updater".into()),
+        ..Default::default()
+    };
+    let upd = cms
+        .patch("ssa", &pp, &Patch::Merge(json!({"data": {"b": "2"}})))
+        .await
+        .expect("merge");
     let mf = upd.metadata.managed_fields.unwrap_or_default();
-    assert!(mf.iter().any(|m| m.manager.as_deref() == Some("my-updater") && m.operation.as_deref() == Some("Update")), "{mf:?}");
+    assert!(
+        mf.iter().any(|m| m.manager.as_deref() == Some("my-updater")
+            && m.operation.as_deref() == Some("Update")),
+        "{mf:?}"
+    );
     e.finish().await;
 }
 
 #[tokio::test]
 async fn write_log_records_each_mutation_once() {
     let e = env("write_log").await;
-    let Some(emu) = e.emulator("write_log_records_each_mutation_once") else { return e.finish().await };
+    let Some(emu) = e.emulator("write_log_records_each_mutation_once") else {
+        return e.finish().await;
+    };
     let cms: Api<ConfigMap> = e.api();
-    cms.create(&PostParams::default(), &cm("w", &[])).await.expect("create");
-    cms.patch("w", &PatchParams::apply("kube-incident"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})))
+    cms.create(&PostParams::default(), &cm("w", &[]))
         .await
-        .expect("apply");
+        .expect("create");
+    cms.patch(
+        "w",
+        &PatchParams::apply("kube-incident"),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})),
+    )
+    .await
+    .expect("apply");
     let _ = cms.get("w").await.expect("get is not a write");
     cms.delete("w", &Default::default()).await.expect("delete");
     let log: Vec<_> = emu
@@ -88,7 +157,10 @@ async fn write_log_records_each_mutation_once() {
     assert_eq!(log[1].field_manager.as_deref(), Some("kube-incident"));
     assert_eq!(log[1].resource, "configmaps");
     assert!(log.iter().all(|r| !r.internal));
-    let rvs: Vec<u64> = log.iter().map(|r| r.resource_version.parse().expect("rv")).collect();
+    let rvs: Vec<u64> = log
+        .iter()
+        .map(|r| r.resource_version.parse().expect("rv"))
+        .collect();
     assert!(rvs.windows(2).all(|w| w[0] < w[1]), "{rvs:?}");
     e.finish().await;
 }
@@ -97,11 +169,23 @@ async fn write_log_records_each_mutation_once() {
 async fn scale_subresource() {
     let e = env("scale").await;
     let deps: Api<Deployment> = e.api();
-    deps.create(&PostParams::default(), &deployment("s", 2)).await.expect("create");
+    deps.create(&PostParams::default(), &deployment("s", 2))
+        .await
+        .expect("create");
     let sc = deps.get_scale("s").await.expect("scale");
     assert_eq!(sc.spec.and_then(|s| s.replicas), Some(2));
-    assert_eq!(sc.status.map(|s| s.selector.unwrap_or_default()).as_deref(), Some("app=s"));
-    let sc = deps.patch_scale("s", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}}))).await.expect("patch scale");
+    assert_eq!(
+        sc.status.map(|s| s.selector.unwrap_or_default()).as_deref(),
+        Some("app=s")
+    );
+    let sc = deps
+        .patch_scale(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("patch scale");
     assert_eq!(sc.spec.and_then(|s| s.replicas), Some(5));
     let d = deps.get("s").await.expect("get");
     assert_eq!(d.spec.and_then(|s| s.replicas), Some(5));

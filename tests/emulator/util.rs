@@ -13,14 +13,18 @@ pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<Status> {
 }
 
 pub fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
-    let d: serde_json::Map<String, serde_json::Value> =
-        data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let d: serde_json::Map<String, serde_json::Value> = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     serde_json::from_value(json!({"metadata": {"name": name}, "data": d})).expect("configmap")
 }
 
 pub fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
-    let l: serde_json::Map<String, serde_json::Value> =
-        labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let l: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     serde_json::from_value(json!({"metadata": {"name": name, "labels": l},
         "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]}}))
     .expect("pod")

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 fn name_of(ev: &WatchEvent<ConfigMap>) -> String {
     match ev {
-        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o.metadata.name.clone().unwrap_or_default(),
+        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+            o.metadata.name.clone().unwrap_or_default()
+        }
         WatchEvent::Bookmark(_) => "<bookmark>".into(),
         WatchEvent::Error(e) => format!("<error {}>", e.code),
     }
@@ -34,12 +36,27 @@ where
 async fn watch_resumes_from_resource_version() {
     let e = env("watch_resume").await;
     let cms: Api<ConfigMap> = e.api();
-    let a = cms.create(&PostParams::default(), &cm("a", &[])).await.expect("a");
+    let a = cms
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("a");
     let rv = a.metadata.resource_version.clone().expect("rv");
-    cms.create(&PostParams::default(), &cm("b", &[])).await.expect("b");
-    cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "v"}}))).await.expect("patch");
+    cms.create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .expect("b");
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "v"}})),
+    )
+    .await
+    .expect("patch");
     cms.delete("b", &Default::default()).await.expect("delete");
-    let mut s = cms.watch(&WatchParams::default().timeout(10), &rv).await.expect("watch").boxed();
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("watch")
+        .boxed();
     let mut seen = Vec::new();
     for _ in 0..3 {
         let ev = next_event(&mut s).await;
@@ -53,7 +70,9 @@ async fn watch_resumes_from_resource_version() {
     }
     assert_eq!(seen, vec!["ADDED b", "MODIFIED a", "DELETED b"]);
     // Live events follow.
-    cms.create(&PostParams::default(), &cm("c", &[])).await.expect("c");
+    cms.create(&PostParams::default(), &cm("c", &[]))
+        .await
+        .expect("c");
     assert_eq!(name_of(&next_event(&mut s).await), "c");
     e.finish().await;
 }
@@ -62,9 +81,18 @@ async fn watch_resumes_from_resource_version() {
 async fn watch_without_resource_version_starts_with_synthetic_added() {
     let e = env("watch_initial").await;
     let cms: Api<ConfigMap> = e.api();
-    cms.create(&PostParams::default(), &cm("x", &[])).await.expect("x");
-    let mut s = cms.watch(&WatchParams::default().timeout(10), "0").await.expect("watch").boxed();
-    let mut names = vec![name_of(&next_event(&mut s).await), name_of(&next_event(&mut s).await)];
+    cms.create(&PostParams::default(), &cm("x", &[]))
+        .await
+        .expect("x");
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .expect("watch")
+        .boxed();
+    let mut names = vec![
+        name_of(&next_event(&mut s).await),
+        name_of(&next_event(&mut s).await),
+    ];
     names.sort();
     assert_eq!(names, vec!["kube-root-ca.crt", "x"]);
     e.finish().await;
@@ -76,10 +104,28 @@ async fn watch_label_selector_transitions() {
     let cms: Api<ConfigMap> = e.api();
     let list = cms.list(&ListParams::default()).await.expect("list");
     let rv = list.metadata.resource_version.expect("rv");
-    let mut s = cms.watch(&WatchParams::default().labels("sel=yes").timeout(10), &rv).await.expect("watch").boxed();
-    cms.create(&PostParams::default(), &cm("n", &[])).await.expect("n");
-    cms.patch("n", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}}))).await.expect("label");
-    cms.patch("n", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}}))).await.expect("unlabel");
+    let mut s = cms
+        .watch(&WatchParams::default().labels("sel=yes").timeout(10), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    cms.create(&PostParams::default(), &cm("n", &[]))
+        .await
+        .expect("n");
+    cms.patch(
+        "n",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}})),
+    )
+    .await
+    .expect("label");
+    cms.patch(
+        "n",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}})),
+    )
+    .await
+    .expect("unlabel");
     assert!(matches!(next_event(&mut s).await, WatchEvent::Added(_)));
     assert!(matches!(next_event(&mut s).await, WatchEvent::Deleted(_)));
     e.finish().await;
@@ -89,7 +135,13 @@ async fn watch_label_selector_transitions() {
 async fn bookmarks_and_timeout() {
     let e = env("bookmarks").await;
     let cms: Api<ConfigMap> = e.api();
-    let rv = cms.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
     let mut s = cms
         .watch(&WatchParams::default().timeout(2).disable_bookmarks(), &rv)
         .await
@@ -97,12 +149,18 @@ async fn bookmarks_and_timeout() {
         .boxed();
     // No events and no bookmarks: the server ends the stream after timeoutSeconds.
     let start = std::time::Instant::now();
-    let end = tokio::time::timeout(Duration::from_secs(8), s.next()).await.expect("stream ends");
+    let end = tokio::time::timeout(Duration::from_secs(8), s.next())
+        .await
+        .expect("stream ends");
     assert!(end.is_none(), "{end:?}");
     assert!(start.elapsed() >= Duration::from_millis(1500));
     if e.emu.is_some() {
         // Bookmark interval is shortened in the test configuration.
-        let mut s = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch").boxed();
+        let mut s = cms
+            .watch(&WatchParams::default().timeout(5), &rv)
+            .await
+            .expect("watch")
+            .boxed();
         match next_event(&mut s).await {
             WatchEvent::Bookmark(b) => {
                 let brv: u64 = b.metadata.resource_version.parse().expect("rv");
@@ -118,16 +176,27 @@ async fn bookmarks_and_timeout() {
 async fn streaming_list_initial_events_end_bookmark() {
     let e = env("streaming_list").await;
     let cms: Api<ConfigMap> = e.api();
-    cms.create(&PostParams::default(), &cm("s1", &[])).await.expect("s1");
+    cms.create(&PostParams::default(), &cm("s1", &[]))
+        .await
+        .expect("s1");
     let wp = WatchParams::default().initial_events().timeout(10);
-    let wp = WatchParams { bookmarks: true, ..wp };
+    let wp = WatchParams {
+        bookmarks: true,
+        ..wp
+    };
     let mut s = cms.watch(&wp, "").await.expect("watch").boxed();
     let mut added = Vec::new();
     loop {
         match next_event(&mut s).await {
             WatchEvent::Added(o) => added.push(o.metadata.name.unwrap_or_default()),
             WatchEvent::Bookmark(b) => {
-                assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"));
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
                 break;
             }
             other => panic!("unexpected {other:?}"),
@@ -140,20 +209,39 @@ async fn streaming_list_initial_events_end_bookmark() {
 
 #[tokio::test]
 async fn too_old_resource_version_is_410_error_event() {
-    let cfg = EmulatorConfig { watch_history: 5, ..emu_config() };
+    let cfg = EmulatorConfig {
+        watch_history: 5,
+        ..emu_config()
+    };
     let e = env_with("watch_410", cfg).await;
-    let Some(_emu) = e.emulator("too_old_resource_version_is_410_error_event") else { return e.finish().await };
+    let Some(_emu) = e.emulator("too_old_resource_version_is_410_error_event") else {
+        return e.finish().await;
+    };
     let cms: Api<ConfigMap> = e.api();
-    let first = cms.create(&PostParams::default(), &cm("old", &[])).await.expect("old");
+    let first = cms
+        .create(&PostParams::default(), &cm("old", &[]))
+        .await
+        .expect("old");
     let rv = first.metadata.resource_version.clone().expect("rv");
     for i in 0..10 {
-        cms.create(&PostParams::default(), &cm(&format!("n{i}"), &[])).await.expect("cm");
+        cms.create(&PostParams::default(), &cm(&format!("n{i}"), &[]))
+            .await
+            .expect("cm");
     }
-    let mut s = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("HTTP 200").boxed();
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .expect("HTTP 200")
+        .boxed();
     match next_event(&mut s).await {
         WatchEvent::Error(st) => {
             assert_eq!((st.code, st.reason.as_str()), (410, "Expired"));
-            assert!(st.message.starts_with(&format!("too old resource version: {rv} (")), "{}", st.message);
+            assert!(
+                st.message
+                    .starts_with(&format!("too old resource version: {rv} (")),
+                "{}",
+                st.message
+            );
         }
         other => panic!("expected ERROR 410, got {other:?}"),
     }
@@ -175,7 +263,9 @@ async fn wait_for(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, want: &
 #[tokio::test]
 async fn watcher_relists_after_forced_410() {
     let e = env("watcher_410").await;
-    let Some(emu) = e.emulator("watcher_relists_after_forced_410") else { return e.finish().await };
+    let Some(emu) = e.emulator("watcher_relists_after_forced_410") else {
+        return e.finish().await;
+    };
     let cms: Api<ConfigMap> = e.api();
     let stream = watcher(cms.clone(), watcher::Config::default().timeout(30));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -184,10 +274,16 @@ async fn watcher_relists_after_forced_410() {
         while let Ok(Some(ev)) = s.try_next().await {
             let tag = match ev {
                 watcher::Event::Init => "init".to_string(),
-                watcher::Event::InitApply(o) => format!("initapply {}", o.metadata.name.unwrap_or_default()),
+                watcher::Event::InitApply(o) => {
+                    format!("initapply {}", o.metadata.name.unwrap_or_default())
+                }
                 watcher::Event::InitDone => "initdone".to_string(),
-                watcher::Event::Apply(o) => format!("apply {}", o.metadata.name.unwrap_or_default()),
-                watcher::Event::Delete(o) => format!("delete {}", o.metadata.name.unwrap_or_default()),
+                watcher::Event::Apply(o) => {
+                    format!("apply {}", o.metadata.name.unwrap_or_default())
+                }
+                watcher::Event::Delete(o) => {
+                    format!("delete {}", o.metadata.name.unwrap_or_default())
+                }
             };
             if tx.send(tag).is_err() {
                 break;
@@ -195,12 +291,16 @@ async fn watcher_relists_after_forced_410() {
         }
     });
     wait_for(&mut rx, "initdone").await;
-    cms.create(&PostParams::default(), &cm("one", &[])).await.expect("one");
+    cms.create(&PostParams::default(), &cm("one", &[]))
+        .await
+        .expect("one");
     wait_for(&mut rx, "apply one").await;
     // Compact history and cut the connection: the resume gets 410, the
     // watcher relists and sees objects created meanwhile.
     emu.faults().force_watch_expiry(Some("configmaps"));
-    cms.create(&PostParams::default(), &cm("two", &[])).await.expect("two");
+    cms.create(&PostParams::default(), &cm("two", &[]))
+        .await
+        .expect("two");
     wait_for(&mut rx, "init").await;
     wait_for(&mut rx, "initapply two").await;
     wait_for(&mut rx, "initdone").await;

@@ -3,4 +3,5 @@
 //! client, watchers and controller.
 
 mod harness;
+mod detection;
 mod lifecycle;

@@ -1,0 +1,877 @@
+//! The detector: watches Pods, Deployments, ReplicaSets, Namespaces and
+//! Runbooks, keeps compact projections (never whole Pods), assesses each
+//! changed workload with the pure detection core, opens Incidents with
+//! deterministic names (exactly once, whatever races), reopens recurring
+//! ones, feeds observations to the Incident controller, and writes Runbook
+//! status (`Ready`, `matchedWorkloads`, `lastTriggeredAt`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use super::Clock;
+use crate::api::{
+    Incident, IncidentSource, IncidentSpec, LocalObjectReference, Runbook, RunbookStatus,
+    TargetKind, TargetRef, FIELD_MANAGER, FINGERPRINT_LABEL, IGNORE_LABEL,
+};
+use crate::core::conditions::set_condition;
+use crate::core::detection::{
+    self, attribute, Assessment, DetectionPolicy, RestartLedger, WorkloadKey,
+};
+use crate::core::lifecycle::truncate_to_seconds;
+use crate::core::selector;
+use crate::core::validation::{summarize, validate_runbook};
+use crate::core::views::{DeploymentView, PodView};
+use crate::metrics::Metrics;
+
+/// Label on detector-opened Incidents: the episode number of the workload.
+pub const EPISODE_LABEL: &str = "kubeincident.io/episode";
+
+/// What the detector currently knows of a workload, shared with the
+/// Incident controller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub assessment: Assessment,
+    /// The trouble recurred after the latest Incident was resolved, within
+    /// the reopen window.
+    pub recurrence: Option<Timestamp>,
+}
+
+/// Shared detections, keyed by workload.
+#[derive(Debug, Default)]
+pub struct Detections {
+    inner: RwLock<HashMap<WorkloadKey, Arc<Detection>>>,
+}
+
+impl Detections {
+    pub fn get(&self, key: &WorkloadKey) -> Option<Arc<Detection>> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn set(&self, key: WorkloadKey, d: Option<Detection>) -> bool {
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match d {
+            Some(d) => {
+                let changed = map.get(&key).is_none_or(|old| **old != d);
+                map.insert(key, Arc::new(d));
+                changed
+            }
+            None => map.remove(&key).is_some(),
+        }
+    }
+}
+
+/// The workload an Incident targets.
+pub fn workload_of(inc: &Incident) -> Option<WorkloadKey> {
+    let t = inc.spec.target.as_ref()?;
+    Some(WorkloadKey {
+        namespace: inc.namespace()?,
+        kind: t.kind.as_str().to_string(),
+        name: t.name.clone(),
+    })
+}
+
+/// Finds the Incidents of a fingerprint (from the Incident controller's caches).
+pub type IncidentLookup = Arc<dyn Fn(&str, &str) -> Vec<Arc<Incident>> + Send + Sync>;
+
+/// Detector settings.
+#[derive(Clone)]
+pub struct DetectorConfig {
+    /// Namespaces to watch; empty = all.
+    pub namespaces: Vec<String>,
+    /// The operator's own namespace (where cluster-wide Runbooks live).
+    pub operator_namespace: Option<String>,
+    /// Apply the built-in policy to workloads no Runbook covers.
+    pub builtin_policy: bool,
+    pub clock: Clock,
+}
+
+/// Errors of the detector's writes (logged, counted, retried on the next event).
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error("creating incident {name}: {source}")]
+    Create {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reopening incident {name}: {source}")]
+    Reopen {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing the status of runbook {name}: {source}")]
+    RunbookStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+enum Input {
+    Pod(usize, Result<Event<Pod>, watcher::Error>),
+    Deploy(usize, Result<Event<Deployment>, watcher::Error>),
+    Rs(usize, Result<Event<PartialObjectMeta<ReplicaSet>>, watcher::Error>),
+    Ns(usize, Result<Event<PartialObjectMeta<Namespace>>, watcher::Error>),
+    Runbook(usize, Result<Event<Runbook>, watcher::Error>),
+    Tick,
+}
+
+type Key = (String, String);
+
+fn key_of<K: Resource>(o: &K) -> Key {
+    (
+        o.meta().namespace.clone().unwrap_or_default(),
+        o.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+/// In-memory state of the detector.
+#[derive(Default)]
+struct State {
+    pods: HashMap<Key, (PodView, WorkloadKey)>,
+    workload_pods: HashMap<WorkloadKey, BTreeSet<String>>,
+    pods_by_rs: HashMap<Key, BTreeSet<String>>,
+    deployments: HashMap<Key, DeploymentView>,
+    rs_owner: HashMap<Key, String>,
+    ns_labels: HashMap<String, BTreeMap<String, String>>,
+    runbooks: HashMap<Key, Runbook>,
+    ledger: RestartLedger,
+    dirty: HashSet<WorkloadKey>,
+    runbooks_dirty: bool,
+    timers: BTreeSet<(Timestamp, WorkloadKey)>,
+    /// Per stream: keys seen since its last Init (relist), to drop vanished objects.
+    relisting: HashMap<(u8, usize), HashSet<Key>>,
+    pending_inits: usize,
+    /// Incidents this process created, until the cache shows them.
+    created: HashMap<String, String>,
+    last_triggered: HashMap<Key, Timestamp>,
+}
+
+impl State {
+    fn rs_deployment(&self, ns: &str, rs: &str) -> Option<String> {
+        self.rs_owner.get(&(ns.to_string(), rs.to_string())).cloned()
+    }
+
+    fn upsert_pod(&mut self, pod: &Pod, now: Timestamp) {
+        let view = PodView::from(pod);
+        let k = key_of(pod);
+        let workload = attribute(&view, |ns, rs| self.rs_deployment(ns, rs));
+        self.ledger.observe(&workload, &view, now);
+        if let Some(o) = view.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
+            self.pods_by_rs
+                .entry((k.0.clone(), o.name.clone()))
+                .or_default()
+                .insert(k.1.clone());
+        }
+        if let Some((_, old)) = self.pods.get(&k) {
+            if *old != workload {
+                let old = old.clone();
+                self.unlink(&old, &k.1);
+            }
+        }
+        self.workload_pods
+            .entry(workload.clone())
+            .or_default()
+            .insert(k.1.clone());
+        self.dirty.insert(workload.clone());
+        self.pods.insert(k, (view, workload));
+    }
+
+    fn unlink(&mut self, w: &WorkloadKey, pod: &str) {
+        if let Some(set) = self.workload_pods.get_mut(w) {
+            set.remove(pod);
+            if set.is_empty() {
+                self.workload_pods.remove(w);
+            }
+        }
+        self.dirty.insert(w.clone());
+    }
+
+    fn remove_pod(&mut self, k: &Key) {
+        if let Some((view, w)) = self.pods.remove(k) {
+            self.unlink(&w, &k.1);
+            self.ledger.forget_pod(&k.0, &k.1);
+            if let Some(o) = view.owner.filter(|o| o.kind == "ReplicaSet") {
+                if let Some(set) = self.pods_by_rs.get_mut(&(k.0.clone(), o.name)) {
+                    set.remove(&k.1);
+                }
+            }
+        }
+    }
+
+    /// A ReplicaSet's owner became known or changed: re-attribute its pods.
+    fn reattribute_rs(&mut self, rs: &Key, now: Timestamp) {
+        let pods: Vec<String> = self.pods_by_rs.get(rs).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        for p in pods {
+            let k = (rs.0.clone(), p);
+            if let Some((view, old)) = self.pods.get(&k).cloned() {
+                let new = attribute(&view, |ns, r| self.rs_deployment(ns, r));
+                if new != old {
+                    self.unlink(&old, &k.1);
+                    self.workload_pods.entry(new.clone()).or_default().insert(k.1.clone());
+                    self.dirty.insert(new.clone());
+                    self.ledger.observe(&new, &view, now);
+                    self.pods.insert(k, (view, new));
+                }
+            }
+        }
+    }
+
+    fn mark_namespace_dirty(&mut self, ns: &str) {
+        let keys: Vec<WorkloadKey> = self
+            .workload_pods
+            .keys()
+            .filter(|w| w.namespace == ns)
+            .cloned()
+            .chain(self.deployments.values().filter(|d| d.namespace == ns).map(|d| WorkloadKey {
+                namespace: d.namespace.clone(),
+                kind: "Deployment".into(),
+                name: d.name.clone(),
+            }))
+            .collect();
+        self.dirty.extend(keys);
+    }
+
+    fn ignored(&self, w: &WorkloadKey) -> bool {
+        let flagged = |labels: Option<&BTreeMap<String, String>>| {
+            labels.is_some_and(|l| l.get(IGNORE_LABEL).is_some_and(|v| v == "true"))
+        };
+        if flagged(self.ns_labels.get(&w.namespace)) {
+            return true;
+        }
+        match w.kind.as_str() {
+            "Deployment" => flagged(
+                self.deployments
+                    .get(&(w.namespace.clone(), w.name.clone()))
+                    .map(|d| &d.labels),
+            ),
+            "Pod" => flagged(
+                self.pods
+                    .get(&(w.namespace.clone(), w.name.clone()))
+                    .map(|(p, _)| &p.labels),
+            ),
+            _ => false,
+        }
+    }
+
+    fn workload_labels(&self, w: &WorkloadKey) -> BTreeMap<String, String> {
+        match w.kind.as_str() {
+            "Deployment" => self
+                .deployments
+                .get(&(w.namespace.clone(), w.name.clone()))
+                .map(|d| d.labels.clone())
+                .unwrap_or_default(),
+            _ => self
+                .pods
+                .get(&(w.namespace.clone(), w.name.clone()))
+                .map(|(p, _)| p.labels.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn runbook_for(&self, w: &WorkloadKey, operator_ns: Option<&str>) -> Option<&Runbook> {
+        let ns_labels = self.ns_labels.get(&w.namespace).cloned().unwrap_or_default();
+        let valid = self
+            .runbooks
+            .values()
+            .filter(|rb| validate_runbook(&rb.spec).is_empty());
+        selector::runbook_for(valid, &w.namespace, &ns_labels, &self.workload_labels(w), operator_ns)
+    }
+}
+
+/// Run the detector until `shutdown` resolves.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    client: Client,
+    cfg: DetectorConfig,
+    detections: Arc<Detections>,
+    lookup: IncidentLookup,
+    reconcile: broadcast::Sender<ObjectRef<Incident>>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_synced: impl FnOnce() + Send + 'static,
+) {
+    let scopes: Vec<Option<String>> = if cfg.namespaces.is_empty() {
+        vec![None]
+    } else {
+        cfg.namespaces.iter().cloned().map(Some).collect()
+    };
+    let wc = || watcher::Config::default().any_semantic();
+    let mut streams: Vec<BoxStream<'static, Input>> = Vec::new();
+    for (i, scope) in scopes.iter().enumerate() {
+        fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+        where
+            K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+            K::DynamicType: Default,
+        {
+            match scope {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            }
+        }
+        streams.push(
+            watcher::watcher(api::<Pod>(&client, scope), wc())
+                .map(move |e| Input::Pod(i, e))
+                .boxed(),
+        );
+        streams.push(
+            watcher::watcher(api::<Deployment>(&client, scope), wc())
+                .map(move |e| Input::Deploy(i, e))
+                .boxed(),
+        );
+        streams.push(
+            watcher::watcher(api::<PartialObjectMeta<ReplicaSet>>(&client, scope), wc())
+                .map(move |e| Input::Rs(i, e))
+                .boxed(),
+        );
+        streams.push(
+            watcher::watcher(api::<Runbook>(&client, scope), wc())
+                .map(move |e| Input::Runbook(i, e))
+                .boxed(),
+        );
+    }
+    let mut inits = scopes.len() * 4;
+    // Cluster-wide mode also watches Namespaces (ignore label, namespaceSelector).
+    // A namespaced install cannot list Namespaces; its namespaces' labels are not used.
+    if scopes == [None] {
+        streams.push(
+            watcher::watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), wc())
+                .map(|e| Input::Ns(0, e))
+                .boxed(),
+        );
+        inits += 1;
+    }
+    if let Some(ns) = &cfg.operator_namespace {
+        // Runbooks of the operator's namespace apply cluster-wide (namespaceSelector).
+        if !scopes.contains(&Some(ns.clone())) && scopes != [None] {
+            streams.push(
+                watcher::watcher(Api::<Runbook>::namespaced(client.clone(), ns), wc())
+                    .map(move |e| Input::Runbook(usize::MAX, e))
+                    .boxed(),
+            );
+            inits += 1;
+        }
+    }
+    let ticks = stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Some((Input::Tick, ()))
+    })
+    .boxed();
+    streams.push(ticks);
+    let mut input = stream::select_all(streams).take_until(Box::pin(shutdown));
+
+    let mut st = State {
+        pending_inits: inits,
+        ..Default::default()
+    };
+    let mut on_synced = Some(on_synced);
+    let ctx = Ctx {
+        client,
+        cfg,
+        detections,
+        lookup,
+        reconcile,
+        metrics,
+    };
+    while let Some(first) = input.next().await {
+        let now = (ctx.cfg.clock)();
+        apply(&mut st, first, now);
+        // Drain what is already buffered, then decide once per batch.
+        while let Some(Some(more)) = input.now_or_never_opt() {
+            apply(&mut st, more, now);
+        }
+        if st.pending_inits > 0 {
+            continue;
+        }
+        if let Some(f) = on_synced.take() {
+            info!("detector caches synced");
+            f();
+        }
+        // Timers that came due.
+        while let Some((at, w)) = st.timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            st.timers.pop_first();
+            st.dirty.insert(w);
+        }
+        let dirty: Vec<WorkloadKey> = st.dirty.drain().collect();
+        for w in dirty {
+            ctx.evaluate(&mut st, w, now).await;
+        }
+        if std::mem::take(&mut st.runbooks_dirty) {
+            ctx.write_runbook_statuses(&st).await;
+        }
+    }
+    info!("detector stopped");
+}
+
+trait NowOrNever: StreamExt + Unpin {
+    /// The next item if one is ready now, without waiting.
+    fn now_or_never_opt(&mut self) -> Option<Option<Self::Item>> {
+        futures::FutureExt::now_or_never(self.next())
+    }
+}
+impl<S: StreamExt + Unpin> NowOrNever for S {}
+
+/// Apply one watch event to the state.
+fn apply(st: &mut State, input: Input, now: Timestamp) {
+    fn relist<K: Resource>(
+        st: &mut State,
+        id: (u8, usize),
+        ev: &Event<K>,
+    ) -> Option<HashSet<Key>> {
+        match ev {
+            Event::Init => {
+                st.relisting.insert(id, HashSet::new());
+                None
+            }
+            Event::InitApply(o) => {
+                st.relisting.entry(id).or_default().insert(key_of(o));
+                None
+            }
+            Event::InitDone => {
+                if st.pending_inits > 0 && !st.relisting.contains_key(&(id.0 | 0x80, id.1)) {
+                    st.pending_inits -= 1;
+                    st.relisting.insert((id.0 | 0x80, id.1), HashSet::new());
+                }
+                st.relisting.remove(&id)
+            }
+            _ => None,
+        }
+    }
+    match input {
+        Input::Tick => {}
+        Input::Pod(i, Ok(ev)) => {
+            let done = relist(st, (0, i), &ev);
+            match ev {
+                Event::Apply(p) | Event::InitApply(p) => st.upsert_pod(&p, now),
+                Event::Delete(p) => st.remove_pod(&key_of(&p)),
+                Event::InitDone => {
+                    if let Some(seen) = done {
+                        let gone: Vec<Key> = st.pods.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                        gone.iter().for_each(|k| st.remove_pod(k));
+                    }
+                }
+                Event::Init => {}
+            }
+        }
+        Input::Deploy(i, Ok(ev)) => {
+            let done = relist(st, (1, i), &ev);
+            let dirty = |d: &Deployment| WorkloadKey {
+                namespace: d.namespace().unwrap_or_default(),
+                kind: "Deployment".into(),
+                name: d.name_any(),
+            };
+            match ev {
+                Event::Apply(d) | Event::InitApply(d) => {
+                    st.dirty.insert(dirty(&d));
+                    st.deployments.insert(key_of(&d), DeploymentView::from(&d));
+                    st.runbooks_dirty = true;
+                }
+                Event::Delete(d) => {
+                    st.dirty.insert(dirty(&d));
+                    st.deployments.remove(&key_of(&d));
+                    st.runbooks_dirty = true;
+                }
+                Event::InitDone => {
+                    if let Some(seen) = done {
+                        let gone: Vec<Key> = st.deployments.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                        for k in gone {
+                            st.deployments.remove(&k);
+                            st.dirty.insert(WorkloadKey { namespace: k.0, kind: "Deployment".into(), name: k.1 });
+                        }
+                    }
+                }
+                Event::Init => {}
+            }
+        }
+        Input::Rs(i, Ok(ev)) => {
+            let done = relist(st, (2, i), &ev);
+            match ev {
+                Event::Apply(rs) | Event::InitApply(rs) => {
+                    let k = key_of(&rs);
+                    let owner = rs
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+                        .map(|o| o.name.clone());
+                    let changed = match owner {
+                        Some(d) => st.rs_owner.insert(k.clone(), d.clone()) != Some(d),
+                        None => st.rs_owner.remove(&k).is_some(),
+                    };
+                    if changed {
+                        st.reattribute_rs(&k, now);
+                    }
+                }
+                Event::Delete(rs) => {
+                    st.rs_owner.remove(&key_of(&rs));
+                }
+                Event::InitDone => {
+                    if let Some(seen) = done {
+                        st.rs_owner.retain(|k, _| seen.contains(k));
+                    }
+                }
+                Event::Init => {}
+            }
+        }
+        Input::Ns(i, Ok(ev)) => {
+            let done = relist(st, (3, i), &ev);
+            match ev {
+                Event::Apply(ns) | Event::InitApply(ns) => {
+                    let name = ns.name_any();
+                    let labels: BTreeMap<String, String> = ns.metadata.labels.clone().unwrap_or_default();
+                    if st.ns_labels.get(&name) != Some(&labels) {
+                        st.ns_labels.insert(name.clone(), labels);
+                        st.mark_namespace_dirty(&name);
+                        st.runbooks_dirty = true;
+                    }
+                }
+                Event::Delete(ns) => {
+                    st.ns_labels.remove(&ns.name_any());
+                }
+                Event::InitDone => {
+                    if let Some(seen) = done {
+                        st.ns_labels.retain(|n, _| seen.iter().any(|(_, name)| name == n));
+                    }
+                }
+                Event::Init => {}
+            }
+        }
+        Input::Runbook(i, Ok(ev)) => {
+            let done = relist(st, (4, i), &ev);
+            match ev {
+                Event::Apply(rb) | Event::InitApply(rb) => {
+                    let k = key_of(&rb);
+                    let changed = st.runbooks.get(&k).is_none_or(|old| old.spec != rb.spec || old.metadata.generation != rb.metadata.generation);
+                    if changed {
+                        st.runbooks.insert(k, rb);
+                        st.runbooks_dirty = true;
+                        let all: Vec<WorkloadKey> = st.workload_pods.keys().cloned().collect();
+                        st.dirty.extend(all);
+                        let deps: Vec<WorkloadKey> = st.deployments.values().map(|d| WorkloadKey { namespace: d.namespace.clone(), kind: "Deployment".into(), name: d.name.clone() }).collect();
+                        st.dirty.extend(deps);
+                    } else {
+                        st.runbooks.insert(k, rb);
+                    }
+                }
+                Event::Delete(rb) => {
+                    st.runbooks.remove(&key_of(&rb));
+                    let all: Vec<WorkloadKey> = st.workload_pods.keys().cloned().collect();
+                    st.dirty.extend(all);
+                }
+                Event::InitDone => {
+                    if let Some(seen) = done {
+                        st.runbooks.retain(|k, _| seen.contains(k));
+                    }
+                }
+                Event::Init => {}
+            }
+        }
+        Input::Pod(_, Err(e))
+        | Input::Deploy(_, Err(e))
+        | Input::Rs(_, Err(e))
+        | Input::Ns(_, Err(e))
+        | Input::Runbook(_, Err(e)) => {
+            // The watcher retries with backoff; a 410 leads to a relist.
+            warn!(error = %e, "watch error");
+        }
+    }
+}
+
+struct Ctx {
+    client: Client,
+    cfg: DetectorConfig,
+    detections: Arc<Detections>,
+    lookup: IncidentLookup,
+    reconcile: broadcast::Sender<ObjectRef<Incident>>,
+    metrics: Arc<Metrics>,
+}
+
+fn episode(inc: &Incident) -> u32 {
+    inc.labels()
+        .get(EPISODE_LABEL)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Ctx {
+    async fn evaluate(&self, st: &mut State, w: WorkloadKey, now: Timestamp) {
+        if !matches!(w.kind.as_str(), "Deployment" | "Pod") || st.ignored(&w) {
+            self.forget(&w);
+            return;
+        }
+        let deployment = if w.kind == "Deployment" {
+            match st.deployments.get(&(w.namespace.clone(), w.name.clone())) {
+                Some(d) => Some(d.clone()),
+                None => {
+                    // Deleted (or not yet seen): nothing to judge.
+                    self.forget(&w);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let runbook = st.runbook_for(&w, self.cfg.operator_namespace.as_deref()).cloned();
+        let policy = match &runbook {
+            Some(rb) => DetectionPolicy::from_runbook(rb),
+            None if self.cfg.builtin_policy => DetectionPolicy::default(),
+            None => {
+                self.forget(&w);
+                return;
+            }
+        };
+        let names = st.workload_pods.get(&w).cloned().unwrap_or_default();
+        let pods: Vec<&PodView> = names
+            .iter()
+            .filter_map(|n| st.pods.get(&(w.namespace.clone(), n.clone())).map(|(v, _)| v))
+            .collect();
+        let assessment = detection::assess(&w, deployment.as_ref(), &pods, &policy, &mut st.ledger, now);
+        if let Some(at) = assessment.wake_at() {
+            st.timers.insert((at, w.clone()));
+        }
+        // A symptom older than the RestartStorm window may end by itself.
+        if !assessment.symptoms.is_empty() {
+            st.timers.insert((now.checked_add(Duration::from_secs(30)).unwrap_or(now), w.clone()));
+        }
+
+        let fp = w.fingerprint();
+        let mut incidents = (self.lookup)(&w.namespace, &fp);
+        incidents.sort_by_key(|i| episode(i));
+        let open = incidents
+            .iter()
+            .find(|i| i.status.as_ref().is_none_or(|s| s.resolved_at.is_none()))
+            .cloned();
+        let latest = incidents.last().cloned();
+        let mut recurrence = None;
+        if !assessment.symptoms.is_empty() {
+            if let Some(rb) = &runbook {
+                st.last_triggered.insert(key_of(rb), now);
+                st.runbooks_dirty = true;
+            }
+            match (&open, &latest) {
+                (Some(_), _) => {}
+                (None, Some(last)) if within_reopen(last, policy.reopen_window, now) => {
+                    recurrence = Some(truncate_to_seconds(now));
+                    if let Err(e) = self.clear_resolution(last).await {
+                        warn!(error = %e, "cannot reopen incident");
+                        self.metrics.reconcile_error("Reopen");
+                    }
+                }
+                _ if policy.paused => {
+                    debug!(workload = ?w, "runbook paused: no new incident");
+                }
+                _ => {
+                    let n = latest.as_ref().map_or(0, |l| episode(l)) + 1;
+                    let name = w.incident_name(n);
+                    if st.created.get(&fp) != Some(&name) {
+                        match self.create(&w, n, &name, &assessment, &policy).await {
+                            Ok(()) => {
+                                st.created.insert(fp.clone(), name.clone());
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "cannot open incident");
+                                self.metrics.reconcile_error("Create");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let detection = Detection {
+            assessment,
+            recurrence: recurrence.or_else(|| {
+                self.detections
+                    .get(&w)
+                    .and_then(|d| d.recurrence)
+                    .filter(|_| open.is_none())
+            }),
+        };
+        let changed = self.detections.set(w.clone(), Some(detection));
+        if changed {
+            for inc in open.iter().chain(latest.iter()) {
+                let _ = self.reconcile.send(ObjectRef::from_obj(&**inc));
+            }
+        }
+    }
+
+    fn forget(&self, w: &WorkloadKey) {
+        self.detections.set(w.clone(), None);
+    }
+
+    async fn create(
+        &self,
+        w: &WorkloadKey,
+        n: u32,
+        name: &str,
+        a: &Assessment,
+        policy: &DetectionPolicy,
+    ) -> Result<(), DetectorError> {
+        let severity = a.impact_severity.unwrap_or(policy.default_severity);
+        let kind = if w.kind == "Pod" { TargetKind::Pod } else { TargetKind::Deployment };
+        let title = format!("{}: {}", w.name, a.summary());
+        let mut title: String = title.chars().take(200).collect();
+        if title.len() < a.summary().len() {
+            title.push('…');
+        }
+        let mut inc = Incident::new(
+            name,
+            IncidentSpec {
+                title,
+                severity,
+                source: IncidentSource::Detector,
+                target: Some(TargetRef { kind, name: w.name.clone() }),
+                runbook_ref: policy.runbook.clone().map(|name| LocalObjectReference { name }),
+                commander: None,
+                acknowledged_by: None,
+                root_cause: None,
+                mitigations: policy.mitigations.clone(),
+                resolution: None,
+            },
+        );
+        inc.metadata.namespace = Some(w.namespace.clone());
+        inc.metadata.labels = Some(BTreeMap::from([
+            (FINGERPRINT_LABEL.to_string(), w.fingerprint()),
+            (EPISODE_LABEL.to_string(), n.to_string()),
+        ]));
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), &w.namespace);
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        match api.create(&pp, &inc).await {
+            Ok(_) => {
+                info!(incident = name, namespace = %w.namespace, "opened incident: {}", a.summary());
+                Ok(())
+            }
+            // Another replica, a restarted us, or a retry got there first.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                debug!(incident = name, "incident already exists");
+                Ok(())
+            }
+            Err(source) => Err(DetectorError::Create { name: name.to_string(), source }),
+        }
+    }
+
+    /// Reopening needs `spec.resolution` gone (the lifecycle re-resolves
+    /// while it stands): remove exactly the value we saw.
+    async fn clear_resolution(&self, inc: &Incident) -> Result<(), DetectorError> {
+        let Some(res) = &inc.spec.resolution else {
+            return Ok(());
+        };
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), &inc.namespace().unwrap_or_default());
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/spec/resolution", "value": res},
+            {"op": "remove", "path": "/spec/resolution"}
+        ]))
+        .map_err(|e| DetectorError::Reopen {
+            name: inc.name_any(),
+            source: kube::Error::SerdeError(e),
+        })?;
+        match api
+            .patch(&inc.name_any(), &PatchParams::default().fields_manager(), &Patch::<()>::Json(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => Ok(()),
+            Err(source) => Err(DetectorError::Reopen { name: inc.name_any(), source }),
+        }
+    }
+
+    async fn write_runbook_statuses(&self, st: &State) {
+        for ((ns, name), rb) in &st.runbooks {
+            let errors = validate_runbook(&rb.spec);
+            let matched = if errors.is_empty() {
+                st.deployments
+                    .values()
+                    .filter(|d| {
+                        let w = WorkloadKey { namespace: d.namespace.clone(), kind: "Deployment".into(), name: d.name.clone() };
+                        st.runbook_for(&w, self.cfg.operator_namespace.as_deref())
+                            .is_some_and(|r| r.metadata.namespace.as_deref() == Some(ns) && r.name_any() == *name)
+                    })
+                    .count()
+            } else {
+                0
+            };
+            let old = rb.status.clone().unwrap_or_default();
+            let mut status = RunbookStatus {
+                observed_generation: rb.metadata.generation,
+                matched_workloads: Some(i32::try_from(matched).unwrap_or(i32::MAX)),
+                last_triggered_at: st
+                    .last_triggered
+                    .get(&(ns.clone(), name.clone()))
+                    .map(|t| Time(truncate_to_seconds(*t)))
+                    .or(old.last_triggered_at.clone()),
+                conditions: old.conditions.clone(),
+            };
+            let now = truncate_to_seconds((self.cfg.clock)());
+            if errors.is_empty() {
+                let msg = if rb.spec.paused { "valid; paused: opens no incidents" } else { "valid" };
+                set_condition(&mut status.conditions, "Ready", "True", if rb.spec.paused { "Paused" } else { "Valid" }, msg, rb.metadata.generation, now);
+            } else {
+                set_condition(&mut status.conditions, "Ready", "False", "InvalidSpec", summarize(&errors), rb.metadata.generation, now);
+            }
+            if status == old {
+                continue;
+            }
+            let api: Api<Runbook> = Api::namespaced(self.client.clone(), ns);
+            let patch = json!({
+                "apiVersion": Runbook::api_version(&()),
+                "kind": Runbook::kind(&()),
+                "status": status,
+            });
+            if let Err(source) = api
+                .patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+                .await
+            {
+                let e = DetectorError::RunbookStatus { name: format!("{ns}/{name}"), source };
+                warn!(error = %e, "runbook status");
+                self.metrics.reconcile_error("RunbookStatus");
+            }
+        }
+    }
+}
+
+fn within_reopen(inc: &Incident, window: Duration, now: Timestamp) -> bool {
+    inc.status
+        .as_ref()
+        .and_then(|s| s.resolved_at.as_ref())
+        .and_then(|r| r.0.checked_add(window).ok())
+        .is_some_and(|end| now < end)
+}
+
+trait FieldsManager {
+    fn fields_manager(self) -> Self;
+}
+impl FieldsManager for PatchParams {
+    fn fields_manager(mut self) -> Self {
+        self.field_manager = Some(FIELD_MANAGER.to_string());
+        self
+    }
+}
