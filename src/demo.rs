@@ -129,9 +129,13 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [Incident::crd(), Runbook::crd()] {
         let name = crd.name_any();
-        crds.patch(&name, &PatchParams::apply("kube-incident-demo").force(), &Patch::Apply(&crd))
-            .await
-            .map_err(kube_err("installing the CRDs"))?;
+        crds.patch(
+            &name,
+            &PatchParams::apply("kube-incident-demo").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(kube_err("installing the CRDs"))?;
         p.line("cluster", format!("installed CRD {name}"));
     }
     wait("the CRDs to be served", 20, || async {
@@ -170,27 +174,45 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
     Ok(())
 }
 
-async fn rollout(client: &Client, p: &Printer, image: &str, behavior: &str, secs: u64) -> Result<(), DemoError> {
+async fn rollout(
+    client: &Client,
+    p: &Printer,
+    image: &str,
+    behavior: &str,
+    secs: u64,
+) -> Result<(), DemoError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let body = app(image, behavior);
-    api.patch("checkout", &PatchParams::apply("demo-user").force(), &Patch::Apply(&body))
-        .await
-        .map_err(kube_err("rolling out checkout"))?;
+    api.patch(
+        "checkout",
+        &PatchParams::apply("demo-user").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(kube_err("rolling out checkout"))?;
     p.line("you", format!("kubectl apply: checkout -> {image}"));
     if behavior == "healthy" {
         wait("checkout to become available", secs, || async {
             let d = api.get("checkout").await.ok()?;
             let s = d.status?;
-            (s.available_replicas == Some(4) && s.updated_replicas == Some(4) && s.replicas == Some(4)).then_some(())
+            (s.available_replicas == Some(4)
+                && s.updated_replicas == Some(4)
+                && s.replicas == Some(4))
+            .then_some(())
         })
         .await?;
-        p.line("cluster", format!("checkout rolled out: 4/4 available ({image})"));
+        p.line(
+            "cluster",
+            format!("checkout rolled out: 4/4 available ({image})"),
+        );
     }
     Ok(())
 }
 
 async fn run(args: DemoArgs) -> Result<(), DemoError> {
-    let p = Printer { start: Timestamp::now() };
+    let p = Printer {
+        start: Timestamp::now(),
+    };
     println!("kube-incident demo: the incident loop on an embedded emulated cluster\n");
     let emu = Emulator::start(EmulatorConfig {
         simulate: true,
@@ -198,10 +220,23 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         ..Default::default()
     })
     .await?;
-    p.line("cluster", format!("emulated API server at {} (workloads {}x real time)", emu.url(), args.time_scale));
+    p.line(
+        "cluster",
+        format!(
+            "emulated API server at {} (workloads {}x real time)",
+            emu.url(),
+            args.time_scale
+        ),
+    );
     if let Some(path) = &args.kubeconfig_out {
         emu.write_kubeconfig(path).map_err(DemoError::Kubeconfig)?;
-        p.line("cluster", format!("kubeconfig written: KUBECONFIG={} kubectl get inc -n {NS} -w", path.display()));
+        p.line(
+            "cluster",
+            format!(
+                "kubeconfig written: KUBECONFIG={} kubectl get inc -n {NS} -w",
+                path.display()
+            ),
+        );
     }
     let client = emu.client();
     install(&client, &p).await?;
@@ -213,7 +248,8 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         #[command(flatten)]
         args: RunArgs,
     }
-    let run_args = Wrapper::parse_from(["demo", "--namespaces", NS, "--metrics-addr", "127.0.0.1:0"]).args;
+    let run_args =
+        Wrapper::parse_from(["demo", "--namespaces", NS, "--metrics-addr", "127.0.0.1:0"]).args;
     let handle = OperatorHandle {
         metrics: Arc::new(Metrics::new()),
         ready: Arc::new(AtomicBool::new(false)),
@@ -236,10 +272,15 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
     });
     let ready = handle.ready.clone();
     wait("the operator to become ready", 30, || async {
-        ready.load(std::sync::atomic::Ordering::SeqCst).then_some(())
+        ready
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(())
     })
     .await?;
-    p.line("operator", "kube-incident is running (watching namespace shop)");
+    p.line(
+        "operator",
+        "kube-incident is running (watching namespace shop)",
+    );
 
     let t = args.timeout_secs;
     rollout(&client, &p, "registry.example/checkout:v1", "healthy", t).await?;
@@ -273,14 +314,21 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
             }
             if s.opened_at.is_some() && !acked {
                 acked = true;
+                // A person takes a moment to read the page.
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 incidents
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"acknowledgedBy": "you"}})))
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"acknowledgedBy": "you"}})),
+                    )
                     .await
                     .map_err(kube_err("acknowledging"))?;
                 p.line("you", format!("kubectl incident ack {name}"));
             }
             if acked && !fixed && s.phase != Some(Phase::Resolved) {
                 fixed = true;
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 // Until kube-incident runs mitigations itself, the person rolls back.
                 rollout(&client, &p, "registry.example/checkout:v1", "healthy", t).await?;
                 p.line("you", "rolled back to v1 by hand (coming next: kube-incident's RolloutUndo mitigation does this after approval)");
@@ -290,7 +338,11 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
                     "operator",
                     format!(
                         "{name} resolved: {} (severity {}, occurrences {})",
-                        s.conditions.iter().find(|c| c.type_ == "Resolved").map(|c| c.message.as_str()).unwrap_or(""),
+                        s.conditions
+                            .iter()
+                            .find(|c| c.type_ == "Resolved")
+                            .map(|c| c.message.as_str())
+                            .unwrap_or(""),
                         s.severity.map(|s| s.to_string()).unwrap_or_default(),
                         s.occurrences.unwrap_or(1),
                     ),
@@ -303,20 +355,35 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     let result = match outcome {
         Ok(name) => {
-            let inc = incidents.get(&name).await.map_err(kube_err("reading the incident"))?;
+            let inc = incidents
+                .get(&name)
+                .await
+                .map_err(kube_err("reading the incident"))?;
             let s = inc.status.unwrap_or_default();
-            let secs = |a: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-                        b: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-                match (a, b) {
-                    (Some(a), Some(b)) => format!("{:.0}s", b.0.duration_since(a.0).as_secs_f64()),
-                    _ => "-".into(),
-                }
-            };
+            let secs =
+                |a: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+                 b: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+                    match (a, b) {
+                        (Some(a), Some(b)) => {
+                            format!("{:.0}s", b.0.duration_since(a.0).as_secs_f64())
+                        }
+                        _ => "-".into(),
+                    }
+                };
             println!();
             println!("Incident {NS}/{name}");
-            println!("  time to detect (first visible -> opened): {}", secs(s.first_observed_at.as_ref(), s.opened_at.as_ref()));
-            println!("  time to acknowledge:                      {}", secs(s.opened_at.as_ref(), s.acknowledged_at.as_ref()));
-            println!("  time to resolve:                          {}", secs(s.opened_at.as_ref(), s.resolved_at.as_ref()));
+            println!(
+                "  time to detect (first visible -> opened): {}",
+                secs(s.first_observed_at.as_ref(), s.opened_at.as_ref())
+            );
+            println!(
+                "  time to acknowledge:                      {}",
+                secs(s.opened_at.as_ref(), s.acknowledged_at.as_ref())
+            );
+            println!(
+                "  time to resolve:                          {}",
+                secs(s.opened_at.as_ref(), s.resolved_at.as_ref())
+            );
             println!();
             println!("Coming next: approved mitigations run by kube-incident (rollout undo, scale, feature flags),");
             println!("notifications and escalation, evidence capture and the post-mortem draft.");
@@ -326,7 +393,10 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
     };
 
     if args.hold && result.is_ok() {
-        p.line("demo", "holding: the emulated cluster and the operator keep running (Ctrl-C to stop)");
+        p.line(
+            "demo",
+            "holding: the emulated cluster and the operator keep running (Ctrl-C to stop)",
+        );
         operator::shutdown_signal().await;
     }
     let _ = stop_tx.send(());

@@ -15,7 +15,7 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod demo;
+pub mod emulator;
 pub mod http;
 pub mod metrics;
 pub mod operator;
-pub mod emulator;

@@ -223,10 +223,20 @@ mod tests {
         m.reconcile_error("StatusWrite");
         m.set_open(&[(Severity::SEV1, 2)]);
         let text = m.encode().unwrap();
-        assert!(text.contains(r#"kube_incident_incidents_opened_total{severity="SEV2",source="Detector"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"kube_incident_incidents_opened_total{severity="SEV2",source="Detector"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"kube_incident_incidents_open{severity="SEV1"} 2"#));
         assert!(text.contains(r#"kube_incident_incidents_open{severity="SEV4"} 0"#));
-        assert!(text.contains(r#"kube_incident_time_to_acknowledge_seconds_bucket{le="120.0",severity="SEV2"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"kube_incident_time_to_acknowledge_seconds_bucket{le="120.0",severity="SEV2"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"kube_incident_time_to_resolve_seconds_count{severity="SEV2"} 1"#));
         assert!(text.contains(r#"kube_incident_reconcile_errors_total{reason="StatusWrite"} 1"#));
         assert!(!text.contains("namespace="));

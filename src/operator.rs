@@ -13,10 +13,10 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tracing::{error, info};
 
-use crate::api::{Incident, GROUP, VERSION};
-use crate::controller::detector::{self, DetectorConfig, Detections, IncidentLookup};
-use crate::controller::{self, incident, Clock};
 use crate::api::FINGERPRINT_LABEL;
+use crate::api::{Incident, GROUP, VERSION};
+use crate::controller::detector::{self, Detections, DetectorConfig, IncidentLookup};
+use crate::controller::{self, incident, Clock};
 use crate::core::targets::{SeverityTargets, TargetKind, TargetOverrideError};
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
@@ -28,19 +28,35 @@ pub struct RunArgs {
     #[arg(long, env = "KUBE_INCIDENT_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
     /// Address of the /metrics, /healthz and /readyz endpoints.
-    #[arg(long, env = "KUBE_INCIDENT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_addr: SocketAddr,
     /// Plan and record, never change a workload (global dry-run).
     #[arg(long, env = "KUBE_INCIDENT_DRY_RUN")]
     pub dry_run: bool,
     /// Override response (acknowledge) targets, e.g. SEV1=10m (repeatable or comma-separated).
-    #[arg(long = "response-target", env = "KUBE_INCIDENT_RESPONSE_TARGETS", value_delimiter = ',')]
+    #[arg(
+        long = "response-target",
+        env = "KUBE_INCIDENT_RESPONSE_TARGETS",
+        value_delimiter = ','
+    )]
     pub response_targets: Vec<String>,
     /// Override resolution targets, e.g. SEV2=8h.
-    #[arg(long = "resolution-target", env = "KUBE_INCIDENT_RESOLUTION_TARGETS", value_delimiter = ',')]
+    #[arg(
+        long = "resolution-target",
+        env = "KUBE_INCIDENT_RESOLUTION_TARGETS",
+        value_delimiter = ','
+    )]
     pub resolution_targets: Vec<String>,
     /// Override default monitoring windows, e.g. SEV3=5m.
-    #[arg(long = "monitoring-window", env = "KUBE_INCIDENT_MONITORING_WINDOWS", value_delimiter = ',')]
+    #[arg(
+        long = "monitoring-window",
+        env = "KUBE_INCIDENT_MONITORING_WINDOWS",
+        value_delimiter = ','
+    )]
     pub monitoring_windows: Vec<String>,
     /// Name of this operator instance (the pod name), reported on Events.
     #[arg(long, env = "POD_NAME")]
@@ -187,8 +203,15 @@ pub async fn run(
         };
         let triggers = args.detect.then(|| trigger_tx.subscribe());
         tasks.push(
-            incident::run(incidents, deployments, ctx.clone(), shutdown.clone(), on_ready, triggers)
-                .boxed(),
+            incident::run(
+                incidents,
+                deployments,
+                ctx.clone(),
+                shutdown.clone(),
+                on_ready,
+                triggers,
+            )
+            .boxed(),
         );
     }
 
@@ -201,7 +224,12 @@ pub async fn run(
                 .flat_map(|s| s.state())
                 .filter(|i| {
                     i.metadata.namespace.as_deref() == Some(ns)
-                        && i.metadata.labels.as_ref().and_then(|l| l.get(FINGERPRINT_LABEL)).map(String::as_str) == Some(fp)
+                        && i.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(FINGERPRINT_LABEL))
+                            .map(String::as_str)
+                            == Some(fp)
                 })
                 .collect()
         });
@@ -223,7 +251,10 @@ pub async fn run(
                 if caches_rx.wait_for(|ready| *ready).await.is_err() {
                     return;
                 }
-                detector::run(client, cfg, detections, lookup, trigger_tx, metrics, shutdown, mark).await;
+                detector::run(
+                    client, cfg, detections, lookup, trigger_tx, metrics, shutdown, mark,
+                )
+                .await;
             }
             .boxed(),
         );
@@ -235,7 +266,9 @@ pub async fn run(
         metrics: metrics.clone(),
         ready: handle.ready.clone(),
         refresh: Arc::new(move || {
-            let stores = refresh_stores.lock().unwrap_or_else(PoisonError::into_inner);
+            let stores = refresh_stores
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let counts: Vec<_> = stores
                 .iter()
                 .flat_map(|s| s.state())

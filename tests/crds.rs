@@ -19,16 +19,24 @@ fn crds_dir_matches_generated_yaml() {
 
 #[test]
 fn chart_crds_match_top_level_crds() {
-    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/kube-incident/crds/kube-incident.yaml");
+    let chart = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/kube-incident/crds/kube-incident.yaml"
+    );
     if let Ok(chart_crds) = std::fs::read_to_string(chart) {
         let top = std::fs::read_to_string(CRDS_FILE).unwrap();
-        assert_eq!(chart_crds, top, "charts/kube-incident/crds/ differs from crds/");
+        assert_eq!(
+            chart_crds, top,
+            "charts/kube-incident/crds/ differs from crds/"
+        );
     }
 }
 
 /// The openAPIV3Schema of a CRD, made checkable by a JSON-Schema validator:
 /// `nullable: true` becomes "or null" (OpenAPI 3.0 vs JSON Schema).
-fn schema_of(crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition) -> Value {
+fn schema_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
     let v = serde_json::to_value(crd).unwrap();
     let mut schema = v["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
     fn fix(v: &mut Value) {
@@ -61,7 +69,10 @@ fn yaml_file(path: &str) -> Value {
 
 fn errors(schema: &Value, obj: &Value) -> Vec<String> {
     let validator = jsonschema::validator_for(schema).unwrap();
-    validator.iter_errors(obj).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    validator
+        .iter_errors(obj)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 #[test]
@@ -104,16 +115,43 @@ fn schema_rejects_invalid_incidents() {
         ("/spec/severity", Value::Null, "missing severity"),
         ("/spec/title", Value::Null, "missing title"),
         ("/spec/source", json!("Pager"), "unknown source"),
-        ("/spec/target/kind", json!("StatefulSet"), "unsupported target kind"),
-        ("/spec/mitigations/0/action", json!("Reboot"), "unknown action"),
-        ("/spec/mitigations/0/approval", json!("Sometimes"), "unknown approval"),
-        ("/spec/mitigations/1/replicas", json!("six"), "replicas not an integer"),
-        ("/spec/mitigations/1/replicas", json!(-1), "negative replicas"),
-        ("/spec/mitigations/0/toRevision", json!(-2), "negative revision"),
+        (
+            "/spec/target/kind",
+            json!("StatefulSet"),
+            "unsupported target kind",
+        ),
+        (
+            "/spec/mitigations/0/action",
+            json!("Reboot"),
+            "unknown action",
+        ),
+        (
+            "/spec/mitigations/0/approval",
+            json!("Sometimes"),
+            "unknown approval",
+        ),
+        (
+            "/spec/mitigations/1/replicas",
+            json!("six"),
+            "replicas not an integer",
+        ),
+        (
+            "/spec/mitigations/1/replicas",
+            json!(-1),
+            "negative replicas",
+        ),
+        (
+            "/spec/mitigations/0/toRevision",
+            json!(-2),
+            "negative revision",
+        ),
         ("/spec/mitigations/0/name", Value::Null, "step without name"),
     ] {
         let bad = with(base.clone(), pointer, value);
-        assert!(!errors(&schema, &bad).is_empty(), "schema accepted an incident with {why}");
+        assert!(
+            !errors(&schema, &bad).is_empty(),
+            "schema accepted an incident with {why}"
+        );
     }
 }
 
@@ -122,20 +160,51 @@ fn schema_rejects_invalid_runbooks() {
     let schema = schema_of(&Runbook::crd());
     let base = yaml_file("docs/examples/runbook.yaml");
     for (pointer, value, why) in [
-        ("/spec/triggers/0/type", json!("Meltdown"), "unknown trigger"),
+        (
+            "/spec/triggers/0/type",
+            json!("Meltdown"),
+            "unknown trigger",
+        ),
         ("/spec/triggers/1/for", json!("one minute"), "bad duration"),
         ("/spec/triggers/1/for", json!("5"), "duration without unit"),
-        ("/spec/triggers/5/minUnavailableRatio", json!("1.5"), "ratio above 1"),
-        ("/spec/triggers/5/minUnavailableRatio", json!(0.5), "ratio as a number"),
-        ("/spec/severity/rules/0/severity", json!("SEV0"), "unknown severity"),
-        ("/spec/notify/0/format", json!("Email"), "unknown sink format"),
-        ("/spec/notify/0/urlSecretRef", Value::Null, "sink without secret"),
+        (
+            "/spec/triggers/5/minUnavailableRatio",
+            json!("1.5"),
+            "ratio above 1",
+        ),
+        (
+            "/spec/triggers/5/minUnavailableRatio",
+            json!(0.5),
+            "ratio as a number",
+        ),
+        (
+            "/spec/severity/rules/0/severity",
+            json!("SEV0"),
+            "unknown severity",
+        ),
+        (
+            "/spec/notify/0/format",
+            json!("Email"),
+            "unknown sink format",
+        ),
+        (
+            "/spec/notify/0/urlSecretRef",
+            Value::Null,
+            "sink without secret",
+        ),
         ("/spec/selector", Value::Null, "missing selector"),
         ("/spec/monitoring/window", json!("10 minutes"), "bad window"),
-        ("/spec/limits/maxActionsPerHour", json!(-1), "negative limit"),
+        (
+            "/spec/limits/maxActionsPerHour",
+            json!(-1),
+            "negative limit",
+        ),
     ] {
         let bad = with(base.clone(), pointer, value);
-        assert!(!errors(&schema, &bad).is_empty(), "schema accepted a runbook with {why}");
+        assert!(
+            !errors(&schema, &bad).is_empty(),
+            "schema accepted a runbook with {why}"
+        );
     }
 }
 
@@ -143,14 +212,39 @@ fn schema_rejects_invalid_runbooks() {
 fn crd_metadata() {
     let inc = Incident::crd();
     assert_eq!(inc.spec.names.short_names, Some(vec!["inc".to_string()]));
-    assert_eq!(inc.spec.names.categories, Some(vec!["kube-incident".to_string()]));
+    assert_eq!(
+        inc.spec.names.categories,
+        Some(vec!["kube-incident".to_string()])
+    );
     let v = &inc.spec.versions[0];
     assert!(v.subresources.as_ref().unwrap().status.is_some());
-    let cols: Vec<_> = v.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(cols, vec!["Severity", "Phase", "Target", "Acknowledged", "Age", "Title"]);
+    let cols: Vec<_> = v
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        cols,
+        vec![
+            "Severity",
+            "Phase",
+            "Target",
+            "Acknowledged",
+            "Age",
+            "Title"
+        ]
+    );
     let rb = Runbook::crd();
     assert_eq!(rb.spec.names.short_names, Some(vec!["rb".to_string()]));
-    let cols: Vec<_> = rb.spec.versions[0].additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
+    let cols: Vec<_> = rb.spec.versions[0]
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(cols, vec!["Ready", "Matched", "Age"]);
     // Defaults the API server fills in.
     let yaml = crds_yaml().unwrap();

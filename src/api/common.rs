@@ -20,7 +20,12 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, most severe first.
-    pub const ALL: [Severity; 4] = [Severity::SEV1, Severity::SEV2, Severity::SEV3, Severity::SEV4];
+    pub const ALL: [Severity; 4] = [
+        Severity::SEV1,
+        Severity::SEV2,
+        Severity::SEV3,
+        Severity::SEV4,
+    ];
 
     /// `true` when `self` is strictly more severe than `other` (SEV1 > SEV2).
     pub fn is_more_severe_than(self, other: Severity) -> bool {
@@ -83,7 +88,9 @@ pub struct GoDuration(pub String);
 
 /// A duration string that is not a Go-style duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {reason} (expected a Go-style duration such as 90s, 10m or 1h30m)")]
+#[error(
+    "invalid duration {input:?}: {reason} (expected a Go-style duration such as 90s, 10m or 1h30m)"
+)]
 pub struct DurationError {
     pub input: String,
     pub reason: &'static str,
@@ -405,16 +412,31 @@ mod tests {
     fn parses_go_durations() {
         assert_eq!(parse_go_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_go_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_go_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_go_duration("300ms").unwrap(), Duration::from_millis(300));
-        assert_eq!(parse_go_duration("2h45m10s").unwrap(), Duration::from_secs(9910));
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            parse_go_duration("2h45m10s").unwrap(),
+            Duration::from_secs(9910)
+        );
     }
 
     #[test]
     fn rejects_bad_durations() {
         for bad in ["", "10", "m", "10x", "-5m", "1h 30m", "10 m", "h1"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                parse_go_duration(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
@@ -433,7 +455,9 @@ mod tests {
     #[test]
     fn ratio_pattern_agrees_with_parser() {
         let re = regex::Regex::new(RATIO_PATTERN).unwrap();
-        for s in ["0", "0.5", "1", "1.0", "1.5", ".25", "2", "abc", "-0.1", "0.", "1.00"] {
+        for s in [
+            "0", "0.5", "1", "1.0", "1.5", ".25", "2", "abc", "-0.1", "0.", "1.00",
+        ] {
             assert_eq!(re.is_match(s), Ratio::new(s).value().is_ok(), "{s}");
         }
     }

@@ -1,5 +1,9 @@
 //! The `Incident` custom resource: one episode of trouble with one workload.
 
+// clippy reads the repeated `type_ = "string"` inside the derive's
+// `printcolumn(...)` attributes as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -79,9 +83,22 @@ pub struct Resolution {
     printcolumn(name = "Severity", type_ = "string", json_path = ".status.severity"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.target.name"),
-    printcolumn(name = "Acknowledged", type_ = "string", json_path = ".spec.acknowledgedBy"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Title", type_ = "string", json_path = ".spec.title", priority = "1")
+    printcolumn(
+        name = "Acknowledged",
+        type_ = "string",
+        json_path = ".spec.acknowledgedBy"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Title",
+        type_ = "string",
+        json_path = ".spec.title",
+        priority = "1"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentSpec {

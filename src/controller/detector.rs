@@ -130,11 +130,20 @@ pub enum DetectorError {
     },
 }
 
+// Events are moved into the state at once; boxing every Pod event would
+// only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Pod(usize, Result<Event<Pod>, watcher::Error>),
     Deploy(usize, Result<Event<Deployment>, watcher::Error>),
-    Rs(usize, Result<Event<PartialObjectMeta<ReplicaSet>>, watcher::Error>),
-    Ns(usize, Result<Event<PartialObjectMeta<Namespace>>, watcher::Error>),
+    Rs(
+        usize,
+        Result<Event<PartialObjectMeta<ReplicaSet>>, watcher::Error>,
+    ),
+    Ns(
+        usize,
+        Result<Event<PartialObjectMeta<Namespace>>, watcher::Error>,
+    ),
     Runbook(usize, Result<Event<Runbook>, watcher::Error>),
     Tick,
 }
@@ -172,7 +181,9 @@ struct State {
 
 impl State {
     fn rs_deployment(&self, ns: &str, rs: &str) -> Option<String> {
-        self.rs_owner.get(&(ns.to_string(), rs.to_string())).cloned()
+        self.rs_owner
+            .get(&(ns.to_string(), rs.to_string()))
+            .cloned()
     }
 
     fn upsert_pod(&mut self, pod: &Pod, now: Timestamp) {
@@ -224,14 +235,21 @@ impl State {
 
     /// A ReplicaSet's owner became known or changed: re-attribute its pods.
     fn reattribute_rs(&mut self, rs: &Key, now: Timestamp) {
-        let pods: Vec<String> = self.pods_by_rs.get(rs).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let pods: Vec<String> = self
+            .pods_by_rs
+            .get(rs)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
         for p in pods {
             let k = (rs.0.clone(), p);
             if let Some((view, old)) = self.pods.get(&k).cloned() {
                 let new = attribute(&view, |ns, r| self.rs_deployment(ns, r));
                 if new != old {
                     self.unlink(&old, &k.1);
-                    self.workload_pods.entry(new.clone()).or_default().insert(k.1.clone());
+                    self.workload_pods
+                        .entry(new.clone())
+                        .or_default()
+                        .insert(k.1.clone());
                     self.dirty.insert(new.clone());
                     self.ledger.observe(&new, &view, now);
                     self.pods.insert(k, (view, new));
@@ -246,11 +264,16 @@ impl State {
             .keys()
             .filter(|w| w.namespace == ns)
             .cloned()
-            .chain(self.deployments.values().filter(|d| d.namespace == ns).map(|d| WorkloadKey {
-                namespace: d.namespace.clone(),
-                kind: "Deployment".into(),
-                name: d.name.clone(),
-            }))
+            .chain(
+                self.deployments
+                    .values()
+                    .filter(|d| d.namespace == ns)
+                    .map(|d| WorkloadKey {
+                        namespace: d.namespace.clone(),
+                        kind: "Deployment".into(),
+                        name: d.name.clone(),
+                    }),
+            )
             .collect();
         self.dirty.extend(keys);
     }
@@ -293,12 +316,22 @@ impl State {
     }
 
     fn runbook_for(&self, w: &WorkloadKey, operator_ns: Option<&str>) -> Option<&Runbook> {
-        let ns_labels = self.ns_labels.get(&w.namespace).cloned().unwrap_or_default();
+        let ns_labels = self
+            .ns_labels
+            .get(&w.namespace)
+            .cloned()
+            .unwrap_or_default();
         let valid = self
             .runbooks
             .values()
             .filter(|rb| validate_runbook(&rb.spec).is_empty());
-        selector::runbook_for(valid, &w.namespace, &ns_labels, &self.workload_labels(w), operator_ns)
+        selector::runbook_for(
+            valid,
+            &w.namespace,
+            &ns_labels,
+            &self.workload_labels(w),
+            operator_ns,
+        )
     }
 }
 
@@ -358,9 +391,12 @@ pub async fn run(
     // A namespaced install cannot list Namespaces; its namespaces' labels are not used.
     if scopes == [None] {
         streams.push(
-            watcher::watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), wc())
-                .map(|e| Input::Ns(0, e))
-                .boxed(),
+            watcher::watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                wc(),
+            )
+            .map(|e| Input::Ns(0, e))
+            .boxed(),
         );
         inits += 1;
     }
@@ -439,11 +475,7 @@ impl<S: StreamExt + Unpin> NowOrNever for S {}
 
 /// Apply one watch event to the state.
 fn apply(st: &mut State, input: Input, now: Timestamp) {
-    fn relist<K: Resource>(
-        st: &mut State,
-        id: (u8, usize),
-        ev: &Event<K>,
-    ) -> Option<HashSet<Key>> {
+    fn relist<K: Resource>(st: &mut State, id: (u8, usize), ev: &Event<K>) -> Option<HashSet<Key>> {
         match ev {
             Event::Init => {
                 st.relisting.insert(id, HashSet::new());
@@ -472,7 +504,12 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 Event::Delete(p) => st.remove_pod(&key_of(&p)),
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        let gone: Vec<Key> = st.pods.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                        let gone: Vec<Key> = st
+                            .pods
+                            .keys()
+                            .filter(|k| !seen.contains(*k))
+                            .cloned()
+                            .collect();
                         gone.iter().for_each(|k| st.remove_pod(k));
                     }
                 }
@@ -499,10 +536,19 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        let gone: Vec<Key> = st.deployments.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                        let gone: Vec<Key> = st
+                            .deployments
+                            .keys()
+                            .filter(|k| !seen.contains(*k))
+                            .cloned()
+                            .collect();
                         for k in gone {
                             st.deployments.remove(&k);
-                            st.dirty.insert(WorkloadKey { namespace: k.0, kind: "Deployment".into(), name: k.1 });
+                            st.dirty.insert(WorkloadKey {
+                                namespace: k.0,
+                                kind: "Deployment".into(),
+                                name: k.1,
+                            });
                         }
                     }
                 }
@@ -545,7 +591,8 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
             match ev {
                 Event::Apply(ns) | Event::InitApply(ns) => {
                     let name = ns.name_any();
-                    let labels: BTreeMap<String, String> = ns.metadata.labels.clone().unwrap_or_default();
+                    let labels: BTreeMap<String, String> =
+                        ns.metadata.labels.clone().unwrap_or_default();
                     if st.ns_labels.get(&name) != Some(&labels) {
                         st.ns_labels.insert(name.clone(), labels);
                         st.mark_namespace_dirty(&name);
@@ -557,7 +604,8 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        st.ns_labels.retain(|n, _| seen.iter().any(|(_, name)| name == n));
+                        st.ns_labels
+                            .retain(|n, _| seen.iter().any(|(_, name)| name == n));
                     }
                 }
                 Event::Init => {}
@@ -568,13 +616,23 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
             match ev {
                 Event::Apply(rb) | Event::InitApply(rb) => {
                     let k = key_of(&rb);
-                    let changed = st.runbooks.get(&k).is_none_or(|old| old.spec != rb.spec || old.metadata.generation != rb.metadata.generation);
+                    let changed = st.runbooks.get(&k).is_none_or(|old| {
+                        old.spec != rb.spec || old.metadata.generation != rb.metadata.generation
+                    });
                     if changed {
                         st.runbooks.insert(k, rb);
                         st.runbooks_dirty = true;
                         let all: Vec<WorkloadKey> = st.workload_pods.keys().cloned().collect();
                         st.dirty.extend(all);
-                        let deps: Vec<WorkloadKey> = st.deployments.values().map(|d| WorkloadKey { namespace: d.namespace.clone(), kind: "Deployment".into(), name: d.name.clone() }).collect();
+                        let deps: Vec<WorkloadKey> = st
+                            .deployments
+                            .values()
+                            .map(|d| WorkloadKey {
+                                namespace: d.namespace.clone(),
+                                kind: "Deployment".into(),
+                                name: d.name.clone(),
+                            })
+                            .collect();
                         st.dirty.extend(deps);
                     } else {
                         st.runbooks.insert(k, rb);
@@ -638,7 +696,9 @@ impl Ctx {
         } else {
             None
         };
-        let runbook = st.runbook_for(&w, self.cfg.operator_namespace.as_deref()).cloned();
+        let runbook = st
+            .runbook_for(&w, self.cfg.operator_namespace.as_deref())
+            .cloned();
         let policy = match &runbook {
             Some(rb) => DetectionPolicy::from_runbook(rb),
             None if self.cfg.builtin_policy => DetectionPolicy::default(),
@@ -650,15 +710,23 @@ impl Ctx {
         let names = st.workload_pods.get(&w).cloned().unwrap_or_default();
         let pods: Vec<&PodView> = names
             .iter()
-            .filter_map(|n| st.pods.get(&(w.namespace.clone(), n.clone())).map(|(v, _)| v))
+            .filter_map(|n| {
+                st.pods
+                    .get(&(w.namespace.clone(), n.clone()))
+                    .map(|(v, _)| v)
+            })
             .collect();
-        let assessment = detection::assess(&w, deployment.as_ref(), &pods, &policy, &mut st.ledger, now);
+        let assessment =
+            detection::assess(&w, deployment.as_ref(), &pods, &policy, &mut st.ledger, now);
         if let Some(at) = assessment.wake_at() {
             st.timers.insert((at, w.clone()));
         }
         // A symptom older than the RestartStorm window may end by itself.
         if !assessment.symptoms.is_empty() {
-            st.timers.insert((now.checked_add(Duration::from_secs(30)).unwrap_or(now), w.clone()));
+            st.timers.insert((
+                now.checked_add(Duration::from_secs(30)).unwrap_or(now),
+                w.clone(),
+            ));
         }
 
         let fp = w.fingerprint();
@@ -734,7 +802,11 @@ impl Ctx {
         policy: &DetectionPolicy,
     ) -> Result<(), DetectorError> {
         let severity = a.impact_severity.unwrap_or(policy.default_severity);
-        let kind = if w.kind == "Pod" { TargetKind::Pod } else { TargetKind::Deployment };
+        let kind = if w.kind == "Pod" {
+            TargetKind::Pod
+        } else {
+            TargetKind::Deployment
+        };
         let title = format!("{}: {}", w.name, a.summary());
         let mut title: String = title.chars().take(200).collect();
         if title.len() < a.summary().len() {
@@ -746,8 +818,14 @@ impl Ctx {
                 title,
                 severity,
                 source: IncidentSource::Detector,
-                target: Some(TargetRef { kind, name: w.name.clone() }),
-                runbook_ref: policy.runbook.clone().map(|name| LocalObjectReference { name }),
+                target: Some(TargetRef {
+                    kind,
+                    name: w.name.clone(),
+                }),
+                runbook_ref: policy
+                    .runbook
+                    .clone()
+                    .map(|name| LocalObjectReference { name }),
                 commander: None,
                 acknowledged_by: None,
                 root_cause: None,
@@ -775,7 +853,10 @@ impl Ctx {
                 debug!(incident = name, "incident already exists");
                 Ok(())
             }
-            Err(source) => Err(DetectorError::Create { name: name.to_string(), source }),
+            Err(source) => Err(DetectorError::Create {
+                name: name.to_string(),
+                source,
+            }),
         }
     }
 
@@ -785,7 +866,8 @@ impl Ctx {
         let Some(res) = &inc.spec.resolution else {
             return Ok(());
         };
-        let api: Api<Incident> = Api::namespaced(self.client.clone(), &inc.namespace().unwrap_or_default());
+        let api: Api<Incident> =
+            Api::namespaced(self.client.clone(), &inc.namespace().unwrap_or_default());
         let patch: json_patch::Patch = serde_json::from_value(json!([
             {"op": "test", "path": "/spec/resolution", "value": res},
             {"op": "remove", "path": "/spec/resolution"}
@@ -795,12 +877,19 @@ impl Ctx {
             source: kube::Error::SerdeError(e),
         })?;
         match api
-            .patch(&inc.name_any(), &PatchParams::default().fields_manager(), &Patch::<()>::Json(patch))
+            .patch(
+                &inc.name_any(),
+                &PatchParams::default().fields_manager(),
+                &Patch::<()>::Json(patch),
+            )
             .await
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => Ok(()),
-            Err(source) => Err(DetectorError::Reopen { name: inc.name_any(), source }),
+            Err(source) => Err(DetectorError::Reopen {
+                name: inc.name_any(),
+                source,
+            }),
         }
     }
 
@@ -811,9 +900,15 @@ impl Ctx {
                 st.deployments
                     .values()
                     .filter(|d| {
-                        let w = WorkloadKey { namespace: d.namespace.clone(), kind: "Deployment".into(), name: d.name.clone() };
+                        let w = WorkloadKey {
+                            namespace: d.namespace.clone(),
+                            kind: "Deployment".into(),
+                            name: d.name.clone(),
+                        };
                         st.runbook_for(&w, self.cfg.operator_namespace.as_deref())
-                            .is_some_and(|r| r.metadata.namespace.as_deref() == Some(ns) && r.name_any() == *name)
+                            .is_some_and(|r| {
+                                r.metadata.namespace.as_deref() == Some(ns) && r.name_any() == *name
+                            })
                     })
                     .count()
             } else {
@@ -832,10 +927,30 @@ impl Ctx {
             };
             let now = truncate_to_seconds((self.cfg.clock)());
             if errors.is_empty() {
-                let msg = if rb.spec.paused { "valid; paused: opens no incidents" } else { "valid" };
-                set_condition(&mut status.conditions, "Ready", "True", if rb.spec.paused { "Paused" } else { "Valid" }, msg, rb.metadata.generation, now);
+                let msg = if rb.spec.paused {
+                    "valid; paused: opens no incidents"
+                } else {
+                    "valid"
+                };
+                set_condition(
+                    &mut status.conditions,
+                    "Ready",
+                    "True",
+                    if rb.spec.paused { "Paused" } else { "Valid" },
+                    msg,
+                    rb.metadata.generation,
+                    now,
+                );
             } else {
-                set_condition(&mut status.conditions, "Ready", "False", "InvalidSpec", summarize(&errors), rb.metadata.generation, now);
+                set_condition(
+                    &mut status.conditions,
+                    "Ready",
+                    "False",
+                    "InvalidSpec",
+                    summarize(&errors),
+                    rb.metadata.generation,
+                    now,
+                );
             }
             if status == old {
                 continue;
@@ -847,10 +962,17 @@ impl Ctx {
                 "status": status,
             });
             if let Err(source) = api
-                .patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+                .patch_status(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
                 .await
             {
-                let e = DetectorError::RunbookStatus { name: format!("{ns}/{name}"), source };
+                let e = DetectorError::RunbookStatus {
+                    name: format!("{ns}/{name}"),
+                    source,
+                };
                 warn!(error = %e, "runbook status");
                 self.metrics.reconcile_error("RunbookStatus");
             }

@@ -155,7 +155,9 @@ async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
                     .and_then(|m| m.window.parse().ok());
             }
             Ok(None) => debug!(runbook = %rb.name, "runbook not found; using default policy"),
-            Err(e) => warn!(runbook = %rb.name, error = %e, "cannot read runbook; using default policy"),
+            Err(e) => {
+                warn!(runbook = %rb.name, error = %e, "cannot read runbook; using default policy")
+            }
         }
     }
     policy
@@ -215,12 +217,16 @@ pub async fn write_status(
         "kind": Incident::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|source| Error::StatusWrite {
-            name: format!("{ns}/{name}"),
-            source,
-        })?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::StatusWrite {
+        name: format!("{ns}/{name}"),
+        source,
+    })?;
     Ok(())
 }
 
@@ -229,10 +235,12 @@ async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
     for t in transitions {
         match t {
             Transition::Opened { severity, source } => ctx.metrics.opened(*severity, *source),
-            Transition::Acknowledged { after, severity, .. } => {
-                ctx.metrics.acknowledged(*severity, *after)
-            }
-            Transition::Resolved { after, severity, .. } => ctx.metrics.resolved(*severity, *after),
+            Transition::Acknowledged {
+                after, severity, ..
+            } => ctx.metrics.acknowledged(*severity, *after),
+            Transition::Resolved {
+                after, severity, ..
+            } => ctx.metrics.resolved(*severity, *after),
             _ => {}
         }
         let Some((type_, reason, note)) = t.event() else {
@@ -298,7 +306,9 @@ pub async fn run(
         // the last waker (the controller waits on it too), so re-poll it
         // periodically instead of awaiting it once.
         loop {
-            match tokio::time::timeout(Duration::from_millis(100), ready_store.wait_until_ready()).await {
+            match tokio::time::timeout(Duration::from_millis(100), ready_store.wait_until_ready())
+                .await
+            {
                 Ok(Ok(())) => {
                     on_ready(ready_store);
                     break;
@@ -324,9 +334,10 @@ pub async fn run(
                     .filter(|i| {
                         i.namespace() == ns
                             && i.status.as_ref().is_none_or(|s| s.resolved_at.is_none())
-                            && i.spec.target.as_ref().is_some_and(|t| {
-                                t.kind == TargetKind::Deployment && t.name == name
-                            })
+                            && i.spec
+                                .target
+                                .as_ref()
+                                .is_some_and(|t| t.kind == TargetKind::Deployment && t.name == name)
                     })
                     .map(|i| ObjectRef::from_obj(&*i))
                     .collect::<Vec<_>>()

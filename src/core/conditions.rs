@@ -63,8 +63,24 @@ mod tests {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
         let mut c = Vec::new();
-        assert!(set_condition(&mut c, "Ready", FALSE, "A", "m1", Some(1), t0));
-        assert!(!set_condition(&mut c, "Ready", FALSE, "B", "m2", Some(2), t1));
+        assert!(set_condition(
+            &mut c,
+            "Ready",
+            FALSE,
+            "A",
+            "m1",
+            Some(1),
+            t0
+        ));
+        assert!(!set_condition(
+            &mut c,
+            "Ready",
+            FALSE,
+            "B",
+            "m2",
+            Some(2),
+            t1
+        ));
         assert_eq!(c[0].last_transition_time, Time(t0));
         assert_eq!(c[0].reason, "B");
         assert_eq!(c[0].observed_generation, Some(2));

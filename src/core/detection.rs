@@ -14,9 +14,7 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use super::views::{DeploymentView, PodView};
-use crate::api::{
-    Impact, MitigationStep, Runbook, Severity, SeverityRule, Trigger, TriggerType,
-};
+use crate::api::{Impact, MitigationStep, Runbook, Severity, SeverityRule, Trigger, TriggerType};
 
 /// A trigger with every parameter resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +68,11 @@ impl ResolvedTrigger {
         if let Some(d) = t.window.as_ref().and_then(|d| d.parse().ok()) {
             r.window = d;
         }
-        if let Some(v) = t.min_unavailable_ratio.as_ref().and_then(|r| r.value().ok()) {
+        if let Some(v) = t
+            .min_unavailable_ratio
+            .as_ref()
+            .and_then(|r| r.value().ok())
+        {
             r.min_unavailable_ratio = v;
         }
         r
@@ -125,9 +127,14 @@ impl DetectionPolicy {
                 p.default,
                 p.rules
                     .iter()
-                    .filter_map(|SeverityRule { min_unavailable_ratio, severity }| {
-                        min_unavailable_ratio.value().ok().map(|v| (v, *severity))
-                    })
+                    .filter_map(
+                        |SeverityRule {
+                             min_unavailable_ratio,
+                             severity,
+                         }| {
+                            min_unavailable_ratio.value().ok().map(|v| (v, *severity))
+                        },
+                    )
                     .collect(),
             ),
             None => (default.default_severity, default.severity_rules.clone()),
@@ -192,7 +199,13 @@ impl WorkloadKey {
         let mut base: String = format!("{kind}{}", self.name)
             .to_ascii_lowercase()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         base.truncate(63 - suffix.len());
         let base = base.trim_end_matches('-').trim_start_matches('-');
@@ -345,23 +358,37 @@ fn pod_symptoms(
             Some(m) if !m.is_empty() => format!("{what} ({}: {m})", c.name),
             _ => format!("{what} ({})", c.name),
         };
-        if let (Some("CrashLoopBackOff"), Some(t)) = (waiting, policy.trigger(TriggerType::CrashLoopBackOff)) {
+        if let (Some("CrashLoopBackOff"), Some(t)) =
+            (waiting, policy.trigger(TriggerType::CrashLoopBackOff))
+        {
             if c.restart_count >= t.min_restarts {
                 let since = c
                     .last_termination
                     .as_ref()
                     .and_then(|l| l.finished_at)
                     .map_or(unready_since, |f| f.min(unready_since));
-                out.push((TriggerType::CrashLoopBackOff, since, detail("CrashLoopBackOff")));
+                out.push((
+                    TriggerType::CrashLoopBackOff,
+                    since,
+                    detail("CrashLoopBackOff"),
+                ));
             }
         }
         if matches!(waiting, Some("ImagePullBackOff" | "ErrImagePull"))
             && policy.trigger(TriggerType::ImagePullBackOff).is_some()
         {
-            out.push((TriggerType::ImagePullBackOff, unready_since, detail("ImagePullBackOff")));
+            out.push((
+                TriggerType::ImagePullBackOff,
+                unready_since,
+                detail("ImagePullBackOff"),
+            ));
         }
-        if matches!(waiting, Some("CreateContainerConfigError" | "CreateContainerError"))
-            && policy.trigger(TriggerType::CreateContainerConfigError).is_some()
+        if matches!(
+            waiting,
+            Some("CreateContainerConfigError" | "CreateContainerError")
+        ) && policy
+            .trigger(TriggerType::CreateContainerConfigError)
+            .is_some()
         {
             out.push((
                 TriggerType::CreateContainerConfigError,
@@ -393,7 +420,11 @@ fn pod_symptoms(
             out.push((
                 TriggerType::Unschedulable,
                 s.since.or(pod.created).unwrap_or(now),
-                if msg.is_empty() { "Unschedulable".into() } else { format!("Unschedulable ({msg})") },
+                if msg.is_empty() {
+                    "Unschedulable".into()
+                } else {
+                    format!("Unschedulable ({msg})")
+                },
             ));
         }
     }
@@ -418,7 +449,8 @@ pub fn assess(
     now: Timestamp,
 ) -> Assessment {
     // Per-trigger aggregation across pods: (pods affected, earliest since, sample detail).
-    let mut by_trigger: BTreeMap<TriggerType, (BTreeSet<String>, Timestamp, String)> = BTreeMap::new();
+    let mut by_trigger: BTreeMap<TriggerType, (BTreeSet<String>, Timestamp, String)> =
+        BTreeMap::new();
     let mut reasons: BTreeSet<String> = BTreeSet::new();
     let mut unhealthy_pods: BTreeSet<&str> = BTreeSet::new();
     for pod in pods {
@@ -448,7 +480,10 @@ pub fn assess(
         .map(|(t, (names, since, detail))| {
             let n = names.len();
             let what = if n == 1 {
-                format!("pod {} in {detail}", names.iter().next().map_or("", |s| s.as_str()))
+                format!(
+                    "pod {} in {detail}",
+                    names.iter().next().map_or("", |s| s.as_str())
+                )
             } else {
                 format!("{n}/{live_pods} pods in {detail}")
             };
@@ -507,7 +542,10 @@ pub fn assess(
                 ));
             }
         }
-        if let (Some(c), Some(_)) = (&d.progressing_cond, policy.trigger(TriggerType::ProgressDeadlineExceeded)) {
+        if let (Some(c), Some(_)) = (
+            &d.progressing_cond,
+            policy.trigger(TriggerType::ProgressDeadlineExceeded),
+        ) {
             if !c.status && c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
                 candidates.push((
                     TriggerType::ProgressDeadlineExceeded,
@@ -515,7 +553,10 @@ pub fn assess(
                     format!(
                         "rollout of {} exceeded its progress deadline{}",
                         d.name,
-                        c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                        c.message
+                            .as_ref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
                     ),
                 ));
             }
@@ -523,7 +564,9 @@ pub fn assess(
     } else {
         // A bare pod is its own target.
         impact.desired_replicas = Some(1);
-        let ready = pods.iter().any(|p| p.ready.as_ref().is_some_and(|r| r.status));
+        let ready = pods
+            .iter()
+            .any(|p| p.ready.as_ref().is_some_and(|r| r.status));
         impact.ready_replicas = Some(i32::from(ready));
         impact.unhealthy_pods = Some(i32::from(!ready));
         ratio = if ready { 0.0 } else { 1.0 };
@@ -535,7 +578,11 @@ pub fn assess(
     };
     for (trigger, since, message) in candidates {
         let for_ = policy.trigger(trigger).map_or(Duration::ZERO, |t| t.for_);
-        let symptom = Symptom { trigger, message, since };
+        let symptom = Symptom {
+            trigger,
+            message,
+            since,
+        };
         let due = add(since, for_);
         if due <= now {
             a.symptoms.push(symptom);
@@ -548,7 +595,8 @@ pub fn assess(
         a.impact_severity = Some(policy.severity_for(ratio));
         a.impact.severity = a.impact_severity;
     }
-    let fully_available = deployment.is_none_or(|d| d.available >= d.desired && d.updated >= d.desired);
+    let fully_available =
+        deployment.is_none_or(|d| d.available >= d.desired && d.updated >= d.desired);
     a.healthy = a.symptoms.is_empty() && a.pending.is_empty() && fully_available && ratio == 0.0;
     a
 }

@@ -10,7 +10,8 @@ use crate::core::views::{CondView, ContainerView, OwnerView, Termination};
 
 fn t(s: i64) -> Timestamp {
     let base: Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
-    base.checked_add(jiff::SignedDuration::from_secs(s)).unwrap()
+    base.checked_add(jiff::SignedDuration::from_secs(s))
+        .unwrap()
 }
 
 fn key() -> WorkloadKey {
@@ -35,7 +36,12 @@ fn container(waiting: Option<&str>, restarts: i32) -> ContainerView {
         name: "app".into(),
         ready: waiting.is_none(),
         restart_count: restarts,
-        waiting: waiting.map(|w| (w.to_string(), Some("back-off 40s restarting failed container".into()))),
+        waiting: waiting.map(|w| {
+            (
+                w.to_string(),
+                Some("back-off 40s restarting failed container".into()),
+            )
+        }),
         running_since: None,
         terminated: None,
         last_termination: None,
@@ -78,7 +84,14 @@ fn deploy(desired: i32, available: i32) -> DeploymentView {
 
 fn run(d: Option<&DeploymentView>, pods: &[PodView], now: i64) -> Assessment {
     let refs: Vec<&PodView> = pods.iter().collect();
-    assess(&key(), d, &refs, &DetectionPolicy::default(), &mut RestartLedger::default(), t(now))
+    assess(
+        &key(),
+        d,
+        &refs,
+        &DetectionPolicy::default(),
+        &mut RestartLedger::default(),
+        t(now),
+    )
 }
 
 fn triggers(a: &Assessment) -> Vec<TriggerType> {
@@ -115,7 +128,13 @@ fn crashloop_needs_min_restarts() {
     assert_eq!(a.pending.len(), 1);
     assert_eq!(a.pending[0].0.trigger, TriggerType::Unavailable);
     assert_eq!(a.pending[0].1, t(60));
-    assert!(a.symptoms[0].message.starts_with("2/2 pods in CrashLoopBackOff"), "{}", a.symptoms[0].message);
+    assert!(
+        a.symptoms[0]
+            .message
+            .starts_with("2/2 pods in CrashLoopBackOff"),
+        "{}",
+        a.symptoms[0].message
+    );
     // First visible when the first pod went unready.
     assert_eq!(a.first_observed_at, Some(t(-60)));
     // 2/4 unavailable = 0.5 -> SEV2 under the default rules.
@@ -137,7 +156,10 @@ fn image_pull_waits_for_its_grace() {
     assert_eq!(a.first_observed_at, Some(t(-30)));
     // ErrImagePull counts the same.
     let pods = [pod("a", container(Some("ErrImagePull"), 0), false, -120)];
-    assert_eq!(triggers(&run(None, &pods, 0)), vec![TriggerType::ImagePullBackOff]);
+    assert_eq!(
+        triggers(&run(None, &pods, 0)),
+        vec![TriggerType::ImagePullBackOff]
+    );
 }
 
 #[test]
@@ -160,9 +182,22 @@ fn oom_killed() {
 
 #[test]
 fn config_error() {
-    let pods = [pod("a", container(Some("CreateContainerConfigError"), 0), false, -31)];
-    assert_eq!(triggers(&run(None, &pods, 0)), vec![TriggerType::CreateContainerConfigError]);
-    let pods = [pod("a", container(Some("CreateContainerConfigError"), 0), false, -10)];
+    let pods = [pod(
+        "a",
+        container(Some("CreateContainerConfigError"), 0),
+        false,
+        -31,
+    )];
+    assert_eq!(
+        triggers(&run(None, &pods, 0)),
+        vec![TriggerType::CreateContainerConfigError]
+    );
+    let pods = [pod(
+        "a",
+        container(Some("CreateContainerConfigError"), 0),
+        false,
+        -10,
+    )];
     assert!(run(None, &pods, 0).symptoms.is_empty());
 }
 
@@ -199,7 +234,10 @@ fn unavailable_ratio_for_duration() {
     d.available_cond = cond(false, Some("MinimumReplicasUnavailable"), -130);
     let a = run(Some(&d), &[], 0);
     assert_eq!(triggers(&a), vec![TriggerType::Unavailable]);
-    assert_eq!(a.symptoms[0].message, "3/4 replicas of checkout unavailable");
+    assert_eq!(
+        a.symptoms[0].message,
+        "3/4 replicas of checkout unavailable"
+    );
     assert_eq!(a.impact_severity, Some(Severity::SEV2));
     d.available_cond = cond(false, Some("MinimumReplicasUnavailable"), -60);
     assert!(run(Some(&d), &[], 0).symptoms.is_empty());
@@ -220,7 +258,11 @@ fn progress_deadline_exceeded() {
     });
     let a = run(Some(&d), &[], 0);
     assert_eq!(triggers(&a), vec![TriggerType::ProgressDeadlineExceeded]);
-    assert_eq!(a.impact_severity, Some(Severity::SEV3), "nothing unavailable: default severity");
+    assert_eq!(
+        a.impact_severity,
+        Some(Severity::SEV3),
+        "nothing unavailable: default severity"
+    );
 }
 
 #[test]
@@ -236,7 +278,14 @@ fn restart_storm_across_pods() {
     ledger.observe(&k, &a, t(60));
     b.containers[0].restart_count = 2;
     ledger.observe(&k, &b, t(120));
-    let r = assess(&k, Some(&deploy(2, 2)), &[&a, &b], &policy, &mut ledger, t(130));
+    let r = assess(
+        &k,
+        Some(&deploy(2, 2)),
+        &[&a, &b],
+        &policy,
+        &mut ledger,
+        t(130),
+    );
     assert!(r.symptoms.is_empty(), "4 restarts < 5");
     a.containers[0].restart_count = 3;
     ledger.observe(&k, &a, t(140));
@@ -250,7 +299,14 @@ fn restart_storm_across_pods() {
     let r = assess(&k, Some(&deploy(2, 2)), &refs, &policy, &mut l2, t(150));
     assert!(r.symptoms.is_empty(), "only b's 2 restarts remain");
     // Outside the 10m window the storm is over.
-    let r = assess(&k, Some(&deploy(2, 2)), &refs, &policy, &mut ledger, t(60 + 601));
+    let r = assess(
+        &k,
+        Some(&deploy(2, 2)),
+        &refs,
+        &policy,
+        &mut ledger,
+        t(60 + 601),
+    );
     assert!(r.symptoms.is_empty());
 }
 
@@ -276,13 +332,32 @@ fn runbook_refines_triggers_and_severity() {
     assert_eq!(policy.severity_for(0.1), Severity::SEV4);
     let pods = [pod("a", container(Some("CrashLoopBackOff"), 1), false, -10)];
     let refs: Vec<&PodView> = pods.iter().collect();
-    let a = assess(&key(), Some(&deploy(4, 3)), &refs, &policy, &mut RestartLedger::default(), t(0));
+    let a = assess(
+        &key(),
+        Some(&deploy(4, 3)),
+        &refs,
+        &policy,
+        &mut RestartLedger::default(),
+        t(0),
+    );
     assert_eq!(triggers(&a), vec![TriggerType::CrashLoopBackOff]);
     assert_eq!(a.impact_severity, Some(Severity::SEV1));
     // Triggers the Runbook leaves out do not fire.
-    let pods = [pod("a", container(Some("ImagePullBackOff"), 0), false, -600)];
+    let pods = [pod(
+        "a",
+        container(Some("ImagePullBackOff"), 0),
+        false,
+        -600,
+    )];
     let refs: Vec<&PodView> = pods.iter().collect();
-    let a = assess(&key(), Some(&deploy(4, 3)), &refs, &policy, &mut RestartLedger::default(), t(0));
+    let a = assess(
+        &key(),
+        Some(&deploy(4, 3)),
+        &refs,
+        &policy,
+        &mut RestartLedger::default(),
+        t(0),
+    );
     assert!(a.symptoms.is_empty());
 }
 
@@ -296,14 +371,22 @@ fn deleting_pods_are_ignored() {
 #[test]
 fn attribution() {
     let p = pod("checkout-7f9c-abcde", container(None, 0), true, 0);
-    let k = attribute(&p, |ns, rs| (ns == "shop" && rs == "checkout-7f9c").then(|| "checkout".to_string()));
+    let k = attribute(&p, |ns, rs| {
+        (ns == "shop" && rs == "checkout-7f9c").then(|| "checkout".to_string())
+    });
     assert_eq!(k, key());
     let k = attribute(&p, |_, _| None);
-    assert_eq!((k.kind.as_str(), k.name.as_str()), ("ReplicaSet", "checkout-7f9c"));
+    assert_eq!(
+        (k.kind.as_str(), k.name.as_str()),
+        ("ReplicaSet", "checkout-7f9c")
+    );
     let mut bare = p.clone();
     bare.owner = None;
     let k = attribute(&bare, |_, _| None);
-    assert_eq!((k.kind.as_str(), k.name.as_str()), ("Pod", "checkout-7f9c-abcde"));
+    assert_eq!(
+        (k.kind.as_str(), k.name.as_str()),
+        ("Pod", "checkout-7f9c-abcde")
+    );
 }
 
 #[test]
@@ -321,8 +404,15 @@ fn deterministic_names() {
     let n = long.incident_name(12);
     assert!(n.len() <= 63, "{n}");
     assert!(n.starts_with("pod-aaa"));
-    let other = WorkloadKey { namespace: "other".into(), ..key() };
-    assert_ne!(other.fingerprint(), key().fingerprint(), "namespace is part of the fingerprint");
+    let other = WorkloadKey {
+        namespace: "other".into(),
+        ..key()
+    };
+    assert_ne!(
+        other.fingerprint(),
+        key().fingerprint(),
+        "namespace is part of the fingerprint"
+    );
 }
 
 #[test]

@@ -43,7 +43,9 @@ pub fn deployment_health(d: &Deployment) -> (TargetHealth, Impact) {
     let health = if let Some(c) = deadline {
         TargetHealth::Unhealthy(format!(
             "ProgressDeadlineExceeded: {}",
-            c.message.as_deref().unwrap_or("the rollout made no progress")
+            c.message
+                .as_deref()
+                .unwrap_or("the rollout made no progress")
         ))
     } else if desired == 0 {
         if total == 0 {
@@ -138,7 +140,10 @@ mod tests {
         }));
         let (h, i) = deployment_health(&d);
         assert_eq!(h, TargetHealth::Unhealthy("1/4 replicas available".into()));
-        assert_eq!((i.desired_replicas, i.ready_replicas, i.unhealthy_pods), (Some(4), Some(1), Some(3)));
+        assert_eq!(
+            (i.desired_replicas, i.ready_replicas, i.unhealthy_pods),
+            (Some(4), Some(1), Some(3))
+        );
     }
 
     #[test]
@@ -166,7 +171,9 @@ mod tests {
               "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                               "message": "ReplicaSet \"web-abc\" has timed out progressing."}]}
         }));
-        assert!(matches!(deployment_health(&d).0, TargetHealth::Unhealthy(m) if m.starts_with("ProgressDeadlineExceeded")));
+        assert!(
+            matches!(deployment_health(&d).0, TargetHealth::Unhealthy(m) if m.starts_with("ProgressDeadlineExceeded"))
+        );
     }
 
     #[test]
@@ -191,7 +198,10 @@ mod tests {
         }))
         .unwrap();
         let (h, i) = pod_health(&p);
-        assert_eq!(h, TargetHealth::Unhealthy("pod not ready: CrashLoopBackOff, OOMKilled".into()));
+        assert_eq!(
+            h,
+            TargetHealth::Unhealthy("pod not ready: CrashLoopBackOff, OOMKilled".into())
+        );
         assert_eq!(i.reasons, vec!["CrashLoopBackOff", "OOMKilled"]);
         let ok: Pod = serde_json::from_value(json!({
             "metadata": {"name": "p"},

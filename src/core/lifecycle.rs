@@ -203,8 +203,16 @@ impl Transition {
                 "Symptom",
                 format!("{}: {message}", trigger.as_str()),
             ),
-            Transition::SeverityChanged { from, to, by_impact } => (
-                if to.is_more_severe_than(*from) { Warning } else { Normal },
+            Transition::SeverityChanged {
+                from,
+                to,
+                by_impact,
+            } => (
+                if to.is_more_severe_than(*from) {
+                    Warning
+                } else {
+                    Normal
+                },
                 "SeverityChanged",
                 format!(
                     "severity {from} -> {to}{}",
@@ -216,9 +224,11 @@ impl Transition {
                 "Acknowledged",
                 format!("acknowledged by {by} after {}", human(*after)),
             ),
-            Transition::AcknowledgementWithdrawn => {
-                (Warning, "AcknowledgementWithdrawn", "acknowledgement withdrawn".into())
-            }
+            Transition::AcknowledgementWithdrawn => (
+                Warning,
+                "AcknowledgementWithdrawn",
+                "acknowledgement withdrawn".into(),
+            ),
             Transition::Identified { root_cause } => (
                 Normal,
                 "Identified",
@@ -269,14 +279,22 @@ impl Transition {
             Transition::ResponseOverdue { target } => (
                 Warning,
                 "ResponseOverdue",
-                format!("not acknowledged within the {} response target", human(*target)),
+                format!(
+                    "not acknowledged within the {} response target",
+                    human(*target)
+                ),
             ),
             Transition::ResolutionOverdue { target } => (
                 Warning,
                 "ResolutionOverdue",
-                format!("not resolved within the {} resolution target", human(*target)),
+                format!(
+                    "not resolved within the {} resolution target",
+                    human(*target)
+                ),
             ),
-            Transition::Resolved { by, summary, after, .. } => (
+            Transition::Resolved {
+                by, summary, after, ..
+            } => (
                 Normal,
                 "Resolved",
                 match by {
@@ -331,7 +349,13 @@ impl Builder {
         push_timeline(&mut self.status, type_, message, self.now);
     }
 
-    fn cond(&mut self, type_: &str, status: &str, reason: &str, message: impl Into<String>) -> bool {
+    fn cond(
+        &mut self,
+        type_: &str,
+        status: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> bool {
         set_condition(
             &mut self.status.conditions,
             type_,
@@ -353,7 +377,12 @@ impl Builder {
 /// Append a timeline entry, skipping an exact repeat of the last entry, and
 /// enforce [`TIMELINE_CAP`] (the first entry is kept; the oldest after it go,
 /// counted in `timelineDropped`).
-pub fn push_timeline(status: &mut IncidentStatus, type_: TimelineType, message: String, now: Timestamp) {
+pub fn push_timeline(
+    status: &mut IncidentStatus,
+    type_: TimelineType,
+    message: String,
+    now: Timestamp,
+) {
     if status
         .timeline
         .last()
@@ -390,7 +419,7 @@ pub fn reconcile(
     };
     b.status.observed_generation = incident.generation;
 
-    open(&mut b, &incident, observation);
+    open(&mut b, &incident);
     let opened_at = b.status.opened_at.as_ref().map_or(now, |t| t.0);
     reopen(&mut b, spec, observation);
     symptoms(&mut b, observation);
@@ -430,7 +459,11 @@ pub fn reconcile(
     b.status.resolution_deadline = Some(Time(add(opened_at, targets.resolution)));
     if let Some(t) = observation.first_observed_at {
         let t = truncate_to_seconds(t);
-        let earliest = b.status.first_observed_at.as_ref().map_or(t, |f| f.0.min(t));
+        let earliest = b
+            .status
+            .first_observed_at
+            .as_ref()
+            .map_or(t, |f| f.0.min(t));
         b.status.first_observed_at = Some(Time(earliest.min(opened_at)));
     }
 
@@ -452,7 +485,13 @@ pub fn reconcile(
     let was_resolved = b.status.resolved_at.is_some();
     if !was_resolved {
         if let Some(res) = &spec.resolution {
-            resolve(&mut b, Some(res.by.clone()), res.summary.clone(), opened_at, "ManuallyResolved");
+            resolve(
+                &mut b,
+                Some(res.by.clone()),
+                res.summary.clone(),
+                opened_at,
+                "ManuallyResolved",
+            );
         }
     }
     steps(&mut b, spec, observation, policy, &errors, opened_at);
@@ -482,7 +521,7 @@ pub fn reconcile(
     }
 }
 
-fn open(b: &mut Builder, incident: &IncidentView<'_>, observation: &Observation) {
+fn open(b: &mut Builder, incident: &IncidentView<'_>) {
     if b.status.opened_at.is_some() {
         return;
     }
@@ -507,9 +546,24 @@ fn open(b: &mut Builder, incident: &IncidentView<'_>, observation: &Observation)
             spec.title
         ),
     );
-    b.cond(condition::ACKNOWLEDGED, FALSE, "NotAcknowledged", "nobody has acknowledged the incident");
-    b.cond(condition::RESPONSE_OVERDUE, FALSE, "WithinTarget", "the response target has not passed");
-    b.cond(condition::RESOLUTION_OVERDUE, FALSE, "WithinTarget", "the resolution target has not passed");
+    b.cond(
+        condition::ACKNOWLEDGED,
+        FALSE,
+        "NotAcknowledged",
+        "nobody has acknowledged the incident",
+    );
+    b.cond(
+        condition::RESPONSE_OVERDUE,
+        FALSE,
+        "WithinTarget",
+        "the response target has not passed",
+    );
+    b.cond(
+        condition::RESOLUTION_OVERDUE,
+        FALSE,
+        "WithinTarget",
+        "the resolution target has not passed",
+    );
     b.cond(condition::RESOLVED, FALSE, "Open", "the incident is open");
     b.transitions.push(Transition::Opened {
         severity: spec.severity,
@@ -522,8 +576,10 @@ fn open(b: &mut Builder, incident: &IncidentView<'_>, observation: &Observation)
 pub const LAST_SEEN_RESOLUTION: Duration = Duration::from_secs(60);
 
 fn reopen(b: &mut Builder, spec: &IncidentSpec, observation: &Observation) {
-    let (Some(resolved_at), Some(again)) = (b.status.resolved_at.as_ref().map(|t| t.0), observation.recurrence)
-    else {
+    let (Some(resolved_at), Some(again)) = (
+        b.status.resolved_at.as_ref().map(|t| t.0),
+        observation.recurrence,
+    ) else {
         return;
     };
     if again <= resolved_at || spec.resolution.is_some() {
@@ -534,7 +590,12 @@ fn reopen(b: &mut Builder, spec: &IncidentSpec, observation: &Observation) {
     b.status.resolved_at = None;
     b.status.healthy_since = None;
     b.status.last_seen_at = Some(Time(b.now));
-    b.cond(condition::RESOLVED, FALSE, "Reopened", "the trouble recurred after resolution");
+    b.cond(
+        condition::RESOLVED,
+        FALSE,
+        "Reopened",
+        "the trouble recurred after resolution",
+    );
     let what = observation
         .symptoms
         .iter()
@@ -546,7 +607,11 @@ fn reopen(b: &mut Builder, spec: &IncidentSpec, observation: &Observation) {
         format!(
             "the trouble recurred {} after resolution; reopened (occurrence {occurrences}){}",
             human(since(b.now, resolved_at)),
-            if what.is_empty() { String::new() } else { format!(": {what}") }
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!(": {what}")
+            }
         ),
     );
     b.transitions.push(Transition::Reopened { occurrences });
@@ -611,9 +676,16 @@ fn acknowledgement(b: &mut Builder, spec: &IncidentSpec, opened_at: Timestamp) {
             if b.status.acknowledged_at.is_none() {
                 b.status.acknowledged_at = Some(Time(b.now));
             }
-            b.cond(condition::ACKNOWLEDGED, TRUE, "Acknowledged", message.clone());
+            b.cond(
+                condition::ACKNOWLEDGED,
+                TRUE,
+                "Acknowledged",
+                message.clone(),
+            );
             let first = previous.as_ref().is_none_or(|(s, _)| s != TRUE);
-            let handed_over = previous.as_ref().is_some_and(|(s, m)| s == TRUE && *m != message);
+            let handed_over = previous
+                .as_ref()
+                .is_some_and(|(s, m)| s == TRUE && *m != message);
             if first || handed_over {
                 b.timeline(TimelineType::Acknowledged, message);
                 let at = b.status.acknowledged_at.as_ref().map_or(b.now, |t| t.0);
@@ -627,15 +699,29 @@ fn acknowledgement(b: &mut Builder, spec: &IncidentSpec, opened_at: Timestamp) {
         _ => {
             if is_true(&b.status.conditions, condition::ACKNOWLEDGED) {
                 b.status.acknowledged_at = None;
-                b.cond(condition::ACKNOWLEDGED, FALSE, "Withdrawn", "the acknowledgement was withdrawn");
-                b.timeline(TimelineType::Acknowledged, "acknowledgement withdrawn".into());
+                b.cond(
+                    condition::ACKNOWLEDGED,
+                    FALSE,
+                    "Withdrawn",
+                    "the acknowledgement was withdrawn",
+                );
+                b.timeline(
+                    TimelineType::Acknowledged,
+                    "acknowledgement withdrawn".into(),
+                );
                 b.transitions.push(Transition::AcknowledgementWithdrawn);
             }
         }
     }
 }
 
-fn resolve(b: &mut Builder, by: Option<String>, summary: String, opened_at: Timestamp, reason: &str) {
+fn resolve(
+    b: &mut Builder,
+    by: Option<String>,
+    summary: String,
+    opened_at: Timestamp,
+    reason: &str,
+) {
     b.status.resolved_at = Some(Time(b.now));
     let message = match &by {
         Some(by) => format!("resolved by {by}: {summary}"),
@@ -689,10 +775,9 @@ fn steps(
                 StepState::Running => break, // the executor reports back
                 StepState::Succeeded => {
                     // Monitoring this step, unless a later step already ran.
-                    if b.status.mitigations[i + 1..]
-                        .iter()
-                        .any(|m| m.state != StepState::Pending && m.state != StepState::AwaitingApproval)
-                    {
+                    if b.status.mitigations[i + 1..].iter().any(|m| {
+                        m.state != StepState::Pending && m.state != StepState::AwaitingApproval
+                    }) {
                         i += 1;
                         continue;
                     }
@@ -720,7 +805,8 @@ fn steps(
                             continue;
                         }
                         TargetHealth::Healthy => {
-                            let healthy_since = b.status.healthy_since.as_ref().map_or(b.now, |t| t.0);
+                            let healthy_since =
+                                b.status.healthy_since.as_ref().map_or(b.now, |t| t.0);
                             let end = add(healthy_since.max(completed), window);
                             if b.now >= end {
                                 resolve(
@@ -770,9 +856,13 @@ fn steps(
                                 );
                                 b.timeline(
                                     TimelineType::AwaitingApproval,
-                                    format!("mitigation {name:?} ({}) awaits approval", step_spec.action),
+                                    format!(
+                                        "mitigation {name:?} ({}) awaits approval",
+                                        step_spec.action
+                                    ),
                                 );
-                                b.transitions.push(Transition::AwaitingApproval { step: name });
+                                b.transitions
+                                    .push(Transition::AwaitingApproval { step: name });
                             }
                         }
                         (approval, by) => {
@@ -795,7 +885,10 @@ fn steps(
                                 Some(by) => format!("approved by {by}; starting"),
                                 None => "automatic; starting".into(),
                             };
-                            b.transitions.push(Transition::StepReady { index: i, step: name });
+                            b.transitions.push(Transition::StepReady {
+                                index: i,
+                                step: name,
+                            });
                         }
                     }
                     break;
@@ -804,7 +897,11 @@ fn steps(
         }
         if !spec.mitigations.is_empty()
             && b.status.mitigations.iter().all(|m| m.state.is_final())
-            && !b.status.mitigations.iter().any(|m| m.state == StepState::Succeeded)
+            && !b
+                .status
+                .mitigations
+                .iter()
+                .any(|m| m.state == StepState::Succeeded)
             && get_condition(&b.status.conditions, condition::MITIGATION_FAILED)
                 .is_none_or(|c| c.reason != "MitigationsExhausted")
         {
@@ -827,9 +924,10 @@ fn steps(
             && spec.source == IncidentSource::Detector
             && spec.mitigations.is_empty()
         {
-            if let (TargetHealth::Healthy, Some(since_t)) =
-                (&observation.target, b.status.healthy_since.as_ref().map(|t| t.0))
-            {
+            if let (TargetHealth::Healthy, Some(since_t)) = (
+                &observation.target,
+                b.status.healthy_since.as_ref().map(|t| t.0),
+            ) {
                 let end = add(since_t, window);
                 if b.now >= end {
                     resolve(
@@ -860,7 +958,10 @@ fn steps(
                     TimelineType::MitigationSkipped,
                     format!("mitigation {name:?} skipped: {message}"),
                 );
-                b.transitions.push(Transition::StepSkipped { step: name, message });
+                b.transitions.push(Transition::StepSkipped {
+                    step: name,
+                    message,
+                });
             }
         }
     }
@@ -873,11 +974,21 @@ fn steps(
         .map(|m| m.name.as_str())
         .collect();
     let (status, reason, message) = if awaiting.is_empty() {
-        (FALSE, "NoPendingApproval", "no mitigation awaits approval".to_string())
+        (
+            FALSE,
+            "NoPendingApproval",
+            "no mitigation awaits approval".to_string(),
+        )
     } else {
-        (TRUE, "AwaitingApproval", format!("awaiting approval: {}", awaiting.join(", ")))
+        (
+            TRUE,
+            "AwaitingApproval",
+            format!("awaiting approval: {}", awaiting.join(", ")),
+        )
     };
-    if !spec.mitigations.is_empty() || get_condition(&b.status.conditions, condition::AWAITING_APPROVAL).is_some() {
+    if !spec.mitigations.is_empty()
+        || get_condition(&b.status.conditions, condition::AWAITING_APPROVAL).is_some()
+    {
         b.cond(condition::AWAITING_APPROVAL, status, reason, message);
     }
 }
@@ -898,7 +1009,10 @@ fn fail_step(b: &mut Builder, i: usize, message: String) {
         TimelineType::MitigationFailed,
         format!("mitigation {name:?} failed: {message}"),
     );
-    b.transitions.push(Transition::StepFailed { step: name, message });
+    b.transitions.push(Transition::StepFailed {
+        step: name,
+        message,
+    });
 }
 
 fn overdue(b: &mut Builder, response: Duration, resolution: Duration) {
@@ -909,31 +1023,74 @@ fn overdue(b: &mut Builder, response: Duration, resolution: Duration) {
 
     if let Some(deadline) = response_deadline {
         if resolved {
-            b.cond(condition::RESPONSE_OVERDUE, FALSE, "Resolved", "the incident is resolved");
+            b.cond(
+                condition::RESPONSE_OVERDUE,
+                FALSE,
+                "Resolved",
+                "the incident is resolved",
+            );
         } else if acknowledged {
-            b.cond(condition::RESPONSE_OVERDUE, FALSE, "Acknowledged", "the incident was acknowledged");
+            b.cond(
+                condition::RESPONSE_OVERDUE,
+                FALSE,
+                "Acknowledged",
+                "the incident was acknowledged",
+            );
         } else if b.now >= deadline {
-            let message = format!("not acknowledged within the {} response target", human(response));
-            if b.cond(condition::RESPONSE_OVERDUE, TRUE, "ResponseTargetMissed", message.clone()) {
+            let message = format!(
+                "not acknowledged within the {} response target",
+                human(response)
+            );
+            if b.cond(
+                condition::RESPONSE_OVERDUE,
+                TRUE,
+                "ResponseTargetMissed",
+                message.clone(),
+            ) {
                 b.timeline(TimelineType::ResponseOverdue, message);
-                b.transitions.push(Transition::ResponseOverdue { target: response });
+                b.transitions
+                    .push(Transition::ResponseOverdue { target: response });
             }
         } else {
-            b.cond(condition::RESPONSE_OVERDUE, FALSE, "WithinTarget", "the response target has not passed");
+            b.cond(
+                condition::RESPONSE_OVERDUE,
+                FALSE,
+                "WithinTarget",
+                "the response target has not passed",
+            );
             b.wake_at(deadline);
         }
     }
     if let Some(deadline) = resolution_deadline {
         if resolved {
-            b.cond(condition::RESOLUTION_OVERDUE, FALSE, "Resolved", "the incident is resolved");
+            b.cond(
+                condition::RESOLUTION_OVERDUE,
+                FALSE,
+                "Resolved",
+                "the incident is resolved",
+            );
         } else if b.now >= deadline {
-            let message = format!("not resolved within the {} resolution target", human(resolution));
-            if b.cond(condition::RESOLUTION_OVERDUE, TRUE, "ResolutionTargetMissed", message.clone()) {
+            let message = format!(
+                "not resolved within the {} resolution target",
+                human(resolution)
+            );
+            if b.cond(
+                condition::RESOLUTION_OVERDUE,
+                TRUE,
+                "ResolutionTargetMissed",
+                message.clone(),
+            ) {
                 b.timeline(TimelineType::ResolutionOverdue, message);
-                b.transitions.push(Transition::ResolutionOverdue { target: resolution });
+                b.transitions
+                    .push(Transition::ResolutionOverdue { target: resolution });
             }
         } else {
-            b.cond(condition::RESOLUTION_OVERDUE, FALSE, "WithinTarget", "the resolution target has not passed");
+            b.cond(
+                condition::RESOLUTION_OVERDUE,
+                FALSE,
+                "WithinTarget",
+                "the resolution target has not passed",
+            );
             b.wake_at(deadline);
         }
     }
@@ -944,7 +1101,11 @@ fn phase_of(status: &IncidentStatus, spec: &IncidentSpec) -> Phase {
     if status.resolved_at.is_some() {
         return Phase::Resolved;
     }
-    if status.mitigations.iter().any(|m| m.state == StepState::Running) {
+    if status
+        .mitigations
+        .iter()
+        .any(|m| m.state == StepState::Running)
+    {
         return Phase::Mitigating;
     }
     let monitoring = status
@@ -955,15 +1116,22 @@ fn phase_of(status: &IncidentStatus, spec: &IncidentSpec) -> Phase {
     if monitoring {
         return Phase::Monitoring;
     }
-    let approved = spec
-        .mitigations
-        .iter()
-        .any(|m| m.approved_by.as_deref().is_some_and(|s| !s.trim().is_empty()));
+    let approved = spec.mitigations.iter().any(|m| {
+        m.approved_by
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty())
+    });
     let progressed = matches!(
         status.phase,
         Some(Phase::Identified | Phase::Mitigating | Phase::Monitoring)
     );
-    if spec.root_cause.as_deref().is_some_and(|s| !s.trim().is_empty()) || approved || progressed {
+    if spec
+        .root_cause
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty())
+        || approved
+        || progressed
+    {
         return Phase::Identified;
     }
     Phase::Investigating
@@ -1008,7 +1176,11 @@ pub fn record_step_outcome(
     let mut transitions = Vec::new();
     let timeline;
     match outcome {
-        StepOutcome::Started { before, intent, message } => {
+        StepOutcome::Started {
+            before,
+            intent,
+            message,
+        } => {
             if step.state == StepState::Running {
                 return transitions;
             }
@@ -1017,7 +1189,10 @@ pub fn record_step_outcome(
             step.before = before;
             step.intent = intent;
             step.message = message.clone();
-            timeline = Some((TimelineType::MitigationStarted, format!("mitigation {name:?} started: {message}")));
+            timeline = Some((
+                TimelineType::MitigationStarted,
+                format!("mitigation {name:?} started: {message}"),
+            ));
         }
         StepOutcome::Succeeded { after, message } => {
             if step.state == StepState::Succeeded {
@@ -1032,9 +1207,15 @@ pub fn record_step_outcome(
             }
             timeline = Some((
                 TimelineType::MitigationSucceeded,
-                format!("mitigation {name:?} succeeded: {message}; monitoring for {}", human(monitoring_window)),
+                format!(
+                    "mitigation {name:?} succeeded: {message}; monitoring for {}",
+                    human(monitoring_window)
+                ),
             ));
-            transitions.push(Transition::Monitoring { step: name.clone(), window: monitoring_window });
+            transitions.push(Transition::Monitoring {
+                step: name.clone(),
+                window: monitoring_window,
+            });
         }
         StepOutcome::Failed { message } => {
             if step.state == StepState::Failed {
@@ -1052,8 +1233,14 @@ pub fn record_step_outcome(
                 generation,
                 now,
             );
-            timeline = Some((TimelineType::MitigationFailed, format!("mitigation {name:?} failed: {message}")));
-            transitions.push(Transition::StepFailed { step: name.clone(), message });
+            timeline = Some((
+                TimelineType::MitigationFailed,
+                format!("mitigation {name:?} failed: {message}"),
+            ));
+            transitions.push(Transition::StepFailed {
+                step: name.clone(),
+                message,
+            });
         }
         StepOutcome::Skipped { message } => {
             if step.state == StepState::Skipped {
@@ -1062,15 +1249,24 @@ pub fn record_step_outcome(
             step.state = StepState::Skipped;
             step.completed_at = Some(Time(now));
             step.message = message.clone();
-            timeline = Some((TimelineType::MitigationSkipped, format!("mitigation {name:?} skipped: {message}")));
-            transitions.push(Transition::StepSkipped { step: name.clone(), message });
+            timeline = Some((
+                TimelineType::MitigationSkipped,
+                format!("mitigation {name:?} skipped: {message}"),
+            ));
+            transitions.push(Transition::StepSkipped {
+                step: name.clone(),
+                message,
+            });
         }
     }
     if let Some((t, m)) = timeline {
         push_timeline(status, t, m, now);
     }
 
-    if matches!(status.mitigations.get(index).map(|m| m.state), Some(StepState::Running)) {
+    if matches!(
+        status.mitigations.get(index).map(|m| m.state),
+        Some(StepState::Running)
+    ) {
         status.phase = Some(Phase::Mitigating);
     }
     transitions

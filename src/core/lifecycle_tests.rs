@@ -86,7 +86,10 @@ fn run(
         .iter()
         .filter(|t| !matches!(t, Transition::StepReady { .. }))
         .collect();
-    assert!(replayed.is_empty(), "re-run produced transitions: {replayed:?}");
+    assert!(
+        replayed.is_empty(),
+        "re-run produced transitions: {replayed:?}"
+    );
     d
 }
 
@@ -106,14 +109,24 @@ fn opens_investigating_with_deadlines() {
     let s = &d.status;
     assert_eq!(s.phase, Some(Phase::Investigating));
     assert_eq!(s.severity, Some(Severity::SEV2));
-    assert_eq!(s.opened_at, Some(Time(t(0))), "openedAt is the creation time");
+    assert_eq!(
+        s.opened_at,
+        Some(Time(t(0))),
+        "openedAt is the creation time"
+    );
     assert_eq!(s.response_deadline, Some(Time(t(15 * 60))));
     assert_eq!(s.resolution_deadline, Some(Time(t(4 * 3600))));
     assert_eq!(s.occurrences, Some(1));
     assert_eq!(s.observed_generation, Some(1));
     assert_eq!(timeline_types(s), vec![TimelineType::Opened]);
-    assert_eq!(cond(s, condition::ACKNOWLEDGED), ("False", "NotAcknowledged"));
-    assert_eq!(cond(s, condition::RESPONSE_OVERDUE), ("False", "WithinTarget"));
+    assert_eq!(
+        cond(s, condition::ACKNOWLEDGED),
+        ("False", "NotAcknowledged")
+    );
+    assert_eq!(
+        cond(s, condition::RESPONSE_OVERDUE),
+        ("False", "WithinTarget")
+    );
     assert_eq!(cond(s, condition::RESOLVED), ("False", "Open"));
     assert_eq!(cond(s, condition::VALID), ("True", "Valid"));
     assert_eq!(
@@ -137,7 +150,11 @@ fn deadlines_follow_the_severity_table() {
     ] {
         let d = run(&spec(sev), None, &obs(TargetHealth::Unknown), t(0));
         assert_eq!(d.status.response_deadline, Some(Time(t(response))), "{sev}");
-        assert_eq!(d.status.resolution_deadline, Some(Time(t(resolution))), "{sev}");
+        assert_eq!(
+            d.status.resolution_deadline,
+            Some(Time(t(resolution))),
+            "{sev}"
+        );
     }
 }
 
@@ -146,7 +163,10 @@ fn flag_overrides_change_deadlines() {
     let mut policy = Policy::default();
     policy
         .targets
-        .apply_overrides(crate::core::targets::TargetKind::Response, &["SEV2=2m".into()])
+        .apply_overrides(
+            crate::core::targets::TargetKind::Response,
+            &["SEV2=2m".into()],
+        )
         .unwrap();
     let sp = spec(Severity::SEV2);
     let view = IncidentView {
@@ -168,7 +188,10 @@ fn acknowledgement() {
     let s = &d.status;
     assert_eq!(s.acknowledged_at, Some(Time(t(120))));
     assert_eq!(cond(s, condition::ACKNOWLEDGED), ("True", "Acknowledged"));
-    assert_eq!(cond(s, condition::RESPONSE_OVERDUE), ("False", "Acknowledged"));
+    assert_eq!(
+        cond(s, condition::RESPONSE_OVERDUE),
+        ("False", "Acknowledged")
+    );
     assert_eq!(
         d.transitions,
         vec![Transition::Acknowledged {
@@ -177,7 +200,10 @@ fn acknowledgement() {
             severity: Severity::SEV2
         }]
     );
-    assert_eq!(timeline_types(s), vec![TimelineType::Opened, TimelineType::Acknowledged]);
+    assert_eq!(
+        timeline_types(s),
+        vec![TimelineType::Opened, TimelineType::Acknowledged]
+    );
     // Next wake-up is the resolution deadline, not the response one.
     assert_eq!(d.requeue_after, Some(Duration::from_secs(4 * 3600 - 120)));
 
@@ -194,7 +220,10 @@ fn acknowledgement() {
     sp.acknowledged_by = None;
     let d3 = run(&sp, Some(&d2.status), &obs(TargetHealth::Unknown), t(400));
     assert_eq!(d3.status.acknowledged_at, None);
-    assert_eq!(cond(&d3.status, condition::ACKNOWLEDGED), ("False", "Withdrawn"));
+    assert_eq!(
+        cond(&d3.status, condition::ACKNOWLEDGED),
+        ("False", "Withdrawn")
+    );
     assert_eq!(d3.transitions, vec![Transition::AcknowledgementWithdrawn]);
 }
 
@@ -214,7 +243,10 @@ fn response_overdue_then_acknowledged() {
             target: Duration::from_secs(300)
         }]
     );
-    assert_eq!(cond(&d.status, condition::RESPONSE_OVERDUE), ("True", "ResponseTargetMissed"));
+    assert_eq!(
+        cond(&d.status, condition::RESPONSE_OVERDUE),
+        ("True", "ResponseTargetMissed")
+    );
     let overdue_at = get_condition(&d.status.conditions, condition::RESPONSE_OVERDUE)
         .unwrap()
         .last_transition_time
@@ -231,8 +263,16 @@ fn response_overdue_then_acknowledged() {
     assert!(later.transitions.is_empty());
     // Acknowledging stops it.
     sp.acknowledged_by = Some("alice".into());
-    let acked = run(&sp, Some(&later.status), &obs(TargetHealth::Unknown), t(1000));
-    assert_eq!(cond(&acked.status, condition::RESPONSE_OVERDUE), ("False", "Acknowledged"));
+    let acked = run(
+        &sp,
+        Some(&later.status),
+        &obs(TargetHealth::Unknown),
+        t(1000),
+    );
+    assert_eq!(
+        cond(&acked.status, condition::RESPONSE_OVERDUE),
+        ("False", "Acknowledged")
+    );
     assert!(timeline_types(&acked.status).contains(&TimelineType::ResponseOverdue));
 }
 
@@ -248,7 +288,10 @@ fn resolution_overdue() {
             target: Duration::from_secs(7200)
         }]
     );
-    assert_eq!(cond(&d.status, condition::RESOLUTION_OVERDUE), ("True", "ResolutionTargetMissed"));
+    assert_eq!(
+        cond(&d.status, condition::RESOLUTION_OVERDUE),
+        ("True", "ResolutionTargetMissed")
+    );
     assert_eq!(d.requeue_after, None, "no deadline left to wake for");
 }
 
@@ -265,7 +308,10 @@ fn root_cause_identifies() {
             root_cause: Some("bad config in v2.3".into())
         }]
     );
-    assert_eq!(d.status.timeline.last().unwrap().type_, TimelineType::Identified);
+    assert_eq!(
+        d.status.timeline.last().unwrap().type_,
+        TimelineType::Identified
+    );
 }
 
 #[test]
@@ -284,8 +330,14 @@ fn manual_resolution() {
     assert_eq!(s.resolved_at, Some(Time(t(600))));
     assert_eq!(cond(s, condition::RESOLVED), ("True", "ManuallyResolved"));
     assert_eq!(cond(s, condition::RESPONSE_OVERDUE), ("False", "Resolved"));
-    assert_eq!(cond(s, condition::RESOLUTION_OVERDUE), ("False", "Resolved"));
-    assert_eq!(cond(s, condition::AWAITING_APPROVAL), ("False", "NoPendingApproval"));
+    assert_eq!(
+        cond(s, condition::RESOLUTION_OVERDUE),
+        ("False", "Resolved")
+    );
+    assert_eq!(
+        cond(s, condition::AWAITING_APPROVAL),
+        ("False", "NoPendingApproval")
+    );
     assert_eq!(s.mitigations[0].state, StepState::Skipped);
     assert!(d.transitions.contains(&Transition::Resolved {
         by: Some("alice".into()),
@@ -297,29 +349,58 @@ fn manual_resolution() {
     // Resolved is terminal: deadlines passing later change nothing.
     let later = run(&sp, Some(s), &obs(TargetHealth::Unknown), t(10 * 3600));
     assert!(later.transitions.is_empty());
-    assert_eq!(cond(&later.status, condition::RESOLUTION_OVERDUE), ("False", "Resolved"));
+    assert_eq!(
+        cond(&later.status, condition::RESOLUTION_OVERDUE),
+        ("False", "Resolved")
+    );
 }
 
 #[test]
 fn approval_gate() {
     let mut sp = spec(Severity::SEV2);
     sp.mitigations = vec![manual_step("rollback"), manual_step("second")];
-    let d = run(&sp, None, &obs(TargetHealth::Unhealthy("3/4 pods in CrashLoopBackOff".into())), t(0));
+    let d = run(
+        &sp,
+        None,
+        &obs(TargetHealth::Unhealthy(
+            "3/4 pods in CrashLoopBackOff".into(),
+        )),
+        t(0),
+    );
     let s = &d.status;
     assert_eq!(s.mitigations[0].state, StepState::AwaitingApproval);
-    assert_eq!(s.mitigations[1].state, StepState::Pending, "one step at a time");
-    assert_eq!(cond(s, condition::AWAITING_APPROVAL), ("True", "AwaitingApproval"));
+    assert_eq!(
+        s.mitigations[1].state,
+        StepState::Pending,
+        "one step at a time"
+    );
+    assert_eq!(
+        cond(s, condition::AWAITING_APPROVAL),
+        ("True", "AwaitingApproval")
+    );
     assert!(d.transitions.contains(&Transition::AwaitingApproval {
         step: "rollback".into()
     }));
     assert_eq!(s.phase, Some(Phase::Investigating));
 
     sp.mitigations[0].approved_by = Some("alice".into());
-    let d2 = run(&sp, Some(s), &obs(TargetHealth::Unhealthy("x".into())), t(60));
+    let d2 = run(
+        &sp,
+        Some(s),
+        &obs(TargetHealth::Unhealthy("x".into())),
+        t(60),
+    );
     assert_eq!(d2.status.mitigations[0].state, StepState::Pending);
     assert_eq!(d2.status.mitigations[0].approved_at, Some(Time(t(60))));
-    assert_eq!(d2.status.phase, Some(Phase::Identified), "approval identifies");
-    assert_eq!(cond(&d2.status, condition::AWAITING_APPROVAL), ("False", "NoPendingApproval"));
+    assert_eq!(
+        d2.status.phase,
+        Some(Phase::Identified),
+        "approval identifies"
+    );
+    assert_eq!(
+        cond(&d2.status, condition::AWAITING_APPROVAL),
+        ("False", "NoPendingApproval")
+    );
     assert_eq!(
         d2.transitions,
         vec![
@@ -335,7 +416,12 @@ fn approval_gate() {
         ]
     );
     // A replay asks the executor again (it is idempotent) but records nothing new.
-    let d3 = run(&sp, Some(&d2.status), &obs(TargetHealth::Unhealthy("x".into())), t(61));
+    let d3 = run(
+        &sp,
+        Some(&d2.status),
+        &obs(TargetHealth::Unhealthy("x".into())),
+        t(61),
+    );
     assert_eq!(
         d3.transitions,
         vec![Transition::StepReady {
@@ -360,7 +446,10 @@ fn automatic_step_runs_at_once() {
         .transitions
         .iter()
         .any(|t| matches!(t, Transition::AwaitingApproval { .. })));
-    assert_eq!(cond(&d.status, condition::AWAITING_APPROVAL), ("False", "NoPendingApproval"));
+    assert_eq!(
+        cond(&d.status, condition::AWAITING_APPROVAL),
+        ("False", "NoPendingApproval")
+    );
 }
 
 fn started() -> StepOutcome {
@@ -393,7 +482,10 @@ fn mitigating_monitoring_resolved() {
     assert!(tr.is_empty());
     assert_eq!(s.mitigations[0].state, StepState::Running);
     assert_eq!(s.mitigations[0].before["revision"], "7");
-    assert!(record_step_outcome(&mut s, 0, started(), window, Some(1), t(2)).is_empty(), "replayed report is a no-op");
+    assert!(
+        record_step_outcome(&mut s, 0, started(), window, Some(1), t(2)).is_empty(),
+        "replayed report is a no-op"
+    );
     let d = run(&sp, Some(&s), &unhealthy, t(2));
     assert_eq!(d.status.phase, Some(Phase::Mitigating));
     let mut s = d.status;
@@ -412,13 +504,30 @@ fn mitigating_monitoring_resolved() {
     let d = run(&sp, Some(&s), &obs(TargetHealth::Healthy), t(40));
     assert_eq!(d.status.phase, Some(Phase::Monitoring));
     assert_eq!(d.status.healthy_since, Some(Time(t(40))));
-    assert_eq!(d.requeue_after, Some(window), "wake at the end of the window");
-    let d = run(&sp, Some(&d.status), &obs(TargetHealth::Healthy), t(40 + 15 * 60 - 1));
+    assert_eq!(
+        d.requeue_after,
+        Some(window),
+        "wake at the end of the window"
+    );
+    let d = run(
+        &sp,
+        Some(&d.status),
+        &obs(TargetHealth::Healthy),
+        t(40 + 15 * 60 - 1),
+    );
     assert_eq!(d.status.phase, Some(Phase::Monitoring));
-    let d = run(&sp, Some(&d.status), &obs(TargetHealth::Healthy), t(40 + 15 * 60));
+    let d = run(
+        &sp,
+        Some(&d.status),
+        &obs(TargetHealth::Healthy),
+        t(40 + 15 * 60),
+    );
     assert_eq!(d.status.phase, Some(Phase::Resolved));
     assert_eq!(cond(&d.status, condition::RESOLVED), ("True", "Recovered"));
-    assert!(matches!(d.transitions[..], [Transition::Resolved { by: None, .. }]));
+    assert!(matches!(
+        d.transitions[..],
+        [Transition::Resolved { by: None, .. }]
+    ));
 }
 
 #[test]
@@ -432,7 +541,11 @@ fn relapse_moves_to_next_step_then_exhausts() {
     record_step_outcome(&mut s, 0, succeeded(), w, Some(1), t(5));
     let d = run(&sp, Some(&s), &obs(TargetHealth::Healthy), t(10));
     assert_eq!(d.status.phase, Some(Phase::Monitoring));
-    assert_eq!(d.status.mitigations[1].state, StepState::Pending, "no next step while monitoring");
+    assert_eq!(
+        d.status.mitigations[1].state,
+        StepState::Pending,
+        "no next step while monitoring"
+    );
     // Relapse.
     let d = run(&sp, Some(&d.status), &sick, t(60));
     assert_eq!(d.status.mitigations[0].state, StepState::Ineffective);
@@ -442,17 +555,39 @@ fn relapse_moves_to_next_step_then_exhausts() {
         step: "restart".into(),
         reason: "crashloop".into()
     }));
-    assert_eq!(d.status.phase, Some(Phase::Identified), "phase does not regress to Investigating");
+    assert_eq!(
+        d.status.phase,
+        Some(Phase::Identified),
+        "phase does not regress to Investigating"
+    );
     // The second step fails: nothing left.
     let mut s = d.status;
     sp.mitigations[1].approved_by = Some("alice".into());
     s = run(&sp, Some(&s), &sick, t(70)).status;
-    record_step_outcome(&mut s, 1, StepOutcome::Failed { message: "no previous revision".into() }, w, Some(1), t(71));
-    assert_eq!(cond(&s, condition::MITIGATION_FAILED), ("True", "StepFailed"));
+    record_step_outcome(
+        &mut s,
+        1,
+        StepOutcome::Failed {
+            message: "no previous revision".into(),
+        },
+        w,
+        Some(1),
+        t(71),
+    );
+    assert_eq!(
+        cond(&s, condition::MITIGATION_FAILED),
+        ("True", "StepFailed")
+    );
     let d = run(&sp, Some(&s), &sick, t(72));
     assert_eq!(d.transitions, vec![Transition::MitigationsExhausted]);
-    assert_eq!(cond(&d.status, condition::MITIGATION_FAILED), ("True", "MitigationsExhausted"));
-    assert_eq!(d.status.timeline.last().unwrap().type_, TimelineType::Escalated);
+    assert_eq!(
+        cond(&d.status, condition::MITIGATION_FAILED),
+        ("True", "MitigationsExhausted")
+    );
+    assert_eq!(
+        d.status.timeline.last().unwrap().type_,
+        TimelineType::Escalated
+    );
 }
 
 #[test]
@@ -464,7 +599,12 @@ fn detector_incident_without_plan_auto_resolves() {
     assert_eq!(d.status.healthy_since, Some(Time(t(100))));
     assert_eq!(d.requeue_after, Some(Duration::from_secs(600)));
     // A flap resets the window.
-    let d = run(&sp, Some(&d.status), &obs(TargetHealth::Unhealthy("x".into())), t(200));
+    let d = run(
+        &sp,
+        Some(&d.status),
+        &obs(TargetHealth::Unhealthy("x".into())),
+        t(200),
+    );
     assert_eq!(d.status.healthy_since, None);
     let d = run(&sp, Some(&d.status), &obs(TargetHealth::Healthy), t(300));
     let d = run(&sp, Some(&d.status), &obs(TargetHealth::Healthy), t(899));
@@ -488,8 +628,14 @@ fn runbook_monitoring_window_overrides() {
         monitoring_window: Some(Duration::from_secs(60)),
         ..Default::default()
     };
-    assert_eq!(policy.monitoring_window(Severity::SEV1), Duration::from_secs(60));
-    assert_eq!(Policy::default().monitoring_window(Severity::SEV1), Duration::from_secs(1800));
+    assert_eq!(
+        policy.monitoring_window(Severity::SEV1),
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        Policy::default().monitoring_window(Severity::SEV1),
+        Duration::from_secs(1800)
+    );
 }
 
 #[test]
@@ -513,7 +659,10 @@ fn severity_changes() {
     sp.severity = Severity::SEV2;
     let d = run(&sp, Some(&d.status), &obs(TargetHealth::Unknown), t(120));
     assert_eq!(d.status.severity, Some(Severity::SEV2));
-    assert_eq!(d.status.timeline.last().unwrap().message, "severity SEV1 -> SEV2");
+    assert_eq!(
+        d.status.timeline.last().unwrap().message,
+        "severity SEV1 -> SEV2"
+    );
 }
 
 #[test]
@@ -534,8 +683,14 @@ fn impact_raises_severity_and_never_silently_lowers_it() {
     };
     let d = run(&sp, Some(&s), &worse, t(30));
     assert_eq!(d.status.severity, Some(Severity::SEV1));
-    assert_eq!(d.status.impact.as_ref().unwrap().severity, Some(Severity::SEV1));
-    assert_eq!(d.status.timeline.last().unwrap().message, "severity SEV3 -> SEV1 (impact grew)");
+    assert_eq!(
+        d.status.impact.as_ref().unwrap().severity,
+        Some(Severity::SEV1)
+    );
+    assert_eq!(
+        d.status.timeline.last().unwrap().message,
+        "severity SEV3 -> SEV1 (impact grew)"
+    );
     let better = Observation {
         impact_severity: Some(Severity::SEV3),
         impact: Some(Impact {
@@ -545,7 +700,11 @@ fn impact_raises_severity_and_never_silently_lowers_it() {
         ..worse.clone()
     };
     let d = run(&sp, Some(&d.status), &better, t(60));
-    assert_eq!(d.status.severity, Some(Severity::SEV1), "not lowered when impact improves");
+    assert_eq!(
+        d.status.severity,
+        Some(Severity::SEV1),
+        "not lowered when impact improves"
+    );
     assert!(d.transitions.is_empty());
 }
 
@@ -571,7 +730,12 @@ fn timeline_is_capped_keeping_the_first_entry() {
     let mut s = IncidentStatus::default();
     push_timeline(&mut s, TimelineType::Opened, "opened".into(), t(0));
     for i in 0..150 {
-        push_timeline(&mut s, TimelineType::Symptom, format!("symptom {i}"), t(i + 1));
+        push_timeline(
+            &mut s,
+            TimelineType::Symptom,
+            format!("symptom {i}"),
+            t(i + 1),
+        );
     }
     assert_eq!(s.timeline.len(), TIMELINE_CAP);
     assert_eq!(s.timeline[0].type_, TimelineType::Opened);
@@ -592,10 +756,15 @@ fn invalid_spec_is_reported_and_the_step_fails() {
     let d = run(&sp, None, &obs(TargetHealth::Unknown), t(0));
     let (status, reason) = cond(&d.status, condition::VALID);
     assert_eq!((status, reason), ("False", "InvalidSpec"));
-    let msg = &get_condition(&d.status.conditions, condition::VALID).unwrap().message;
+    let msg = &get_condition(&d.status.conditions, condition::VALID)
+        .unwrap()
+        .message;
     assert!(msg.contains("spec.mitigations[0].replicas"), "{msg}");
     assert_eq!(d.status.mitigations[0].state, StepState::Failed);
-    assert!(d.transitions.iter().any(|t| matches!(t, Transition::Invalid { .. })));
+    assert!(d
+        .transitions
+        .iter()
+        .any(|t| matches!(t, Transition::Invalid { .. })));
     assert!(d.transitions.contains(&Transition::MitigationsExhausted));
     // Fixing the spec makes it valid again (the failed step stays failed).
     sp.mitigations[0].replicas = Some(3);
@@ -606,7 +775,9 @@ fn invalid_spec_is_reported_and_the_step_fails() {
 #[test]
 fn sub_second_clock_is_truncated() {
     let sp = spec(Severity::SEV2);
-    let now = t(5).checked_add(jiff::SignedDuration::from_millis(750)).unwrap();
+    let now = t(5)
+        .checked_add(jiff::SignedDuration::from_millis(750))
+        .unwrap();
     let d = run(&sp, None, &obs(TargetHealth::Unknown), now);
     assert_eq!(d.status.last_seen_at, Some(Time(t(5))));
     // And serializing then parsing the status gives it back unchanged.
@@ -633,7 +804,12 @@ fn steps_follow_spec_order_and_keep_records_by_name() {
         &Policy::default(),
         t(1),
     );
-    let names: Vec<_> = d.status.mitigations.iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<_> = d
+        .status
+        .mitigations
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     assert_eq!(names, vec!["z", "a", "b"]);
     assert_eq!(d.status.observed_generation, Some(2));
 }
@@ -642,15 +818,24 @@ fn steps_follow_spec_order_and_keep_records_by_name() {
 fn symptoms_are_recorded_once_per_episode() {
     let mut sp = spec(Severity::SEV2);
     sp.source = IncidentSource::Detector;
-    let crash = (crate::api::TriggerType::CrashLoopBackOff, "3/4 pods in CrashLoopBackOff".to_string());
+    let crash = (
+        crate::api::TriggerType::CrashLoopBackOff,
+        "3/4 pods in CrashLoopBackOff".to_string(),
+    );
     let o = Observation {
         target: TargetHealth::Unhealthy("x".into()),
         symptoms: vec![crash.clone()],
         ..Default::default()
     };
     let d = run(&sp, None, &o, t(0));
-    assert_eq!(timeline_types(&d.status), vec![TimelineType::Opened, TimelineType::Symptom]);
-    assert_eq!(d.status.timeline[1].message, "CrashLoopBackOff: 3/4 pods in CrashLoopBackOff");
+    assert_eq!(
+        timeline_types(&d.status),
+        vec![TimelineType::Opened, TimelineType::Symptom]
+    );
+    assert_eq!(
+        d.status.timeline[1].message,
+        "CrashLoopBackOff: 3/4 pods in CrashLoopBackOff"
+    );
     assert_eq!(d.status.last_seen_at, Some(Time(t(0))));
     // The same symptom with other numbers is not a new symptom.
     let o2 = Observation {
@@ -659,14 +844,21 @@ fn symptoms_are_recorded_once_per_episode() {
     };
     let d2 = run(&sp, Some(&d.status), &o2, t(30));
     assert!(d2.transitions.is_empty());
-    assert_eq!(d2.status.last_seen_at, Some(Time(t(0))), "lastSeenAt is throttled");
+    assert_eq!(
+        d2.status.last_seen_at,
+        Some(Time(t(0))),
+        "lastSeenAt is throttled"
+    );
     let d3 = run(&sp, Some(&d2.status), &o2, t(61));
     assert_eq!(d3.status.last_seen_at, Some(Time(t(61))));
     // A new kind of trouble is appended.
     let o3 = Observation {
         symptoms: vec![
             crash.clone(),
-            (crate::api::TriggerType::Unavailable, "3/4 replicas unavailable".into()),
+            (
+                crate::api::TriggerType::Unavailable,
+                "3/4 replicas unavailable".into(),
+            ),
         ],
         ..o
     };
@@ -698,7 +890,10 @@ fn recurrence_reopens_the_resolved_incident() {
         recurrence: Some(t(600)),
         ..sick.clone()
     };
-    assert_eq!(run(&sp, Some(&resolved), &stale, t(700)).status.phase, Some(Phase::Resolved));
+    assert_eq!(
+        run(&sp, Some(&resolved), &stale, t(700)).status.phase,
+        Some(Phase::Resolved)
+    );
     let again = Observation {
         recurrence: Some(t(900)),
         ..sick.clone()
@@ -708,14 +903,28 @@ fn recurrence_reopens_the_resolved_incident() {
     assert_eq!(d.status.occurrences, Some(2));
     assert_eq!(d.status.resolved_at, None);
     assert_eq!(cond(&d.status, condition::RESOLVED), ("False", "Reopened"));
-    assert!(d.transitions.contains(&Transition::Reopened { occurrences: 2 }));
+    assert!(d
+        .transitions
+        .contains(&Transition::Reopened { occurrences: 2 }));
     // The symptom is recorded again for the new episode.
-    assert!(d.transitions.iter().any(|t| matches!(t, Transition::Symptom { .. })));
+    assert!(d
+        .transitions
+        .iter()
+        .any(|t| matches!(t, Transition::Symptom { .. })));
     let types = timeline_types(&d.status);
-    assert_eq!(&types[types.len() - 2..], &[TimelineType::Reopened, TimelineType::Symptom]);
+    assert_eq!(
+        &types[types.len() - 2..],
+        &[TimelineType::Reopened, TimelineType::Symptom]
+    );
     // A manual resolution is not undone by a recurrence while it stands.
     let mut manual = sp.clone();
-    manual.resolution = Some(Resolution { by: "bob".into(), summary: "done".into() });
+    manual.resolution = Some(Resolution {
+        by: "bob".into(),
+        summary: "done".into(),
+    });
     let r = run(&manual, Some(&s), &obs(TargetHealth::Healthy), t(20)).status;
-    assert_eq!(run(&manual, Some(&r), &again, t(905)).status.phase, Some(Phase::Resolved));
+    assert_eq!(
+        run(&manual, Some(&r), &again, t(905)).status.phase,
+        Some(Phase::Resolved)
+    );
 }

@@ -25,7 +25,10 @@ pub fn validate_selector(sel: &LabelSelector, field: &str) -> Result<(), Selecto
         };
         match e.operator.as_str() {
             "In" | "NotIn" if values == 0 => {
-                return Err(err(format!("operator {} needs at least one value", e.operator)))
+                return Err(err(format!(
+                    "operator {} needs at least one value",
+                    e.operator
+                )))
             }
             "Exists" | "DoesNotExist" if values > 0 => {
                 return Err(err(format!("operator {} takes no values", e.operator)))
@@ -114,7 +117,10 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn runbook(ns: &str, name: &str, spec: serde_json::Value) -> Runbook {
@@ -131,42 +137,126 @@ mod tests {
         assert!(matches(&sel(json!({})), &l));
         assert!(matches(&sel(json!({"matchLabels": {"app": "web"}})), &l));
         assert!(!matches(&sel(json!({"matchLabels": {"app": "db"}})), &l));
-        assert!(matches(&sel(json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "x"]}]})), &l));
-        assert!(matches(&sel(json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["back"]}]})), &l));
-        assert!(matches(&sel(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})), &l));
-        assert!(matches(&sel(json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]})), &l));
-        assert!(!matches(&sel(json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]})), &l));
-        let bad = sel(json!({"matchExpressions": [{"key": "app", "operator": "Like", "values": ["w"]}]}));
+        assert!(matches(
+            &sel(
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "x"]}]})
+            ),
+            &l
+        ));
+        assert!(matches(
+            &sel(
+                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["back"]}]})
+            ),
+            &l
+        ));
+        assert!(matches(
+            &sel(
+                json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
+            ),
+            &l
+        ));
+        assert!(matches(
+            &sel(json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]})),
+            &l
+        ));
+        assert!(!matches(
+            &sel(json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]})),
+            &l
+        ));
+        let bad =
+            sel(json!({"matchExpressions": [{"key": "app", "operator": "Like", "values": ["w"]}]}));
         assert!(!matches(&bad, &l));
         let err = validate_selector(&bad, "spec.selector").unwrap_err();
         assert_eq!(err.field, "spec.selector.matchExpressions[0]");
-        assert!(validate_selector(&sel(json!({"matchExpressions": [{"key": "a", "operator": "In"}]})), "s").is_err());
+        assert!(validate_selector(
+            &sel(json!({"matchExpressions": [{"key": "a", "operator": "In"}]})),
+            "s"
+        )
+        .is_err());
     }
 
     #[test]
     fn tenancy() {
         let web = labels(&[("app", "web")]);
-        let shop_rb = runbook("shop", "web", json!({"selector": {"matchLabels": {"app": "web"}}}));
-        let other_rb = runbook("other", "web", json!({"selector": {"matchLabels": {"app": "web"}}}));
+        let shop_rb = runbook(
+            "shop",
+            "web",
+            json!({"selector": {"matchLabels": {"app": "web"}}}),
+        );
+        let other_rb = runbook(
+            "other",
+            "web",
+            json!({"selector": {"matchLabels": {"app": "web"}}}),
+        );
         // A Runbook in another namespace never applies, even with a namespaceSelector.
-        let sneaky = runbook("other", "all", json!({"selector": {}, "namespaceSelector": {}}));
-        let platform = runbook("kube-incident", "platform", json!({"selector": {}, "namespaceSelector": {"matchLabels": {"team": "shop"}}}));
+        let sneaky = runbook(
+            "other",
+            "all",
+            json!({"selector": {}, "namespaceSelector": {}}),
+        );
+        let platform = runbook(
+            "kube-incident",
+            "platform",
+            json!({"selector": {}, "namespaceSelector": {"matchLabels": {"team": "shop"}}}),
+        );
         let rbs = [other_rb.clone(), sneaky.clone()];
-        assert!(runbook_for(&rbs, "shop", &labels(&[("team", "shop")]), &web, Some("kube-incident")).is_none());
+        assert!(runbook_for(
+            &rbs,
+            "shop",
+            &labels(&[("team", "shop")]),
+            &web,
+            Some("kube-incident")
+        )
+        .is_none());
         let rbs = [other_rb, sneaky, platform.clone(), shop_rb.clone()];
         // Same-namespace Runbook first.
-        let got = runbook_for(&rbs, "shop", &labels(&[("team", "shop")]), &web, Some("kube-incident")).unwrap();
+        let got = runbook_for(
+            &rbs,
+            "shop",
+            &labels(&[("team", "shop")]),
+            &web,
+            Some("kube-incident"),
+        )
+        .unwrap();
         assert_eq!(got.metadata.namespace.as_deref(), Some("shop"));
         // The operator-namespace Runbook applies through its namespaceSelector.
         let rbs = [platform.clone()];
-        let got = runbook_for(&rbs, "shop", &labels(&[("team", "shop")]), &web, Some("kube-incident")).unwrap();
+        let got = runbook_for(
+            &rbs,
+            "shop",
+            &labels(&[("team", "shop")]),
+            &web,
+            Some("kube-incident"),
+        )
+        .unwrap();
         assert_eq!(got.metadata.name.as_deref(), Some("platform"));
         // ... only to the namespaces it selects.
-        assert!(runbook_for(&rbs, "bank", &labels(&[("team", "bank")]), &web, Some("kube-incident")).is_none());
+        assert!(runbook_for(
+            &rbs,
+            "bank",
+            &labels(&[("team", "bank")]),
+            &web,
+            Some("kube-incident")
+        )
+        .is_none());
         // ... and only while it sits in the operator's namespace.
-        assert!(runbook_for(&rbs, "shop", &labels(&[("team", "shop")]), &web, Some("elsewhere")).is_none());
+        assert!(runbook_for(
+            &rbs,
+            "shop",
+            &labels(&[("team", "shop")]),
+            &web,
+            Some("elsewhere")
+        )
+        .is_none());
         // Selectors still apply to the workload.
         let rbs = [shop_rb];
-        assert!(runbook_for(&rbs, "shop", &BTreeMap::new(), &labels(&[("app", "db")]), None).is_none());
+        assert!(runbook_for(
+            &rbs,
+            "shop",
+            &BTreeMap::new(),
+            &labels(&[("app", "db")]),
+            None
+        )
+        .is_none());
     }
 }

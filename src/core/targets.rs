@@ -127,16 +127,40 @@ mod tests {
         let t = SeverityTargets::default();
         assert_eq!(t.get(Severity::SEV1).response, Duration::from_secs(300));
         assert_eq!(t.get(Severity::SEV1).resolution, Duration::from_secs(7200));
-        assert_eq!(t.get(Severity::SEV1).monitoring_window, Duration::from_secs(1800));
+        assert_eq!(
+            t.get(Severity::SEV1).monitoring_window,
+            Duration::from_secs(1800)
+        );
         assert_eq!(t.get(Severity::SEV2).response, Duration::from_secs(900));
-        assert_eq!(t.get(Severity::SEV2).resolution, Duration::from_secs(4 * 3600));
-        assert_eq!(t.get(Severity::SEV2).monitoring_window, Duration::from_secs(900));
+        assert_eq!(
+            t.get(Severity::SEV2).resolution,
+            Duration::from_secs(4 * 3600)
+        );
+        assert_eq!(
+            t.get(Severity::SEV2).monitoring_window,
+            Duration::from_secs(900)
+        );
         assert_eq!(t.get(Severity::SEV3).response, Duration::from_secs(3600));
-        assert_eq!(t.get(Severity::SEV3).resolution, Duration::from_secs(24 * 3600));
-        assert_eq!(t.get(Severity::SEV3).monitoring_window, Duration::from_secs(600));
-        assert_eq!(t.get(Severity::SEV4).response, Duration::from_secs(24 * 3600));
-        assert_eq!(t.get(Severity::SEV4).resolution, Duration::from_secs(72 * 3600));
-        assert_eq!(t.get(Severity::SEV4).monitoring_window, Duration::from_secs(300));
+        assert_eq!(
+            t.get(Severity::SEV3).resolution,
+            Duration::from_secs(24 * 3600)
+        );
+        assert_eq!(
+            t.get(Severity::SEV3).monitoring_window,
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            t.get(Severity::SEV4).response,
+            Duration::from_secs(24 * 3600)
+        );
+        assert_eq!(
+            t.get(Severity::SEV4).resolution,
+            Duration::from_secs(72 * 3600)
+        );
+        assert_eq!(
+            t.get(Severity::SEV4).monitoring_window,
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
@@ -145,7 +169,10 @@ mod tests {
         t.apply_overrides(TargetKind::Response, &["SEV1=2m".into(), "sev4=12h".into()])
             .unwrap();
         assert_eq!(t.get(Severity::SEV1).response, Duration::from_secs(120));
-        assert_eq!(t.get(Severity::SEV4).response, Duration::from_secs(12 * 3600));
+        assert_eq!(
+            t.get(Severity::SEV4).response,
+            Duration::from_secs(12 * 3600)
+        );
         assert_eq!(t.get(Severity::SEV1).resolution, Duration::from_secs(7200));
         assert!(matches!(
             t.apply_overrides(TargetKind::Response, &["SEV1".into()]),

@@ -57,7 +57,10 @@ pub fn validate_step(step: &MitigationStep, prefix: &str) -> Vec<FieldError> {
         },
         MitigationAction::SetEnv => {
             if step.env.is_empty() {
-                err("env", "at least one variable is required for action SetEnv".into());
+                err(
+                    "env",
+                    "at least one variable is required for action SetEnv".into(),
+                );
             }
             let mut seen = HashSet::new();
             for (i, e) in step.env.iter().enumerate() {
@@ -68,20 +71,32 @@ pub fn validate_step(step: &MitigationStep, prefix: &str) -> Vec<FieldError> {
                     );
                 }
                 if !seen.insert(e.name.as_str()) {
-                    err(&format!("env[{i}].name"), format!("duplicate variable {:?}", e.name));
+                    err(
+                        &format!("env[{i}].name"),
+                        format!("duplicate variable {:?}", e.name),
+                    );
                 }
             }
         }
         MitigationAction::RolloutUndo | MitigationAction::RolloutRestart => {}
     }
     if step.to_revision < 0 {
-        err("toRevision", format!("must be >= 0, got {}", step.to_revision));
+        err(
+            "toRevision",
+            format!("must be >= 0, got {}", step.to_revision),
+        );
     }
     if step.to_revision != 0 && step.action != MitigationAction::RolloutUndo {
-        err("toRevision", format!("only applies to RolloutUndo, not {}", step.action));
+        err(
+            "toRevision",
+            format!("only applies to RolloutUndo, not {}", step.action),
+        );
     }
     if step.revert_on_resolve
-        && !matches!(step.action, MitigationAction::Scale | MitigationAction::SetEnv)
+        && !matches!(
+            step.action,
+            MitigationAction::Scale | MitigationAction::SetEnv
+        )
     {
         err(
             "revertOnResolve",
@@ -189,7 +204,10 @@ mod tests {
         scale.replicas = Some(4);
         scale.max_replicas = Some(10);
         let undo = MitigationStep::new("undo", MitigationAction::RolloutUndo);
-        assert_eq!(validate_incident(&spec(deploy(), vec![undo, scale])), vec![]);
+        assert_eq!(
+            validate_incident(&spec(deploy(), vec![undo, scale])),
+            vec![]
+        );
     }
 
     #[test]
@@ -211,7 +229,10 @@ mod tests {
         assert_eq!(errs[0].field, "spec.mitigations[0].env");
 
         let mut env = MitigationStep::new("flag", MitigationAction::SetEnv);
-        env.env = vec![EnvVarSetting { name: "A=B".into(), value: "x".into() }];
+        env.env = vec![EnvVarSetting {
+            name: "A=B".into(),
+            value: "x".into(),
+        }];
         let errs = validate_incident(&spec(deploy(), vec![env]));
         assert_eq!(errs[0].field, "spec.mitigations[0].env[0].name");
     }
@@ -279,9 +300,21 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
             })
         };
         for (field, message) in [
-            misplaced(t.min_restarts.is_some(), "minRestarts", &[TriggerType::CrashLoopBackOff]),
-            misplaced(t.restarts.is_some(), "restarts", &[TriggerType::RestartStorm]),
-            misplaced(t.window.is_some(), "window", &[TriggerType::RestartStorm, TriggerType::OOMKilled]),
+            misplaced(
+                t.min_restarts.is_some(),
+                "minRestarts",
+                &[TriggerType::CrashLoopBackOff],
+            ),
+            misplaced(
+                t.restarts.is_some(),
+                "restarts",
+                &[TriggerType::RestartStorm],
+            ),
+            misplaced(
+                t.window.is_some(),
+                "window",
+                &[TriggerType::RestartStorm, TriggerType::OOMKilled],
+            ),
             misplaced(
                 t.min_unavailable_ratio.is_some(),
                 "minUnavailableRatio",
@@ -305,7 +338,10 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
     if let Some(sev) = &spec.severity {
         for (i, r) in sev.rules.iter().enumerate() {
             if let Err(e) = r.min_unavailable_ratio.value() {
-                push(format!("spec.severity.rules[{i}].minUnavailableRatio"), e.to_string());
+                push(
+                    format!("spec.severity.rules[{i}].minUnavailableRatio"),
+                    e.to_string(),
+                );
             }
         }
     }
@@ -313,7 +349,10 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
     for (i, step) in spec.mitigations.iter().enumerate() {
         let prefix = format!("spec.mitigations[{i}]");
         if !names.insert(step.name.as_str()) {
-            push(format!("{prefix}.name"), format!("duplicate step name {:?}", step.name));
+            push(
+                format!("{prefix}.name"),
+                format!("duplicate step name {:?}", step.name),
+            );
         }
         if step.approved_by.is_some() {
             push(
@@ -326,9 +365,15 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
         }
     }
     for (name, d) in [
-        ("spec.monitoring.window", spec.monitoring.as_ref().map(|m| &m.window)),
+        (
+            "spec.monitoring.window",
+            spec.monitoring.as_ref().map(|m| &m.window),
+        ),
         ("spec.reopenWindow", spec.reopen_window.as_ref()),
-        ("spec.limits.cooldown", spec.limits.as_ref().and_then(|l| l.cooldown.as_ref())),
+        (
+            "spec.limits.cooldown",
+            spec.limits.as_ref().and_then(|l| l.cooldown.as_ref()),
+        ),
     ] {
         if let Some(Err(e)) = d.map(|d| d.parse()) {
             push(name.to_string(), e.to_string());
@@ -337,7 +382,10 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
     let mut sinks = HashSet::new();
     for (i, s) in spec.notify.iter().enumerate() {
         if !sinks.insert(s.name.as_str()) {
-            push(format!("spec.notify[{i}].name"), format!("duplicate sink {:?}", s.name));
+            push(
+                format!("spec.notify[{i}].name"),
+                format!("duplicate sink {:?}", s.name),
+            );
         }
     }
     for (i, level) in spec.escalation.iter().enumerate() {
@@ -372,7 +420,11 @@ mod runbook_tests {
 
     #[test]
     fn the_example_runbook_is_valid() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/runbook.yaml")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/examples/runbook.yaml"
+        ))
+        .unwrap();
         let r: Runbook = serde_yaml::from_str(&text).unwrap();
         assert_eq!(validate_runbook(&r.spec), vec![]);
     }
@@ -389,7 +441,10 @@ mod runbook_tests {
             "notify": [{"name": "slack", "format": "Slack", "urlSecretRef": {"name": "s", "key": "url"}}],
             "escalation": [{"after": "15m", "notify": ["pager"]}]
         }));
-        let fields: Vec<String> = validate_runbook(&r.spec).into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = validate_runbook(&r.spec)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(
             fields,
             vec![

@@ -137,7 +137,11 @@ impl From<&Pod> for PodView {
             });
         let status = p.status.as_ref();
         let conds = status.and_then(|s| s.conditions.as_ref());
-        let find = |t: &str| conds.and_then(|cs| cs.iter().find(|c| c.type_ == t)).map(cond_view);
+        let find = |t: &str| {
+            conds
+                .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+                .map(cond_view)
+        };
         PodView {
             namespace: p.metadata.namespace.clone().unwrap_or_default(),
             name: p.metadata.name.clone().unwrap_or_default(),

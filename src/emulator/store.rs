@@ -1168,6 +1168,8 @@ impl Inner {
                 None => Vec::new(),
             }
         };
+        let mut causes = causes;
+        causes.extend(validation::validate_metadata(obj));
         if causes.is_empty() {
             Ok(())
         } else {

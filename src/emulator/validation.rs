@@ -201,6 +201,64 @@ pub fn validate_builtin(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
     causes
 }
 
+fn is_label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// A qualified name (`[prefix/]name`) as used by label and annotation keys
+/// and finalizers.
+pub fn is_qualified_name(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((prefix, name)) => is_dns1123_subdomain(prefix) && is_label_name(name),
+        None => is_label_name(s),
+    }
+}
+
+/// Validate `metadata.labels` (keys and values) and finalizer names.
+pub fn validate_metadata(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let md = obj.get("metadata");
+    if let Some(labels) = md.and_then(|m| m.get("labels")).and_then(Value::as_object) {
+        for (k, v) in labels {
+            if !is_qualified_name(k) {
+                causes.push(Cause::invalid(
+                    "metadata.labels",
+                    &Value::String(k.clone()),
+                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                ));
+            }
+            let val = v.as_str().unwrap_or_default();
+            if !val.is_empty() && !is_label_name(val) {
+                causes.push(Cause::invalid(
+                    "metadata.labels",
+                    v,
+                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                ));
+            }
+        }
+    }
+    if let Some(fins) = md
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+    {
+        for (i, f) in fins.iter().enumerate() {
+            if !f.as_str().is_some_and(is_qualified_name) {
+                causes.push(Cause::invalid(
+                    &format!("metadata.finalizers[{i}]"),
+                    f,
+                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                ));
+            }
+        }
+    }
+    causes
+}
+
 /// The name rule of a built-in kind.
 pub fn name_rule(group: &str, kind: &str) -> NameRule {
     match (group, kind) {
@@ -228,6 +286,16 @@ mod tests {
         assert!(validate_name("bad_name", NameRule::Subdomain).is_some());
         assert!(validate_name("a.b", NameRule::Label).is_some());
         assert!(validate_name("ok", NameRule::Label).is_none());
+        assert!(is_qualified_name("app.kubernetes.io/name"));
+        assert!(is_qualified_name("kubernetes"));
+        assert!(!is_qualified_name("bad key"));
+        assert!(!is_qualified_name("-x"));
+        let c = validate_metadata(
+            &serde_json::json!({"metadata": {"labels": {"ok": "v", "k": "bad value"},
+            "finalizers": ["example.com/f", "no spaces"]}}),
+        );
+        let fields: Vec<&str> = c.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["metadata.labels", "metadata.finalizers[1]"]);
         let s = generate_suffix();
         assert_eq!(s.len(), 5);
         assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));

@@ -356,3 +356,47 @@ async fn defaults_are_applied_to_builtins() {
     );
     e.finish().await;
 }
+
+#[tokio::test]
+async fn invalid_labels_are_rejected() {
+    let e = env("invalid_labels").await;
+    let cms: Api<ConfigMap> = e.api();
+    let mut c = cm("l", &[]);
+    c.metadata.labels = Some([("ok".to_string(), "has space".to_string())].into());
+    let err = api_err(cms.create(&PostParams::default(), &c).await);
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.details.expect("details").causes[0].field,
+        "metadata.labels"
+    );
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn table_responses_for_kubectl() {
+    let e = env("table").await;
+    let deps: Api<Deployment> = e.api();
+    deps.create(&PostParams::default(), &deployment("t", 1))
+        .await
+        .expect("create");
+    let req = http::Request::get(format!("/apis/apps/v1/namespaces/{}/deployments", e.ns))
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())
+        .expect("request");
+    let text = e.client.request_text(req).await.expect("table");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["kind"], "Table");
+    let cols: Vec<&str> = v["columnDefinitions"]
+        .as_array()
+        .expect("cols")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(&cols[..2], &["Name", "Ready"]);
+    assert_eq!(v["rows"][0]["cells"][0], "t");
+    assert_eq!(v["rows"][0]["object"]["metadata"]["name"], "t");
+    e.finish().await;
+}

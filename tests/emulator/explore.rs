@@ -8,7 +8,11 @@ use kube_incident::emulator::Emulator;
 #[tokio::test]
 #[ignore]
 async fn explore_serve() {
-    let cfg = kube_incident::emulator::EmulatorConfig { simulate: true, time_scale: 10.0, ..emu_config() };
+    let cfg = kube_incident::emulator::EmulatorConfig {
+        simulate: true,
+        time_scale: 10.0,
+        ..emu_config()
+    };
     let emu = Emulator::start(cfg).await.expect("start");
     emu.write_kubeconfig(std::path::Path::new(
         "/tmp/kube-incident-emulator.kubeconfig",

@@ -262,3 +262,23 @@ async fn terminating_namespace_rejects_new_content() {
     assert!(nss.get_opt(&e.ns).await.expect("get").is_none());
     e.finish().await;
 }
+
+#[tokio::test]
+async fn delete_collection_with_label_selector() {
+    let e = env("delete_collection").await;
+    let cms: Api<ConfigMap> = e.api();
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let mut c = cm(n, &[]);
+        c.metadata.labels = Some([("grp".to_string(), l.to_string())].into());
+        cms.create(&PostParams::default(), &c).await.expect("cm");
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &kube::api::ListParams::default().labels("grp=x"),
+    )
+    .await
+    .expect("deletecollection");
+    assert!(gone(&cms, "a").await && gone(&cms, "b").await);
+    assert!(cms.get_opt("c").await.expect("get").is_some());
+    e.finish().await;
+}

@@ -229,3 +229,63 @@ async fn kubectl_drives_the_emulator() {
     let _ = std::fs::remove_dir_all(&dir);
     e.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_undo_with_simulation() {
+    if !kubectl_available() {
+        eprintln!("skipping kubectl_rollout_undo_with_simulation: kubectl not found on PATH");
+        return;
+    }
+    let cfg = kube_incident::emulator::EmulatorConfig {
+        simulate: true,
+        time_scale: 10.0,
+        ..crate::harness::emu_config()
+    };
+    let e = crate::harness::env_with("kubectl_undo", cfg).await;
+    let dir = std::env::temp_dir().join(format!("kube-incident-kubectl-{}", e.ns));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let kubeconfig = e.emu.as_ref().map(|emu| {
+        let p = dir.join("kubeconfig");
+        emu.write_kubeconfig(&p).expect("kubeconfig");
+        p
+    });
+    let k = Kubectl {
+        kubeconfig,
+        ns: e.ns.clone(),
+    };
+    let deps: Api<Deployment> = e.api();
+    k.ok(
+        &["apply", "-f", "-"],
+        Some(&DEPLOY.replace("REPLICAS", "2")),
+    )
+    .await;
+    k.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    )
+    .await;
+    k.ok(&["set", "image", "deployment/web", "app=nginx:1.26"], None)
+        .await;
+    k.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    )
+    .await;
+    let out = k.ok(&["rollout", "history", "deployment/web"], None).await;
+    assert!(out.contains('1') && out.contains('2'), "{out}");
+    k.ok(&["rollout", "undo", "deployment/web"], None).await;
+    let image = |d: Deployment| {
+        d.spec
+            .and_then(|s| s.template.spec)
+            .and_then(|p| p.containers[0].image.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(image(deps.get("web").await.expect("get")), "nginx:1.25");
+    k.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    e.finish().await;
+}

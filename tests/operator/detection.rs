@@ -51,7 +51,12 @@ async fn incidents(client: &Client, ns: &str) -> Vec<Incident> {
         .items
 }
 
-async fn wait_incidents(client: &Client, ns: &str, what: &str, pred: impl Fn(&[Incident]) -> bool) -> Vec<Incident> {
+async fn wait_incidents(
+    client: &Client,
+    ns: &str,
+    what: &str,
+    pred: impl Fn(&[Incident]) -> bool,
+) -> Vec<Incident> {
     match wait_for(WAIT, || async {
         let list = incidents(client, ns).await;
         pred(&list).then_some(list)
@@ -59,13 +64,21 @@ async fn wait_incidents(client: &Client, ns: &str, what: &str, pred: impl Fn(&[I
     .await
     {
         Some(l) => l,
-        None => panic!("timed out waiting for {what}: {:#?}", incidents(client, ns).await),
+        None => panic!(
+            "timed out waiting for {what}: {:#?}",
+            incidents(client, ns).await
+        ),
     }
 }
 
 async fn healthy_deployment(client: &Client, ns: &str, name: &str, replicas: i32) {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &deployment(name, replicas, "healthy")).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &deployment(name, replicas, "healthy"),
+    )
+    .await
+    .unwrap();
     wait_for(WAIT, || async {
         let d = api.get(name).await.ok()?;
         (d.status?.available_replicas? == replicas).then_some(())
@@ -84,9 +97,19 @@ async fn crashloop_opens_one_incident_with_honest_mttd() {
     let ns = cluster.namespace("detect").await;
     let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
     healthy_deployment(&cluster.client, &ns, "checkout", 4).await;
-    assert!(incidents(&cluster.client, &ns).await.is_empty(), "a healthy deployment opens nothing");
+    assert!(
+        incidents(&cluster.client, &ns).await.is_empty(),
+        "a healthy deployment opens nothing"
+    );
 
-    set_behavior(&cluster.client, &ns, "checkout", "crashloop", "registry.example/checkout:v2").await;
+    set_behavior(
+        &cluster.client,
+        &ns,
+        "checkout",
+        "crashloop",
+        "registry.example/checkout:v2",
+    )
+    .await;
     let list = wait_incidents(&cluster.client, &ns, "one incident", |l| {
         l.len() == 1 && l[0].status.as_ref().is_some_and(|s| s.opened_at.is_some())
     })
@@ -94,18 +117,33 @@ async fn crashloop_opens_one_incident_with_honest_mttd() {
     let name = list[0].metadata.name.clone().unwrap();
     // The first symptom may be the restart storm; the crash loop follows.
     let list = wait_incidents(&cluster.client, &ns, "the CrashLoopBackOff symptom", |l| {
-        l[0].status.as_ref().is_some_and(|s| s.timeline.iter().any(|e| e.message.starts_with("CrashLoopBackOff: ")))
+        l[0].status.as_ref().is_some_and(|s| {
+            s.timeline
+                .iter()
+                .any(|e| e.message.starts_with("CrashLoopBackOff: "))
+        })
     })
     .await;
     let inc = &list[0];
     assert_eq!(inc.metadata.name.as_deref(), Some(name.as_str()));
     assert_eq!(inc.spec.source, IncidentSource::Detector);
     let target = inc.spec.target.as_ref().unwrap();
-    assert_eq!((target.kind, target.name.as_str()), (TargetKind::Deployment, "checkout"));
-    assert!(inc.metadata.labels.as_ref().unwrap().contains_key("kubeincident.io/fingerprint"));
+    assert_eq!(
+        (target.kind, target.name.as_str()),
+        (TargetKind::Deployment, "checkout")
+    );
+    assert!(inc
+        .metadata
+        .labels
+        .as_ref()
+        .unwrap()
+        .contains_key("kubeincident.io/fingerprint"));
     let s = inc.status.as_ref().unwrap();
     let first = s.first_observed_at.as_ref().expect("firstObservedAt").0;
-    assert!(first <= s.opened_at.as_ref().unwrap().0, "trouble was visible before the incident opened");
+    assert!(
+        first <= s.opened_at.as_ref().unwrap().0,
+        "trouble was visible before the incident opened"
+    );
 
     // Still exactly one after the episode goes on for a while.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -122,17 +160,32 @@ async fn many_failing_pods_one_incident_many_deployments_many_incidents() {
     let ns = cluster.namespace("burst").await;
     let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("big", 40, "crashloop")).await.unwrap();
+    api.create(&PostParams::default(), &deployment("big", 40, "crashloop"))
+        .await
+        .unwrap();
     for i in 0..8 {
-        api.create(&PostParams::default(), &deployment(&format!("svc-{i}"), 2, "imagepull")).await.unwrap();
+        api.create(
+            &PostParams::default(),
+            &deployment(&format!("svc-{i}"), 2, "imagepull"),
+        )
+        .await
+        .unwrap();
     }
     // ImagePullBackOff has a 1m grace by default; the crashloop fires first.
     let list = wait_incidents(&cluster.client, &ns, "the crashloop incident", |l| {
-        l.iter().any(|i| i.spec.target.as_ref().is_some_and(|t| t.name == "big"))
+        l.iter()
+            .any(|i| i.spec.target.as_ref().is_some_and(|t| t.name == "big"))
     })
     .await;
-    let big: Vec<_> = list.iter().filter(|i| i.spec.target.as_ref().unwrap().name == "big").collect();
-    assert_eq!(big.len(), 1, "40 failing pods of one Deployment yield one Incident");
+    let big: Vec<_> = list
+        .iter()
+        .filter(|i| i.spec.target.as_ref().unwrap().name == "big")
+        .collect();
+    assert_eq!(
+        big.len(),
+        1,
+        "40 failing pods of one Deployment yield one Incident"
+    );
     op.stop().await.unwrap();
 }
 
@@ -144,7 +197,9 @@ async fn restart_and_second_replica_never_duplicate() {
     let a = RunningOperator::start(&cluster.client, &ns, &[]).await;
     let b = RunningOperator::start(&cluster.client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("web", 3, "oom")).await.unwrap();
+    api.create(&PostParams::default(), &deployment("web", 3, "oom"))
+        .await
+        .unwrap();
     wait_incidents(&cluster.client, &ns, "an incident", |l| !l.is_empty()).await;
     a.stop().await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -164,7 +219,12 @@ async fn ignore_label_and_paused_runbook() {
     let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     let mut ignored = deployment("ignored", 2, "crashloop");
-    ignored.metadata.labels.as_mut().unwrap().insert("kubeincident.io/ignore".into(), "true".into());
+    ignored
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("kubeincident.io/ignore".into(), "true".into());
     api.create(&PostParams::default(), &ignored).await.unwrap();
     let rb: Runbook = serde_json::from_value(json!({
         "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
@@ -172,23 +232,39 @@ async fn ignore_label_and_paused_runbook() {
         "spec": {"selector": {"matchLabels": {"app": "quiet"}}, "paused": true}
     }))
     .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns).create(&PostParams::default(), &rb).await.unwrap();
-    api.create(&PostParams::default(), &deployment("quiet", 2, "crashloop")).await.unwrap();
-    api.create(&PostParams::default(), &deployment("loud", 2, "crashloop")).await.unwrap();
+    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &deployment("quiet", 2, "crashloop"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &deployment("loud", 2, "crashloop"))
+        .await
+        .unwrap();
     let list = wait_incidents(&cluster.client, &ns, "the loud incident", |l| !l.is_empty()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let list2 = incidents(&cluster.client, &ns).await;
-    let names: Vec<_> = list2.iter().map(|i| i.spec.target.as_ref().unwrap().name.clone()).collect();
+    let names: Vec<_> = list2
+        .iter()
+        .map(|i| i.spec.target.as_ref().unwrap().name.clone())
+        .collect();
     assert_eq!(names, vec!["loud".to_string()], "{list:#?}");
     // The paused Runbook reports Ready with reason Paused and counts its workload.
     let rb = wait_for(WAIT, || async {
-        let rb = Api::<Runbook>::namespaced(cluster.client.clone(), &ns).get("quiet").await.ok()?;
+        let rb = Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
+            .get("quiet")
+            .await
+            .ok()?;
         let s = rb.status.clone()?;
         (s.matched_workloads == Some(1)).then_some(s)
     })
     .await
     .expect("runbook status");
-    assert!(rb.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True" && c.reason == "Paused"));
+    assert!(rb
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True" && c.reason == "Paused"));
     op.stop().await.unwrap();
 }
 
@@ -196,23 +272,58 @@ async fn ignore_label_and_paused_runbook() {
 async fn recovers_resolves_and_reopens_within_the_window() {
     let cluster = Cluster::with_crds(true).await;
     let ns = cluster.namespace("reopen").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--monitoring-window", "SEV1=2s,SEV2=2s,SEV3=2s,SEV4=2s"]).await;
+    let op = RunningOperator::start(
+        &cluster.client,
+        &ns,
+        &["--monitoring-window", "SEV1=2s,SEV2=2s,SEV3=2s,SEV4=2s"],
+    )
+    .await;
     healthy_deployment(&cluster.client, &ns, "api", 2).await;
-    set_behavior(&cluster.client, &ns, "api", "crashloop", "registry.example/api:v2").await;
+    set_behavior(
+        &cluster.client,
+        &ns,
+        "api",
+        "crashloop",
+        "registry.example/api:v2",
+    )
+    .await;
     let list = wait_incidents(&cluster.client, &ns, "an incident", |l| l.len() == 1).await;
     let name = list[0].metadata.name.clone().unwrap();
     // Fix it (a new rollout of a healthy template).
-    set_behavior(&cluster.client, &ns, "api", "healthy", "registry.example/api:v3").await;
+    set_behavior(
+        &cluster.client,
+        &ns,
+        "api",
+        "healthy",
+        "registry.example/api:v3",
+    )
+    .await;
     let list = wait_incidents(&cluster.client, &ns, "auto-resolution", |l| {
-        l[0].status.as_ref().is_some_and(|s| s.phase == Some(Phase::Resolved))
+        l[0].status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(Phase::Resolved))
     })
     .await;
     let s = list[0].status.as_ref().unwrap();
-    assert!(s.conditions.iter().any(|c| c.type_ == "Resolved" && c.reason == "Recovered"));
+    assert!(s
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Resolved" && c.reason == "Recovered"));
     // Break it again: the same Incident reopens.
-    set_behavior(&cluster.client, &ns, "api", "crashloop", "registry.example/api:v4").await;
+    set_behavior(
+        &cluster.client,
+        &ns,
+        "api",
+        "crashloop",
+        "registry.example/api:v4",
+    )
+    .await;
     let list = wait_incidents(&cluster.client, &ns, "reopen", |l| {
-        l.len() == 1 && l[0].status.as_ref().is_some_and(|s| s.occurrences == Some(2) && s.phase != Some(Phase::Resolved))
+        l.len() == 1
+            && l[0]
+                .status
+                .as_ref()
+                .is_some_and(|s| s.occurrences == Some(2) && s.phase != Some(Phase::Resolved))
     })
     .await;
     assert_eq!(list[0].metadata.name.as_deref(), Some(name.as_str()));
@@ -231,7 +342,10 @@ async fn runbook_tenancy_and_severity_rules() {
         "spec": {"selector": {}, "namespaceSelector": {}, "severity": {"default": "SEV1"}, "paused": false}
     }))
     .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &other).create(&PostParams::default(), &sneaky).await.unwrap();
+    Api::<Runbook>::namespaced(cluster.client.clone(), &other)
+        .create(&PostParams::default(), &sneaky)
+        .await
+        .unwrap();
     let own: Runbook = serde_json::from_value(json!({
         "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
         "metadata": {"name": "shop"},
@@ -239,12 +353,24 @@ async fn runbook_tenancy_and_severity_rules() {
                  "triggers": [{"type": "OOMKilled"}]}
     }))
     .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns).create(&PostParams::default(), &own).await.unwrap();
+    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
+        .create(&PostParams::default(), &own)
+        .await
+        .unwrap();
     let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("shop", 2, "oom")).await.unwrap();
+    api.create(&PostParams::default(), &deployment("shop", 2, "oom"))
+        .await
+        .unwrap();
     let list = wait_incidents(&cluster.client, &ns, "an incident", |l| !l.is_empty()).await;
-    assert_eq!(list[0].spec.severity, Severity::SEV4, "the namespace's own Runbook decides");
-    assert_eq!(list[0].spec.runbook_ref.as_ref().map(|r| r.name.as_str()), Some("shop"));
+    assert_eq!(
+        list[0].spec.severity,
+        Severity::SEV4,
+        "the namespace's own Runbook decides"
+    );
+    assert_eq!(
+        list[0].spec.runbook_ref.as_ref().map(|r| r.name.as_str()),
+        Some("shop")
+    );
     op.stop().await.unwrap();
 }

@@ -35,8 +35,13 @@ impl Cluster {
             .with_test_writer()
             .try_init();
         if e2e() {
-            let client = Client::try_default().await.expect("KUBE_INCIDENT_E2E=1 needs a kubeconfig");
-            return Cluster { client, emulator: None };
+            let client = Client::try_default()
+                .await
+                .expect("KUBE_INCIDENT_E2E=1 needs a kubeconfig");
+            return Cluster {
+                client,
+                emulator: None,
+            };
         }
         let emulator = Emulator::start(EmulatorConfig {
             simulate,
@@ -60,7 +65,10 @@ impl Cluster {
 
     /// A fresh namespace.
     pub async fn namespace(&self, prefix: &str) -> String {
-        let name = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let ns: Namespace = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
         }))
@@ -77,15 +85,23 @@ pub async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [Incident::crd(), Runbook::crd()] {
         let name = crd.metadata.name.clone().unwrap();
-        crds.patch(&name, &PatchParams::apply("kube-incident-tests").force(), &Patch::Apply(&crd))
-            .await
-            .expect("CRD applied");
+        crds.patch(
+            &name,
+            &PatchParams::apply("kube-incident-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("CRD applied");
         wait_for(Duration::from_secs(20), || {
             let crds = crds.clone();
             let name = name.clone();
             async move {
                 let c = crds.get(&name).await.ok()?;
-                let established = c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                let established = c
+                    .status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
                 established.then_some(())
             }
         })
@@ -134,7 +150,13 @@ impl RunningOperator {
             #[command(flatten)]
             args: RunArgs,
         }
-        let mut argv = vec!["test", "--namespaces", namespace, "--metrics-addr", "127.0.0.1:0"];
+        let mut argv = vec![
+            "test",
+            "--namespaces",
+            namespace,
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ];
         argv.extend_from_slice(extra);
         let args = Wrapper::parse_from(argv).args;
         let handle = OperatorHandle {
@@ -160,7 +182,11 @@ impl RunningOperator {
         let ready = handle.ready.clone();
         wait_for(Duration::from_secs(20), || {
             let ready = ready.clone();
-            async move { ready.load(std::sync::atomic::Ordering::SeqCst).then_some(()) }
+            async move {
+                ready
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    .then_some(())
+            }
         })
         .await
         .expect("operator becomes ready");
@@ -183,7 +209,12 @@ impl RunningOperator {
     }
 
     pub fn metrics_url(&self) -> String {
-        let addr = self.handle.metrics_addr.lock().unwrap().expect("metrics bound");
+        let addr = self
+            .handle
+            .metrics_addr
+            .lock()
+            .unwrap()
+            .expect("metrics bound");
         format!("http://{addr}")
     }
 }

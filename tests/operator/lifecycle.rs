@@ -65,7 +65,10 @@ async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
 async fn http_get(url: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap();
     let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
         .await
@@ -73,7 +76,10 @@ async fn http_get(url: &str) -> (u16, String) {
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.unwrap();
     let code = buf[9..12].parse().unwrap();
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
@@ -100,23 +106,38 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
 
     api.create(
         &PostParams::default(),
-        &incident("db-slow", json!({"title": "database is slow", "severity": "SEV2"})),
+        &incident(
+            "db-slow",
+            json!({"title": "database is slow", "severity": "SEV2"}),
+        ),
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "db-slow", "the incident to open", |s| s.opened_at.is_some()).await;
+    let inc = wait_status(&api, "db-slow", "the incident to open", |s| {
+        s.opened_at.is_some()
+    })
+    .await;
     let s = inc.status.as_ref().unwrap();
     assert_eq!(s.phase, Some(Phase::Investigating));
-    assert_eq!(inc.spec.source, kube_incident::api::IncidentSource::Manual, "schema default applied");
+    assert_eq!(
+        inc.spec.source,
+        kube_incident::api::IncidentSource::Manual,
+        "schema default applied"
+    );
     let opened = s.opened_at.as_ref().unwrap().0;
-    assert_eq!(s.response_deadline.as_ref().unwrap().0, opened + jiff::SignedDuration::from_secs(3));
+    assert_eq!(
+        s.response_deadline.as_ref().unwrap().0,
+        opened + jiff::SignedDuration::from_secs(3)
+    );
     assert_eq!(s.observed_generation, inc.metadata.generation);
     // Status is written with server-side apply by our field manager.
     let managers = inc.metadata.managed_fields.clone().unwrap_or_default();
     assert!(
-        managers.iter().any(|m| m.manager.as_deref() == Some("kube-incident")
-            && m.operation.as_deref() == Some("Apply")
-            && m.subresource.as_deref() == Some("status")),
+        managers
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("kube-incident")
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref() == Some("status")),
         "managedFields: {managers:#?}"
     );
 
@@ -134,7 +155,10 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
         .last_transition_time
         .0;
     let late = at.duration_since(opened).as_secs_f64();
-    assert!((3.0..=6.0).contains(&late), "ResponseOverdue {late}s after opening; target 3s");
+    assert!(
+        (3.0..=6.0).contains(&late),
+        "ResponseOverdue {late}s after opening; target 3s"
+    );
 
     // Acknowledge.
     api.patch(
@@ -144,10 +168,19 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "db-slow", "acknowledgement", |s| s.acknowledged_at.is_some()).await;
+    let inc = wait_status(&api, "db-slow", "acknowledgement", |s| {
+        s.acknowledged_at.is_some()
+    })
+    .await;
     let s = inc.status.unwrap();
-    assert_eq!(cond(&s, "Acknowledged"), Some(("True".into(), "Acknowledged".into())));
-    assert_eq!(cond(&s, "ResponseOverdue"), Some(("False".into(), "Acknowledged".into())));
+    assert_eq!(
+        cond(&s, "Acknowledged"),
+        Some(("True".into(), "Acknowledged".into()))
+    );
+    assert_eq!(
+        cond(&s, "ResponseOverdue"),
+        Some(("False".into(), "Acknowledged".into()))
+    );
 
     // Root cause, then resolve by hand.
     api.patch(
@@ -157,11 +190,26 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "db-slow", "resolution", |s| s.phase == Some(Phase::Resolved)).await;
+    let inc = wait_status(&api, "db-slow", "resolution", |s| {
+        s.phase == Some(Phase::Resolved)
+    })
+    .await;
     let s = inc.status.unwrap();
-    assert_eq!(cond(&s, "Resolved"), Some(("True".into(), "ManuallyResolved".into())));
-    let types: Vec<_> = s.timeline.iter().map(|e| format!("{:?}", e.type_)).collect();
-    assert_eq!(types, vec!["Opened", "ResponseOverdue", "Acknowledged", "Resolved"], "{:#?}", s.timeline);
+    assert_eq!(
+        cond(&s, "Resolved"),
+        Some(("True".into(), "ManuallyResolved".into()))
+    );
+    let types: Vec<_> = s
+        .timeline
+        .iter()
+        .map(|e| format!("{:?}", e.type_))
+        .collect();
+    assert_eq!(
+        types,
+        vec!["Opened", "ResponseOverdue", "Acknowledged", "Resolved"],
+        "{:#?}",
+        s.timeline
+    );
 
     // Events: one per transition, on the Incident.
     let events = wait_for(WAIT, || async {
@@ -172,18 +220,32 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     .expect("events published");
     let mut reasons: Vec<_> = events.iter().filter_map(|e| e.reason.clone()).collect();
     reasons.sort();
-    assert_eq!(reasons, vec!["Acknowledged", "Opened", "Resolved", "ResponseOverdue"]);
-    assert!(events.iter().all(|e| e.reporting_controller.as_deref() == Some("kube-incident")));
+    assert_eq!(
+        reasons,
+        vec!["Acknowledged", "Opened", "Resolved", "ResponseOverdue"]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.reporting_controller.as_deref() == Some("kube-incident")));
 
     // Metrics.
     let (code, body) = http_get(&format!("{}/metrics", op.metrics_url())).await;
     assert_eq!(code, 200);
-    assert!(body.contains(r#"kube_incident_incidents_opened_total{severity="SEV2",source="Manual"} 1"#), "{body}");
+    assert!(
+        body.contains(r#"kube_incident_incidents_opened_total{severity="SEV2",source="Manual"} 1"#),
+        "{body}"
+    );
     assert!(body.contains(r#"kube_incident_time_to_acknowledge_seconds_count{severity="SEV2"} 1"#));
     assert!(body.contains(r#"kube_incident_time_to_resolve_seconds_count{severity="SEV2"} 1"#));
     assert!(body.contains(r#"kube_incident_incidents_open{severity="SEV2"} 0"#));
-    assert_eq!(http_get(&format!("{}/readyz", op.metrics_url())).await.0, 200);
-    assert_eq!(http_get(&format!("{}/healthz", op.metrics_url())).await.0, 200);
+    assert_eq!(
+        http_get(&format!("{}/readyz", op.metrics_url())).await.0,
+        200
+    );
+    assert_eq!(
+        http_get(&format!("{}/healthz", op.metrics_url())).await.0,
+        200
+    );
 
     // A restart replays every reconcile: no new Event, no new timeline entry.
     op.stop().await.unwrap();
@@ -191,7 +253,10 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = api.get("db-slow").await.unwrap().status.unwrap();
     assert_eq!(after.timeline, s.timeline);
-    assert_eq!(events_for(&cluster.client, &ns, "db-slow").await.len(), events.len());
+    assert_eq!(
+        events_for(&cluster.client, &ns, "db-slow").await.len(),
+        events.len()
+    );
     op2.stop().await.unwrap();
 }
 
@@ -218,34 +283,59 @@ async fn approval_gate_and_invalid_step() {
     .await
     .unwrap();
     let inc = wait_status(&api, "web-down", "the approval gate", |s| {
-        s.mitigations.get(1).is_some_and(|m| m.state == StepState::AwaitingApproval)
+        s.mitigations
+            .get(1)
+            .is_some_and(|m| m.state == StepState::AwaitingApproval)
     })
     .await;
     let s = inc.status.unwrap();
     // The Scale step without replicas fails with a message naming the field.
     assert_eq!(s.mitigations[0].state, StepState::Failed);
-    assert!(s.mitigations[0].message.contains("spec.mitigations[0].replicas"), "{}", s.mitigations[0].message);
-    assert_eq!(cond(&s, "Valid"), Some(("False".into(), "InvalidSpec".into())));
-    assert_eq!(cond(&s, "AwaitingApproval"), Some(("True".into(), "AwaitingApproval".into())));
+    assert!(
+        s.mitigations[0]
+            .message
+            .contains("spec.mitigations[0].replicas"),
+        "{}",
+        s.mitigations[0].message
+    );
+    assert_eq!(
+        cond(&s, "Valid"),
+        Some(("False".into(), "InvalidSpec".into()))
+    );
+    assert_eq!(
+        cond(&s, "AwaitingApproval"),
+        Some(("True".into(), "AwaitingApproval".into()))
+    );
 
     // Approve the second step (as `kubectl incident approve` does).
     api.patch(
         "web-down",
         &PatchParams::default(),
         &Patch::<()>::Json(json_patch::Patch(vec![
-            serde_json::from_value(json!({"op": "test", "path": "/spec/mitigations/1/name", "value": "rollback"})).unwrap(),
-            serde_json::from_value(json!({"op": "add", "path": "/spec/mitigations/1/approvedBy", "value": "alice"})).unwrap(),
+            serde_json::from_value(
+                json!({"op": "test", "path": "/spec/mitigations/1/name", "value": "rollback"}),
+            )
+            .unwrap(),
+            serde_json::from_value(
+                json!({"op": "add", "path": "/spec/mitigations/1/approvedBy", "value": "alice"}),
+            )
+            .unwrap(),
         ])),
     )
     .await
     .unwrap();
     let inc = wait_status(&api, "web-down", "approval", |s| {
-        s.mitigations.get(1).is_some_and(|m| m.approved_at.is_some())
+        s.mitigations
+            .get(1)
+            .is_some_and(|m| m.approved_at.is_some())
     })
     .await;
     let s = inc.status.unwrap();
     assert_eq!(s.phase, Some(Phase::Identified));
-    assert_eq!(cond(&s, "AwaitingApproval"), Some(("False".into(), "NoPendingApproval".into())));
+    assert_eq!(
+        cond(&s, "AwaitingApproval"),
+        Some(("False".into(), "NoPendingApproval".into()))
+    );
     op.stop().await.unwrap();
 }
 
@@ -265,7 +355,10 @@ async fn schema_rejects_invalid_enum() {
         "spec": {"title": "x", "severity": "SEV9"}
     }))
     .unwrap();
-    let err = dynamic.create(&PostParams::default(), &bad).await.unwrap_err();
+    let err = dynamic
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap_err();
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 422, "{s:?}");

@@ -1,0 +1,464 @@
+//! Scale benchmark of detection on the emulated API server.
+//!
+//! ```sh
+//! cargo build --release --bins --examples
+//! target/release/examples/scale_bench --pods 10000 --churn 2000 --failing 50
+//! ```
+//!
+//! The emulator runs in this process; the operator runs as a separate
+//! process (`target/release/kube-incident run`), so its RSS and CPU are its
+//! own. Detection latency is measured on the emulator's clock alone: from
+//! the server's write of the pod status that makes a workload unhealthy to
+//! the server's receipt of the Incident create (the emulator's write log).
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt};
+use kube_incident::api::{Incident, Runbook};
+use kube_incident::emulator::{Emulator, EmulatorConfig};
+use serde_json::json;
+
+struct Args {
+    pods: usize,
+    pods_per_deployment: usize,
+    namespaces: usize,
+    churn: u64,
+    failing: usize,
+    churn_secs: u64,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        pods: 10_000,
+        pods_per_deployment: 10,
+        namespaces: 10,
+        churn: 2_000,
+        failing: 50,
+        churn_secs: 20,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i + 1 < argv.len() {
+        let v: u64 = argv[i + 1]
+            .parse()
+            .unwrap_or_else(|_| panic!("{} needs a number", argv[i]));
+        match argv[i].as_str() {
+            "--pods" => a.pods = v as usize,
+            "--pods-per-deployment" => a.pods_per_deployment = v as usize,
+            "--namespaces" => a.namespaces = v as usize,
+            "--churn" => a.churn = v,
+            "--failing" => a.failing = v as usize,
+            "--churn-secs" => a.churn_secs = v,
+            other => panic!("unknown flag {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn pod_status(phase_ok: bool, restarts: i32, ip: &str) -> serde_json::Value {
+    let now = jiff::Timestamp::now().to_string();
+    if phase_ok {
+        json!({"status": {
+            "phase": "Running", "podIP": ip, "hostIP": "10.0.0.1", "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}],
+            "containerStatuses": [{"name": "app", "image": "app:v1", "imageID": "", "ready": true, "started": true,
+                "restartCount": restarts, "state": {"running": {"startedAt": now}}}]
+        }})
+    } else {
+        json!({"status": {
+            "phase": "Running", "podIP": ip,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "False", "lastTransitionTime": now}],
+            "containerStatuses": [{"name": "app", "image": "app:v2", "imageID": "", "ready": false, "started": false,
+                "restartCount": restarts,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+                "lastState": {"terminated": {"reason": "Error", "exitCode": 1, "finishedAt": now}}}]
+        }})
+    }
+}
+
+async fn populate(client: &Client, a: &Args) -> Vec<(String, String, Vec<String>)> {
+    let deployments = a.pods / a.pods_per_deployment;
+    let mut layout = Vec::new();
+    for n in 0..a.namespaces {
+        let ns = format!("bench-{n}");
+        let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+    for d in 0..deployments {
+        let ns = format!("bench-{}", d % a.namespaces);
+        let name = format!("app-{d}");
+        let pods: Vec<String> = (0..a.pods_per_deployment)
+            .map(|p| format!("{name}-7f9c-{p:05}"))
+            .collect();
+        layout.push((ns, name, pods));
+    }
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    stream::iter(layout.iter())
+        .for_each_concurrent(32, |(ns, name, pods)| {
+            let client = client.clone();
+            let done = &done;
+            async move {
+                let dep: Deployment = serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+                    "spec": {"replicas": pods.len(), "selector": {"matchLabels": {"app": name}},
+                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}}
+                }))
+                .unwrap();
+                let dapi: Api<Deployment> = Api::namespaced(client.clone(), ns);
+                let d = dapi.create(&PostParams::default(), &dep).await.unwrap();
+                let n = pods.len() as i32;
+                dapi.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {
+                    "observedGeneration": 1, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastTransitionTime": jiff::Timestamp::now().to_string()}]
+                }}))).await.unwrap();
+                let uid = d.metadata.uid.unwrap();
+                let rs_name = format!("{name}-7f9c");
+                let rs: ReplicaSet = serde_json::from_value(json!({
+                    "metadata": {"name": rs_name, "namespace": ns, "labels": {"app": name},
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid, "controller": true}]},
+                    "spec": {"replicas": n, "selector": {"matchLabels": {"app": name}},
+                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}}
+                }))
+                .unwrap();
+                let rs = Api::<ReplicaSet>::namespaced(client.clone(), ns).create(&PostParams::default(), &rs).await.unwrap();
+                let rs_uid = rs.metadata.uid.unwrap();
+                let papi: Api<Pod> = Api::namespaced(client.clone(), ns);
+                for (i, p) in pods.iter().enumerate() {
+                    let pod: Pod = serde_json::from_value(json!({
+                        "metadata": {"name": p, "namespace": ns, "labels": {"app": name},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid, "controller": true}]},
+                        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:v1"}]}
+                    }))
+                    .unwrap();
+                    papi.create(&PostParams::default(), &pod).await.unwrap();
+                    papi.patch_status(p, &PatchParams::default(), &Patch::Merge(pod_status(true, 0, &format!("10.1.{}.{}", i / 250, i % 250)))).await.unwrap();
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 100 == 0 {
+                    eprintln!("  {n} deployments ({:.0}s)", start.elapsed().as_secs_f64());
+                }
+            }
+        })
+        .await;
+    layout
+}
+
+#[tokio::main]
+async fn main() {
+    let a = parse_args();
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "machine: {host}, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    let emu = Emulator::start(EmulatorConfig {
+        simulate: false,
+        watch_history: 200_000,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
+    let client = emu.client();
+    let dir = std::env::temp_dir().join(format!("kube-incident-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [Incident::crd(), Runbook::crd()] {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    eprintln!(
+        "populating {} pods in {} deployments",
+        a.pods,
+        a.pods / a.pods_per_deployment
+    );
+    let t0 = Instant::now();
+    let layout = populate(&client, &a).await;
+    eprintln!("populated in {:.1}s", t0.elapsed().as_secs_f64());
+
+    // The operator, as its own process.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap()
+        .join("kube-incident");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child: Child = Command::new(&bin)
+        .args(["run", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} (build it with `cargo build --release --bins`): {e}",
+                bin.display()
+            )
+        });
+    let pid = child.id();
+    let sync_start = Instant::now();
+    let mut peak_sync = 0;
+    loop {
+        peak_sync = peak_sync.max(rss_kib(pid));
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await;
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf).await;
+            if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let synced_in = sync_start.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let steady = rss_kib(pid);
+    eprintln!(
+        "operator ready in {:.1}s; RSS {} MiB",
+        synced_in.as_secs_f64(),
+        steady / 1024
+    );
+
+    // Background churn: pod status writes at the requested rate.
+    let churned = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn_pods: Vec<(String, String)> = layout
+        .iter()
+        .skip(a.failing)
+        .flat_map(|(ns, _, pods)| pods.iter().map(move |p| (ns.clone(), p.clone())))
+        .collect();
+    let churn_task = {
+        let client = client.clone();
+        let churned = churned.clone();
+        let stop = stop.clone();
+        let rate = a.churn;
+        tokio::spawn(async move {
+            let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+            let mut tick = tokio::time::interval(period * 16);
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let batch: Vec<_> = (0..16)
+                    .map(|k| churn_pods[(i + k) % churn_pods.len()].clone())
+                    .collect();
+                i += 16;
+                stream::iter(batch)
+                    .for_each_concurrent(16, |(ns, p)| {
+                        let client = client.clone();
+                        let churned = churned.clone();
+                        async move {
+                            let api: Api<Pod> = Api::namespaced(client, &ns);
+                            let ip = format!(
+                                "10.2.{}.{}",
+                                churned.load(Ordering::Relaxed) % 250,
+                                churned.load(Ordering::Relaxed) / 250 % 250
+                            );
+                            if api
+                                .patch_status(
+                                    &p,
+                                    &PatchParams::default(),
+                                    &Patch::Merge(json!({"status": {"podIP": ip}})),
+                                )
+                                .await
+                                .is_ok()
+                            {
+                                churned.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                    .await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu0 = cpu_secs(pid);
+    let ev0 = churned.load(Ordering::Relaxed);
+    let churn_start = Instant::now();
+
+    // Break `failing` deployments: every pod of each goes into CrashLoopBackOff.
+    let mark = SystemTime::now();
+    let failing: Vec<_> = layout.iter().take(a.failing).cloned().collect();
+    for (ns, _, pods) in &failing {
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        for p in pods {
+            api.patch_status(
+                p,
+                &PatchParams::default(),
+                &Patch::Merge(pod_status(false, 5, "10.9.9.9")),
+            )
+            .await
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Wait for the incidents.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: usize = stream::iter(
+            failing
+                .iter()
+                .map(|(ns, _, _)| ns.clone())
+                .collect::<std::collections::BTreeSet<_>>(),
+        )
+        .then(|ns| {
+            let client = client.clone();
+            async move {
+                Api::<Incident>::namespaced(client, &ns)
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| l.items.len())
+                    .unwrap_or(0)
+            }
+        })
+        .fold(0, |acc, n| async move { acc + n })
+        .await;
+        if n >= a.failing || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let remaining = Duration::from_secs(a.churn_secs).saturating_sub(churn_start.elapsed());
+    tokio::time::sleep(remaining).await;
+    let cpu1 = cpu_secs(pid);
+    let ev1 = churned.load(Ordering::Relaxed);
+    let churn_elapsed = churn_start.elapsed().as_secs_f64();
+    let steady_after = rss_kib(pid);
+
+    // Latencies from the write log (one clock: the emulator's).
+    let log = emu.write_log();
+    let mut first_bad: HashMap<(String, String), SystemTime> = HashMap::new();
+    for r in log.iter().filter(|r| {
+        r.time >= mark && r.resource == "pods" && r.subresource.as_deref() == Some("status")
+    }) {
+        let ns = r.namespace.clone().unwrap_or_default();
+        if let Some((_, d, _)) = failing
+            .iter()
+            .find(|(fns, _, pods)| *fns == ns && pods.contains(&r.name))
+        {
+            first_bad.entry((ns, d.clone())).or_insert(r.time);
+        }
+    }
+    let mut lat_ms: Vec<f64> = Vec::new();
+    for r in log
+        .iter()
+        .filter(|r| r.resource == "incidents" && r.verb == "create")
+    {
+        let ns = r.namespace.clone().unwrap_or_default();
+        if let Some(((_, _), t)) = first_bad
+            .iter()
+            .find(|((fns, d), _)| *fns == ns && r.name.starts_with(&format!("{d}-")))
+        {
+            if let Ok(d) = r.time.duration_since(*t) {
+                lat_ms.push(d.as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    lat_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+    // Relist: force every watch to expire and measure the peak.
+    emu.faults().force_watch_expiry(None);
+    emu.faults().drop_watches();
+    let mut peak_relist = 0;
+    let relist_start = Instant::now();
+    while relist_start.elapsed() < Duration::from_secs(15) {
+        peak_relist = peak_relist.max(rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = churn_task.await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let events = (ev1 - ev0) as f64;
+    println!("| pods | deployments | churn (writes/s achieved) | incidents | detection p50 / p99 / p99.9 (ms) | RSS steady (MiB) | RSS peak initial sync (MiB) | RSS peak relist (MiB) | CPU s per 1k events |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.0} | {}/{} | {:.1} / {:.1} / {:.1} | {:.1} (after churn {:.1}) | {:.1} | {:.1} | {:.3} |",
+        a.pods,
+        layout.len(),
+        events / churn_elapsed,
+        lat_ms.len(),
+        a.failing,
+        percentile(&lat_ms, 50.0),
+        percentile(&lat_ms, 99.0),
+        percentile(&lat_ms, 99.9),
+        steady as f64 / 1024.0,
+        steady_after as f64 / 1024.0,
+        peak_sync as f64 / 1024.0,
+        peak_relist as f64 / 1024.0,
+        (cpu1 - cpu0) / (events / 1000.0).max(1e-9),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    emu.shutdown().await;
+}
