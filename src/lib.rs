@@ -17,5 +17,7 @@ pub mod core;
 pub mod demo;
 pub mod emulator;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod rbac;

@@ -63,6 +63,22 @@ pub struct OpenedLabels {
     pub source: SourceLabel,
 }
 
+/// `mitigations_total{action,result}`: action is one of the four actions,
+/// result one of `succeeded`, `failed`, `skipped`, `ineffective`, `reverted`, `dry_run`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MitigationLabels {
+    pub action: String,
+    pub result: String,
+}
+
+/// `notifications_total{format,result}`: format `Slack` or `Webhook`,
+/// result `sent`, `failed`, `retried`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub format: String,
+    pub result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     /// A short, bounded reason such as `StatusWrite`, `Kube`, `Serialization`.
@@ -79,6 +95,15 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
+/// Buckets for time to detect: 0.1s .. 1h (detection is meant to be fast).
+pub const DETECT_BUCKETS: [f64; 12] = [
+    0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+];
+
+fn detect_histogram() -> Histogram {
+    Histogram::new(DETECT_BUCKETS)
+}
+
 type HistogramFamily = Family<SeverityLabels, Histogram, fn() -> Histogram>;
 
 /// All metrics of the operator.
@@ -88,6 +113,12 @@ pub struct Metrics {
     pub incidents_opened: Family<OpenedLabels, Counter>,
     pub time_to_acknowledge: HistogramFamily,
     pub time_to_resolve: HistogramFamily,
+    /// From `firstObservedAt` (trouble visible on the cluster) to `openedAt`.
+    pub time_to_detect: HistogramFamily,
+    /// From `openedAt` to the first successful mitigation.
+    pub time_to_mitigate: HistogramFamily,
+    pub mitigations: Family<MitigationLabels, Counter>,
+    pub notifications: Family<NotificationLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconciliations: Counter,
 }
@@ -105,6 +136,10 @@ impl Metrics {
         let incidents_opened = Family::<OpenedLabels, Counter>::default();
         let time_to_acknowledge: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let time_to_resolve: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        let time_to_detect: HistogramFamily = Family::new_with_constructor(detect_histogram);
+        let time_to_mitigate: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        let mitigations = Family::<MitigationLabels, Counter>::default();
+        let notifications = Family::<NotificationLabels, Counter>::default();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         let reconciliations = Counter::default();
         registry.register(
@@ -128,6 +163,26 @@ impl Metrics {
             time_to_resolve.clone(),
         );
         registry.register(
+            "time_to_detect_seconds",
+            "Time from the trouble being visible on the cluster to the incident opening",
+            time_to_detect.clone(),
+        );
+        registry.register(
+            "time_to_mitigate_seconds",
+            "Time from opening to the first successful mitigation",
+            time_to_mitigate.clone(),
+        );
+        registry.register(
+            "mitigations",
+            "Mitigation steps finished, by action and result",
+            mitigations.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications, by sink format and result",
+            notifications.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconcile failures by reason",
             reconcile_errors.clone(),
@@ -143,6 +198,10 @@ impl Metrics {
             incidents_opened,
             time_to_acknowledge,
             time_to_resolve,
+            time_to_detect,
+            time_to_mitigate,
+            mitigations,
+            notifications,
             reconcile_errors,
             reconciliations,
         }
@@ -172,6 +231,40 @@ impl Metrics {
                 severity: severity.into(),
             })
             .observe(after.as_secs_f64());
+    }
+
+    pub fn detected(&self, severity: Severity, after: Duration) {
+        self.time_to_detect
+            .get_or_create(&SeverityLabels {
+                severity: severity.into(),
+            })
+            .observe(after.as_secs_f64());
+    }
+
+    pub fn mitigated(&self, severity: Severity, after: Duration) {
+        self.time_to_mitigate
+            .get_or_create(&SeverityLabels {
+                severity: severity.into(),
+            })
+            .observe(after.as_secs_f64());
+    }
+
+    pub fn mitigation(&self, action: &str, result: &str) {
+        self.mitigations
+            .get_or_create(&MitigationLabels {
+                action: action.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn notification(&self, format: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                format: format.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     pub fn reconcile_error(&self, reason: &str) {

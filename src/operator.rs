@@ -143,6 +143,7 @@ pub async fn run(
         metrics_addr: Arc::new(Mutex::new(None)),
     });
     let metrics = handle.metrics.clone();
+    let leadership = crate::leader::Leadership::always();
     let shutdown: ShutdownSignal = shutdown.boxed().shared();
     let reporter = Reporter {
         controller: "kube-incident".into(),
@@ -156,6 +157,7 @@ pub async fn run(
         clock: clock.clone(),
         resync: Duration::from_secs(60),
         detections: args.detect.then(|| Arc::new(Detections::default())),
+        leadership: leadership.clone(),
     });
     let (trigger_tx, _) = tokio::sync::broadcast::channel(4096);
 
@@ -238,6 +240,7 @@ pub async fn run(
             operator_namespace: args.operator_namespace.clone(),
             builtin_policy: args.builtin_policy,
             clock: clock.clone(),
+            leadership: leadership.clone(),
         };
         let client = client.clone();
         let metrics = metrics.clone();

@@ -105,6 +105,8 @@ pub struct DetectorConfig {
     /// Apply the built-in policy to workloads no Runbook covers.
     pub builtin_policy: bool,
     pub clock: Clock,
+    /// Only the leader opens incidents and writes Runbook status.
+    pub leadership: crate::leader::Leadership,
 }
 
 /// Errors of the detector's writes (logged, counted, retried on the next event).
@@ -737,41 +739,34 @@ impl Ctx {
             .find(|i| i.status.as_ref().is_none_or(|s| s.resolved_at.is_none()))
             .cloned();
         let latest = incidents.last().cloned();
+        // Decide first, publish the detection, then act: the Incident's
+        // first reconcile must already see what the detector saw.
+        enum Act {
+            Nothing,
+            Reopen(Arc<Incident>),
+            Create(u32),
+        }
+        let mut act = Act::Nothing;
         let mut recurrence = None;
         if !assessment.symptoms.is_empty() {
             if let Some(rb) = &runbook {
                 st.last_triggered.insert(key_of(rb), now);
                 st.runbooks_dirty = true;
             }
-            match (&open, &latest) {
-                (Some(_), _) => {}
+            act = match (&open, &latest) {
+                (Some(_), _) => Act::Nothing,
                 (None, Some(last)) if within_reopen(last, policy.reopen_window, now) => {
                     recurrence = Some(truncate_to_seconds(now));
-                    if let Err(e) = self.clear_resolution(last).await {
-                        warn!(error = %e, "cannot reopen incident");
-                        self.metrics.reconcile_error("Reopen");
-                    }
+                    Act::Reopen(last.clone())
                 }
                 _ if policy.paused => {
                     debug!(workload = ?w, "runbook paused: no new incident");
+                    Act::Nothing
                 }
-                _ => {
-                    let n = latest.as_ref().map_or(0, |l| episode(l)) + 1;
-                    let name = w.incident_name(n);
-                    if st.created.get(&fp) != Some(&name) {
-                        match self.create(&w, n, &name, &assessment, &policy).await {
-                            Ok(()) => {
-                                st.created.insert(fp.clone(), name.clone());
-                            }
-                            Err(e) => {
-                                warn!(error = %e, "cannot open incident");
-                                self.metrics.reconcile_error("Create");
-                            }
-                        }
-                    }
-                }
-            }
+                _ => Act::Create(latest.as_ref().map_or(0, |l| episode(l)) + 1),
+            };
         }
+        let summary_assessment = assessment.clone();
         let detection = Detection {
             assessment,
             recurrence: recurrence.or_else(|| {
@@ -782,6 +777,36 @@ impl Ctx {
             }),
         };
         let changed = self.detections.set(w.clone(), Some(detection));
+        if !self.cfg.leadership.is_leader() {
+            // Followers keep detections warm but never write.
+            act = Act::Nothing;
+        }
+        match act {
+            Act::Nothing => {}
+            Act::Reopen(last) => {
+                if let Err(e) = self.clear_resolution(&last).await {
+                    warn!(error = %e, "cannot reopen incident");
+                    self.metrics.reconcile_error("Reopen");
+                }
+            }
+            Act::Create(n) => {
+                let name = w.incident_name(n);
+                if st.created.get(&fp) != Some(&name) {
+                    match self
+                        .create(&w, n, &name, &summary_assessment, &policy)
+                        .await
+                    {
+                        Ok(()) => {
+                            st.created.insert(fp.clone(), name.clone());
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "cannot open incident");
+                            self.metrics.reconcile_error("Create");
+                        }
+                    }
+                }
+            }
+        }
         if changed {
             for inc in open.iter().chain(latest.iter()) {
                 let _ = self.reconcile.send(ObjectRef::from_obj(&**inc));
@@ -894,6 +919,9 @@ impl Ctx {
     }
 
     async fn write_runbook_statuses(&self, st: &State) {
+        if !self.cfg.leadership.is_leader() {
+            return;
+        }
         for ((ns, name), rb) in &st.runbooks {
             let errors = validate_runbook(&rb.spec);
             let matched = if errors.is_empty() {

@@ -67,6 +67,8 @@ pub struct Context {
     pub resync: Duration,
     /// What the detector knows of workloads (None when detection is off).
     pub detections: Option<Arc<super::detector::Detections>>,
+    /// Only the leader writes.
+    pub leadership: crate::leader::Leadership,
 }
 
 /// Observe the target of an incident: from the detector's assessment when
@@ -165,6 +167,10 @@ async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
 
 /// One reconcile of one Incident.
 pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        // A follower keeps its cache warm and looks again soon.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     ctx.metrics.reconciliations.inc();
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
@@ -190,6 +196,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
     publish(&ctx, &inc, &decision.transitions).await;
+    observe_detection_time(&ctx, &decision);
 
     let resolved = decision.status.resolved_at.is_some();
     let requeue = match decision.requeue_after {
@@ -228,6 +235,24 @@ pub async fn write_status(
         source,
     })?;
     Ok(())
+}
+
+/// MTTD: recorded once, when `firstObservedAt` first appears next to `openedAt`.
+fn observe_detection_time(ctx: &Context, decision: &lifecycle::Decision) {
+    let opened = decision
+        .transitions
+        .iter()
+        .any(|t| matches!(t, Transition::Opened { .. }));
+    if let (true, Some(first), Some(opened_at), Some(sev)) = (
+        opened,
+        decision.status.first_observed_at.as_ref(),
+        decision.status.opened_at.as_ref(),
+        decision.status.severity,
+    ) {
+        let d = opened_at.0.duration_since(first.0);
+        ctx.metrics
+            .detected(sev, Duration::try_from(d).unwrap_or(Duration::ZERO));
+    }
 }
 
 async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {

@@ -374,3 +374,98 @@ async fn runbook_tenancy_and_severity_rules() {
     );
     op.stop().await.unwrap();
 }
+
+/// Every trigger, each on its own Deployment, with a Runbook that shortens
+/// the grace periods so the test takes seconds.
+#[tokio::test]
+async fn every_trigger_opens_an_incident() {
+    if !sim_cluster_needed() {
+        return;
+    }
+    let cluster = Cluster::with_crds(true).await;
+    let ns = cluster.namespace("triggers").await;
+    let rb: Runbook = serde_json::from_value(json!({
+        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
+        "metadata": {"name": "fast"},
+        "spec": {
+            "selector": {},
+            "triggers": [
+                {"type": "CrashLoopBackOff", "minRestarts": 2},
+                {"type": "ImagePullBackOff", "for": "1s"},
+                {"type": "OOMKilled"},
+                {"type": "CreateContainerConfigError", "for": "1s"},
+                {"type": "RestartStorm", "restarts": 3, "window": "10m"},
+                {"type": "Unavailable", "minUnavailableRatio": "0.5", "for": "1s"},
+                {"type": "ProgressDeadlineExceeded"},
+                {"type": "Unschedulable", "for": "1s"},
+                {"type": "NotReady", "for": "1s"}
+            ]
+        }
+    }))
+    .unwrap();
+    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
+    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
+    let cases = [
+        ("crash", "crashloop", "CrashLoopBackOff"),
+        ("pull", "imagepull", "ImagePullBackOff"),
+        ("oom", "oom", "OOMKilled"),
+        ("config", "config-error", "CreateContainerConfigError"),
+        ("sched", "unschedulable", "Unschedulable"),
+        ("unready", "unready", "NotReady"),
+    ];
+    for (name, behavior, _) in cases {
+        api.create(&PostParams::default(), &deployment(name, 2, behavior))
+            .await
+            .unwrap();
+    }
+    // A rollout that never becomes ready exceeds its (short) progress deadline.
+    let mut stuck = deployment("stuck", 2, "healthy");
+    stuck.spec.as_mut().unwrap().progress_deadline_seconds = Some(20);
+    api.create(&PostParams::default(), &stuck).await.unwrap();
+    wait_for(WAIT, || async {
+        let d = api.get("stuck").await.ok()?;
+        (d.status?.available_replicas? == 2).then_some(())
+    })
+    .await
+    .expect("stuck starts healthy");
+    set_behavior(
+        &cluster.client,
+        &ns,
+        "stuck",
+        "unready",
+        "registry.example/stuck:v2",
+    )
+    .await;
+
+    let symptom_of = |l: &[Incident], target: &str, trigger: &str| {
+        l.iter().any(|i| {
+            i.spec.target.as_ref().is_some_and(|t| t.name == target)
+                && i.status.as_ref().is_some_and(|s| {
+                    s.timeline
+                        .iter()
+                        .any(|e| e.message.starts_with(&format!("{trigger}: ")))
+                })
+        })
+    };
+    let list = wait_incidents(&cluster.client, &ns, "an incident per trigger", |l| {
+        cases.iter().all(|(n, _, t)| symptom_of(l, n, t))
+            && symptom_of(l, "stuck", "ProgressDeadlineExceeded")
+            && symptom_of(l, "crash", "RestartStorm")
+            && (symptom_of(l, "sched", "Unavailable") || symptom_of(l, "unready", "Unavailable"))
+    })
+    .await;
+    // One incident per workload.
+    let mut targets: Vec<_> = list
+        .iter()
+        .map(|i| i.spec.target.as_ref().unwrap().name.clone())
+        .collect();
+    targets.sort();
+    let mut dedup = targets.clone();
+    dedup.dedup();
+    assert_eq!(targets, dedup, "one incident per workload");
+    op.stop().await.unwrap();
+}
