@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::stream::{self, BoxStream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
+use super::lite::PodLite;
 use super::Clock;
 use crate::api::{
     Incident, IncidentSource, IncidentSpec, LocalObjectReference, Runbook, RunbookStatus,
@@ -136,7 +137,7 @@ pub enum DetectorError {
 // only add an allocation per event.
 #[allow(clippy::large_enum_variant)]
 enum Input {
-    Pod(usize, Result<Event<Pod>, watcher::Error>),
+    Pod(usize, Result<Event<PodLite>, watcher::Error>),
     Deploy(usize, Result<Event<Deployment>, watcher::Error>),
     Rs(
         usize,
@@ -162,9 +163,10 @@ fn key_of<K: Resource>(o: &K) -> Key {
 /// In-memory state of the detector.
 #[derive(Default)]
 struct State {
-    pods: HashMap<Key, (PodView, WorkloadKey)>,
-    workload_pods: HashMap<WorkloadKey, BTreeSet<String>>,
-    pods_by_rs: HashMap<Key, BTreeSet<String>>,
+    pods: HashMap<Key, (PodView, Arc<WorkloadKey>)>,
+    workload_pods: HashMap<Arc<WorkloadKey>, BTreeSet<String>>,
+    /// Pods whose ReplicaSet's owner is not known yet, by ReplicaSet.
+    unattributed: HashMap<Key, BTreeSet<String>>,
     deployments: HashMap<Key, DeploymentView>,
     rs_owner: HashMap<Key, String>,
     ns_labels: HashMap<String, BTreeMap<String, String>>,
@@ -188,18 +190,30 @@ impl State {
             .cloned()
     }
 
-    fn upsert_pod(&mut self, pod: &Pod, now: Timestamp) {
+    /// The shared key of a workload (one allocation per workload, not per pod).
+    fn intern(&mut self, w: WorkloadKey) -> Arc<WorkloadKey> {
+        match self.workload_pods.get_key_value(&w) {
+            Some((k, _)) => k.clone(),
+            None => Arc::new(w),
+        }
+    }
+
+    fn upsert_pod(&mut self, pod: &PodLite, now: Timestamp) {
         let view = PodView::from(pod);
         let k = key_of(pod);
         let workload = attribute(&view, |ns, rs| self.rs_deployment(ns, rs));
-        self.ledger.observe(&workload, &view, now);
-        if let Some(o) = view.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
-            self.pods_by_rs
-                .entry((k.0.clone(), o.name.clone()))
-                .or_default()
-                .insert(k.1.clone());
+        let workload = self.intern(workload);
+        if workload.kind == "ReplicaSet" {
+            if let Some(o) = &view.owner {
+                self.unattributed
+                    .entry((k.0.clone(), o.name.clone()))
+                    .or_default()
+                    .insert(k.1.clone());
+            }
         }
-        if let Some((_, old)) = self.pods.get(&k) {
+        let previous = self.pods.remove(&k);
+        self.ledger.observe(&workload, previous.as_ref().map(|(v, _)| v), &view, now);
+        if let Some((_, old)) = &previous {
             if *old != workload {
                 let old = old.clone();
                 self.unlink(&old, &k.1);
@@ -209,7 +223,7 @@ impl State {
             .entry(workload.clone())
             .or_default()
             .insert(k.1.clone());
-        self.dirty.insert(workload.clone());
+        self.dirty.insert((*workload).clone());
         self.pods.insert(k, (view, workload));
     }
 
@@ -228,36 +242,52 @@ impl State {
             self.unlink(&w, &k.1);
             self.ledger.forget_pod(&k.0, &k.1);
             if let Some(o) = view.owner.filter(|o| o.kind == "ReplicaSet") {
-                if let Some(set) = self.pods_by_rs.get_mut(&(k.0.clone(), o.name)) {
+                let rs = (k.0.clone(), o.name);
+                if let Some(set) = self.unattributed.get_mut(&rs) {
                     set.remove(&k.1);
+                    if set.is_empty() {
+                        self.unattributed.remove(&rs);
+                    }
                 }
             }
         }
     }
 
-    /// A ReplicaSet's owner became known or changed: re-attribute its pods.
-    fn reattribute_rs(&mut self, rs: &Key, now: Timestamp) {
-        let pods: Vec<String> = self
-            .pods_by_rs
-            .get(rs)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+    /// A ReplicaSet's owner became known: attribute its waiting pods.
+    fn reattribute_rs(&mut self, rs: &Key) {
+        let Some(pods) = self.unattributed.remove(rs) else {
+            return;
+        };
         for p in pods {
             let k = (rs.0.clone(), p);
             if let Some((view, old)) = self.pods.get(&k).cloned() {
                 let new = attribute(&view, |ns, r| self.rs_deployment(ns, r));
+                let new = self.intern(new);
                 if new != old {
                     self.unlink(&old, &k.1);
-                    self.workload_pods
-                        .entry(new.clone())
-                        .or_default()
-                        .insert(k.1.clone());
-                    self.dirty.insert(new.clone());
-                    self.ledger.observe(&new, &view, now);
+                    self.workload_pods.entry(new.clone()).or_default().insert(k.1.clone());
+                    self.dirty.insert((*new).clone());
                     self.pods.insert(k, (view, new));
                 }
             }
         }
+    }
+
+    /// Every known workload must be looked at again (e.g. this instance just
+    /// became the leader and may owe an action its predecessor did not take).
+    fn mark_all_dirty(&mut self) {
+        let pods: Vec<WorkloadKey> = self.workload_pods.keys().map(|w| (**w).clone()).collect();
+        let deployments: Vec<WorkloadKey> = self
+            .deployments
+            .values()
+            .map(|d| WorkloadKey {
+                namespace: d.namespace.clone(),
+                kind: "Deployment".into(),
+                name: d.name.clone(),
+            })
+            .collect();
+        self.dirty.extend(pods);
+        self.dirty.extend(deployments);
     }
 
     fn mark_namespace_dirty(&mut self, ns: &str) {
@@ -265,7 +295,7 @@ impl State {
             .workload_pods
             .keys()
             .filter(|w| w.namespace == ns)
-            .cloned()
+            .map(|w| (**w).clone())
             .chain(
                 self.deployments
                     .values()
@@ -368,7 +398,7 @@ pub async fn run(
             }
         }
         streams.push(
-            watcher::watcher(api::<Pod>(&client, scope), wc())
+            watcher::watcher(api::<PodLite>(&client, scope), wc())
                 .map(move |e| Input::Pod(i, e))
                 .boxed(),
         );
@@ -426,6 +456,7 @@ pub async fn run(
         ..Default::default()
     };
     let mut on_synced = Some(on_synced);
+    let mut was_leader = false;
     let ctx = Ctx {
         client,
         cfg,
@@ -447,6 +478,12 @@ pub async fn run(
         if let Some(f) = on_synced.take() {
             info!("detector caches synced");
             f();
+        }
+        // A new leader looks at everything again: a follower decided
+        // without acting.
+        let leading = ctx.cfg.leadership.is_leader();
+        if std::mem::replace(&mut was_leader, leading) != leading && leading {
+            st.mark_all_dirty();
         }
         // Timers that came due.
         while let Some((at, w)) = st.timers.first().cloned() {
@@ -574,7 +611,7 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                         None => st.rs_owner.remove(&k).is_some(),
                     };
                     if changed {
-                        st.reattribute_rs(&k, now);
+                        st.reattribute_rs(&k);
                     }
                 }
                 Event::Delete(rs) => {
@@ -624,7 +661,7 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                     if changed {
                         st.runbooks.insert(k, rb);
                         st.runbooks_dirty = true;
-                        let all: Vec<WorkloadKey> = st.workload_pods.keys().cloned().collect();
+                        let all: Vec<WorkloadKey> = st.workload_pods.keys().map(|w| (**w).clone()).collect();
                         st.dirty.extend(all);
                         let deps: Vec<WorkloadKey> = st
                             .deployments
@@ -642,7 +679,7 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::Delete(rb) => {
                     st.runbooks.remove(&key_of(&rb));
-                    let all: Vec<WorkloadKey> = st.workload_pods.keys().cloned().collect();
+                    let all: Vec<WorkloadKey> = st.workload_pods.keys().map(|w| (**w).clone()).collect();
                     st.dirty.extend(all);
                 }
                 Event::InitDone => {

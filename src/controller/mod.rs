@@ -3,7 +3,9 @@
 //! Events.
 
 pub mod detector;
+pub mod executor;
 pub mod incident;
+pub mod lite;
 
 use std::sync::Arc;
 

@@ -225,8 +225,6 @@ pub struct RestartRecord {
 /// Restart history per workload, kept by the detector between events.
 #[derive(Debug, Default, Clone)]
 pub struct RestartLedger {
-    /// (pod, container) -> last restart count seen.
-    last: HashMap<(String, String), i32>,
     /// Restarts recorded per workload, oldest first.
     history: HashMap<WorkloadKey, Vec<RestartRecord>>,
     /// pod -> the workload its restarts are recorded under.
@@ -234,26 +232,38 @@ pub struct RestartLedger {
 }
 
 impl RestartLedger {
-    /// Record a pod's restart counts; increases since the last look count
-    /// as restarts at `now`. The first look at a pod records no restarts.
-    pub fn observe(&mut self, workload: &WorkloadKey, pod: &PodView, now: Timestamp) {
-        let pod_key = format!("{}/{}", pod.namespace, pod.name);
-        for c in &pod.containers {
-            let key = (pod_key.clone(), c.name.clone());
-            let prev = self.last.insert(key, c.restart_count);
-            if let Some(prev) = prev {
-                if c.restart_count > prev {
-                    self.history
-                        .entry(workload.clone())
-                        .or_default()
-                        .push(RestartRecord {
-                            at: now,
-                            count: c.restart_count - prev,
-                            pod: pod_key.clone(),
-                        });
-                    self.pod_workload.insert(pod_key.clone(), workload.clone());
-                }
-            }
+    /// Record a pod's restarts: increases of a container's restart count
+    /// from `previous` (the last view of the same pod) to `current` count
+    /// as restarts at `now`. The first view of a pod records none.
+    pub fn observe(
+        &mut self,
+        workload: &WorkloadKey,
+        previous: Option<&PodView>,
+        current: &PodView,
+        now: Timestamp,
+    ) {
+        let Some(previous) = previous else {
+            return;
+        };
+        let restarts: i32 = current
+            .containers
+            .iter()
+            .filter_map(|c| {
+                let before = previous.containers.iter().find(|p| p.name == c.name)?;
+                (c.restart_count > before.restart_count).then(|| c.restart_count - before.restart_count)
+            })
+            .sum();
+        if restarts > 0 {
+            let pod_key = format!("{}/{}", current.namespace, current.name);
+            self.history
+                .entry(workload.clone())
+                .or_default()
+                .push(RestartRecord {
+                    at: now,
+                    count: restarts,
+                    pod: pod_key.clone(),
+                });
+            self.pod_workload.insert(pod_key, workload.clone());
         }
     }
 
@@ -261,7 +271,6 @@ impl RestartLedger {
     /// the workload's current pods, so replacing them (a rollback) ends it.
     pub fn forget_pod(&mut self, namespace: &str, name: &str) {
         let pod_key = format!("{namespace}/{name}");
-        self.last.retain(|(p, _), _| *p != pod_key);
         if let Some(w) = self.pod_workload.remove(&pod_key) {
             if let Some(h) = self.history.get_mut(&w) {
                 h.retain(|r| r.pod != pod_key);

@@ -272,12 +272,14 @@ fn restart_storm_across_pods() {
     let policy = DetectionPolicy::default();
     let mut a = pod("a", container(None, 0), true, -3000);
     let mut b = pod("b", container(None, 0), true, -3000);
-    ledger.observe(&k, &a, t(0));
-    ledger.observe(&k, &b, t(0));
+    ledger.observe(&k, None, &a, t(0));
+    ledger.observe(&k, None, &b, t(0));
+    let a0 = a.clone();
     a.containers[0].restart_count = 2;
-    ledger.observe(&k, &a, t(60));
+    ledger.observe(&k, Some(&a0), &a, t(60));
+    let b0 = b.clone();
     b.containers[0].restart_count = 2;
-    ledger.observe(&k, &b, t(120));
+    ledger.observe(&k, Some(&b0), &b, t(120));
     let r = assess(
         &k,
         Some(&deploy(2, 2)),
@@ -287,8 +289,9 @@ fn restart_storm_across_pods() {
         t(130),
     );
     assert!(r.symptoms.is_empty(), "4 restarts < 5");
+    let a1 = a.clone();
     a.containers[0].restart_count = 3;
-    ledger.observe(&k, &a, t(140));
+    ledger.observe(&k, Some(&a1), &a, t(140));
     let refs = [&a, &b];
     let r = assess(&k, Some(&deploy(2, 2)), &refs, &policy, &mut ledger, t(150));
     assert_eq!(triggers(&r), vec![TriggerType::RestartStorm]);
