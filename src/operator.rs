@@ -13,12 +13,12 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tracing::{error, info};
 
-use crate::api::FINGERPRINT_LABEL;
 use crate::api::{Incident, GROUP, VERSION};
 use crate::controller::detector::{self, Detections, DetectorConfig, IncidentLookup};
 use crate::controller::{self, incident, Clock};
 use crate::core::targets::{SeverityTargets, TargetKind, TargetOverrideError};
 use crate::http::{self, HttpState};
+use crate::leader::{ElectionConfig, LeaderElector, LeaderError, Leadership};
 use crate::metrics::Metrics;
 
 /// Flags of `kube-incident run` (each also readable from an environment variable).
@@ -70,6 +70,54 @@ pub struct RunArgs {
     /// Apply the built-in detection policy to workloads no Runbook covers.
     #[arg(long, env = "KUBE_INCIDENT_BUILTIN_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
     pub builtin_policy: bool,
+    /// Send notifications to the Runbooks' `notify` sinks.
+    #[arg(long, env = "KUBE_INCIDENT_NOTIFY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub notify: bool,
+    /// Attempts per notification (connection errors, HTTP 429 and 5xx are retried).
+    #[arg(long, env = "KUBE_INCIDENT_NOTIFY_MAX_ATTEMPTS", default_value_t = 4)]
+    pub notify_max_attempts: u32,
+    /// First retry backoff; doubles per attempt (capped at 8s), with full jitter.
+    #[arg(long, env = "KUBE_INCIDENT_NOTIFY_BACKOFF", default_value = "500ms", value_parser = parse_notify_duration)]
+    pub notify_backoff: Duration,
+    /// Per-request timeout of a notification (a timed-out request is not retried).
+    #[arg(long, env = "KUBE_INCIDENT_NOTIFY_TIMEOUT", default_value = "10s", value_parser = parse_notify_duration)]
+    pub notify_timeout: Duration,
+    /// Keep evidence (logs, Events, rollout history) with each Incident.
+    #[arg(long, env = "KUBE_INCIDENT_EVIDENCE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub evidence: bool,
+    /// Failing pods whose logs are kept as evidence.
+    #[arg(long, env = "KUBE_INCIDENT_EVIDENCE_PODS", default_value_t = 3)]
+    pub evidence_pods: usize,
+    /// Log lines kept per container (tail of the previous instance).
+    #[arg(long, env = "KUBE_INCIDENT_EVIDENCE_LOG_LINES", default_value_t = 50)]
+    pub evidence_log_lines: i64,
+    /// Elect a leader with a coordination.k8s.io Lease: only the leader acts
+    /// and writes (run several replicas for fast failover).
+    #[arg(long, env = "KUBE_INCIDENT_LEADER_ELECT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader election Lease.
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_NAME", default_value = "kube-incident")]
+    pub lease_name: String,
+    /// Namespace of the leader election Lease (default: the operator's namespace, POD_NAMESPACE).
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a lease is valid without renewal (whole seconds); a killed leader is replaced after at most this plus one retry period.
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps acting without a successful renewal (less than --lease-duration).
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration_arg)]
+    pub lease_renew_deadline: Duration,
+    /// How often candidates try to acquire and the leader renews (less than --lease-renew-deadline).
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration_arg)]
+    pub lease_retry_period: Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    crate::api::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_notify_duration(s: &str) -> Result<Duration, String> {
+    crate::api::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 impl RunArgs {
@@ -80,6 +128,33 @@ impl RunArgs {
         t.apply_overrides(TargetKind::Resolution, &self.resolution_targets)?;
         t.apply_overrides(TargetKind::MonitoringWindow, &self.monitoring_windows)?;
         Ok(t)
+    }
+
+    /// The leader election settings (`None` without `--leader-elect`).
+    pub fn election(&self) -> Result<Option<ElectionConfig>, LeaderError> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let base = self
+            .instance
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "kube-incident".to_string());
+        let cfg = ElectionConfig {
+            lease_name: self.lease_name.clone(),
+            lease_namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| self.operator_namespace.clone())
+                .unwrap_or_default(),
+            // Unique per process: a restarted pod is a new candidate.
+            identity: format!("{base}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            lease_duration: self.lease_duration,
+            renew_deadline: self.lease_renew_deadline,
+            retry_period: self.lease_retry_period,
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
     }
 }
 
@@ -94,6 +169,10 @@ pub enum OperatorError {
     Targets(#[from] TargetOverrideError),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
 }
 
 /// Check that the API server serves our kinds (via discovery, which every
@@ -137,14 +216,24 @@ pub async fn run(
 ) -> Result<(), OperatorError> {
     check_crds(&client).await?;
     let targets = args.severity_targets()?;
+    let election = args.election()?;
     let handle = handle.unwrap_or_else(|| OperatorHandle {
         metrics: Arc::new(Metrics::new()),
         ready: Arc::new(AtomicBool::new(false)),
         metrics_addr: Arc::new(Mutex::new(None)),
     });
     let metrics = handle.metrics.clone();
-    let leadership = crate::leader::Leadership::always();
     let shutdown: ShutdownSignal = shutdown.boxed().shared();
+    let mut tasks = Vec::new();
+    let leadership = match election {
+        Some(cfg) => {
+            let elector = LeaderElector::new(client.clone(), cfg, clock.clone())?;
+            let leadership = elector.leadership();
+            tasks.push(elector.run(shutdown.clone()).boxed());
+            leadership
+        }
+        None => Leadership::always(),
+    };
     let reporter = Reporter {
         controller: "kube-incident".into(),
         instance: args.instance.clone(),
@@ -158,6 +247,25 @@ pub async fn run(
         resync: Duration::from_secs(60),
         detections: args.detect.then(|| Arc::new(Detections::default())),
         leadership: leadership.clone(),
+        dry_run: args.dry_run,
+        notifier: if args.notify {
+            Some(Arc::new(crate::notify::Notifier::new(
+                metrics.clone(),
+                crate::notify::RetryPolicy {
+                    max_attempts: args.notify_max_attempts.max(1),
+                    base_backoff: args.notify_backoff,
+                    timeout: args.notify_timeout,
+                    ..Default::default()
+                },
+            )?))
+        } else {
+            None
+        },
+        evidence: args.evidence.then(|| crate::core::evidence::Caps {
+            pods: args.evidence_pods,
+            log_lines: args.evidence_log_lines.max(1),
+            ..Default::default()
+        }),
     });
     let (trigger_tx, _) = tokio::sync::broadcast::channel(4096);
 
@@ -181,7 +289,6 @@ pub async fn run(
             }
         }
     };
-    let mut tasks = Vec::new();
     for scope in &scopes {
         let (incidents, deployments): (Api<Incident>, Api<Deployment>) = match scope {
             Some(ns) => (
@@ -207,7 +314,7 @@ pub async fn run(
         tasks.push(
             incident::run(
                 incidents,
-                deployments,
+                (!args.detect).then_some(deployments),
                 ctx.clone(),
                 shutdown.clone(),
                 on_ready,
@@ -219,20 +326,12 @@ pub async fn run(
 
     if let Some(detections) = ctx.detections.clone() {
         let lookup_stores = stores.clone();
-        let lookup: IncidentLookup = Arc::new(move |ns: &str, fp: &str| {
+        let lookup: IncidentLookup = Arc::new(move |ns: &str| {
             let stores = lookup_stores.lock().unwrap_or_else(PoisonError::into_inner);
             stores
                 .iter()
                 .flat_map(|s| s.state())
-                .filter(|i| {
-                    i.metadata.namespace.as_deref() == Some(ns)
-                        && i.metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(FINGERPRINT_LABEL))
-                            .map(String::as_str)
-                            == Some(fp)
-                })
+                .filter(|i| i.metadata.namespace.as_deref() == Some(ns))
                 .collect()
         });
         let cfg = DetectorConfig {

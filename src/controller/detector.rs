@@ -93,8 +93,8 @@ pub fn workload_of(inc: &Incident) -> Option<WorkloadKey> {
     })
 }
 
-/// Finds the Incidents of a fingerprint (from the Incident controller's caches).
-pub type IncidentLookup = Arc<dyn Fn(&str, &str) -> Vec<Arc<Incident>> + Send + Sync>;
+/// The Incidents of a namespace (from the Incident controller's caches).
+pub type IncidentLookup = Arc<dyn Fn(&str) -> Vec<Arc<Incident>> + Send + Sync>;
 
 /// Detector settings.
 #[derive(Clone)]
@@ -769,7 +769,19 @@ impl Ctx {
         }
 
         let fp = w.fingerprint();
-        let mut incidents = (self.lookup)(&w.namespace, &fp);
+        let in_namespace = (self.lookup)(&w.namespace);
+        // Every Incident about this workload (hand-declared ones too) is
+        // told when the detection changes.
+        let concerned: Vec<Arc<Incident>> = in_namespace
+            .iter()
+            .filter(|i| workload_of(i).as_ref() == Some(&w))
+            .cloned()
+            .collect();
+        // The detector's own episodes, by fingerprint.
+        let mut incidents: Vec<Arc<Incident>> = in_namespace
+            .into_iter()
+            .filter(|i| i.labels().get(FINGERPRINT_LABEL).map(String::as_str) == Some(fp.as_str()))
+            .collect();
         incidents.sort_by_key(|i| episode(i));
         let open = incidents
             .iter()
@@ -845,7 +857,7 @@ impl Ctx {
             }
         }
         if changed {
-            for inc in open.iter().chain(latest.iter()) {
+            for inc in concerned.iter().filter(|i| i.status.as_ref().is_none_or(|s| s.resolved_at.is_none())).chain(latest.iter()) {
                 let _ = self.reconcile.send(ObjectRef::from_obj(&**inc));
             }
         }

@@ -69,6 +69,12 @@ pub struct Context {
     pub detections: Option<Arc<super::detector::Detections>>,
     /// Only the leader writes.
     pub leadership: crate::leader::Leadership,
+    /// `--dry-run`: mitigations are planned and recorded, never applied.
+    pub dry_run: bool,
+    /// Sends notifications for transitions (None: notifications off).
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Evidence caps (None: evidence collection off).
+    pub evidence: Option<crate::core::evidence::Caps>,
 }
 
 /// Observe the target of an incident: from the detector's assessment when
@@ -145,6 +151,7 @@ async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
     let mut policy = Policy {
         targets: ctx.targets.clone(),
         monitoring_window: None,
+        escalation: Vec::new(),
     };
     if let Some(rb) = &inc.spec.runbook_ref {
         let api: Api<Runbook> = Api::namespaced(ctx.client.clone(), ns);
@@ -155,6 +162,7 @@ async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
                     .monitoring
                     .as_ref()
                     .and_then(|m| m.window.parse().ok());
+                policy.escalation = crate::core::escalation::levels(&runbook.spec.escalation);
             }
             Ok(None) => debug!(runbook = %rb.name, "runbook not found; using default policy"),
             Err(e) => {
@@ -177,7 +185,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     let observation = observe(&ctx, &ns, &inc).await?;
     let policy = policy(&ctx, &ns, &inc).await;
     let now = (ctx.clock)();
-    let decision = lifecycle::reconcile(
+    let mut decision = lifecycle::reconcile(
         IncidentView {
             spec: &inc.spec,
             generation: inc.metadata.generation,
@@ -188,6 +196,22 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
         &policy,
         now,
     );
+    // Mitigations: run the cleared step, drive a running one, watch for
+    // external changes, revert on resolve (see executor.rs).
+    let window =
+        policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));
+    let exec = match super::executor::execute(&ctx, &inc, &ns, &mut decision, window).await {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(incident = %name, error = %e, "mitigation executor failed; retrying");
+            ctx.metrics.reconcile_error(e.reason());
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
+    };
+    if exec.stale {
+        // The cached Incident is older than the stored one: start over.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
 
     let current = inc.status.clone().unwrap_or_default();
     if decision.status != current {
@@ -204,6 +228,10 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
         Some(d) => Some(d + Duration::from_secs(1)),
         None if !resolved && inc.spec.target.is_some() => Some(ctx.resync),
         None => None,
+    };
+    let requeue = match (requeue, exec.requeue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     Ok(match requeue {
         Some(d) => Action::requeue(d.min(ctx.resync)),
@@ -286,6 +314,23 @@ async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
             warn!(incident = %inc.name_any(), error = %e, "failed to publish event");
         }
     }
+    // Notifications: recorded on the Incident before sending, so a replay,
+    // a restart or another replica never sends one twice.
+    if let Some(notifier) = &ctx.notifier {
+        notifier
+            .notify(&ctx.client, &ctx.recorder, inc, transitions, (ctx.clock)())
+            .await;
+    }
+    // Evidence (at open, when severity rises) and the post-mortem draft.
+    super::evidence::after_transitions(
+        &ctx.client,
+        &ctx.recorder,
+        inc,
+        transitions,
+        ctx.evidence.as_ref(),
+        (ctx.clock)(),
+    )
+    .await;
 }
 
 fn error_policy(_inc: Arc<Incident>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -299,7 +344,7 @@ fn error_policy(_inc: Arc<Incident>, err: &Error, ctx: Arc<Context>) -> Action {
 /// synced.
 pub async fn run(
     incidents: Api<Incident>,
-    deployments: Api<Deployment>,
+    deployments: Option<Api<Deployment>>,
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     on_ready: impl FnOnce(Store<Incident>) + Send + 'static,
@@ -346,8 +391,10 @@ pub async fn run(
             }
         }
     });
-    controller
-        .watches(
+    // Without the detector, Deployment changes wake the Incidents that
+    // target them (with it, the detector asks for reconciles itself).
+    if let Some(deployments) = deployments {
+        controller = controller.watches(
             deployments,
             watcher::Config::default().any_semantic(),
             move |d: Deployment| {
@@ -359,15 +406,16 @@ pub async fn run(
                     .filter(|i| {
                         i.namespace() == ns
                             && i.status.as_ref().is_none_or(|s| s.resolved_at.is_none())
-                            && i.spec
-                                .target
-                                .as_ref()
-                                .is_some_and(|t| t.kind == TargetKind::Deployment && t.name == name)
+                            && i.spec.target.as_ref().is_some_and(|t| {
+                                t.kind == TargetKind::Deployment && t.name == name
+                            })
                     })
                     .map(|i| ObjectRef::from_obj(&*i))
                     .collect::<Vec<_>>()
             },
-        )
+        );
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
