@@ -171,6 +171,8 @@ struct State {
     rs_owner: HashMap<Key, String>,
     ns_labels: HashMap<String, BTreeMap<String, String>>,
     runbooks: HashMap<Key, Runbook>,
+    /// Runbooks whose spec passed validation (checked once per change).
+    valid_runbooks: HashSet<Key>,
     ledger: RestartLedger,
     dirty: HashSet<WorkloadKey>,
     runbooks_dirty: bool,
@@ -355,8 +357,9 @@ impl State {
             .unwrap_or_default();
         let valid = self
             .runbooks
-            .values()
-            .filter(|rb| validate_runbook(&rb.spec).is_empty());
+            .iter()
+            .filter(|(k, _)| self.valid_runbooks.contains(*k))
+            .map(|(_, rb)| rb);
         selector::runbook_for(
             valid,
             &w.namespace,
@@ -565,8 +568,14 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
             match ev {
                 Event::Apply(d) | Event::InitApply(d) => {
                     st.dirty.insert(dirty(&d));
-                    st.deployments.insert(key_of(&d), DeploymentView::from(&d));
-                    st.runbooks_dirty = true;
+                    let view = DeploymentView::from(&d);
+                    // Matches only change with labels (or existence).
+                    let relabelled = st
+                        .deployments
+                        .get(&key_of(&d))
+                        .is_none_or(|old| old.labels != view.labels);
+                    st.runbooks_dirty |= relabelled;
+                    st.deployments.insert(key_of(&d), view);
                 }
                 Event::Delete(d) => {
                     st.dirty.insert(dirty(&d));
@@ -659,6 +668,11 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                         old.spec != rb.spec || old.metadata.generation != rb.metadata.generation
                     });
                     if changed {
+                        if validate_runbook(&rb.spec).is_empty() {
+                            st.valid_runbooks.insert(k.clone());
+                        } else {
+                            st.valid_runbooks.remove(&k);
+                        }
                         st.runbooks.insert(k, rb);
                         st.runbooks_dirty = true;
                         let all: Vec<WorkloadKey> = st.workload_pods.keys().map(|w| (**w).clone()).collect();
@@ -679,12 +693,14 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::Delete(rb) => {
                     st.runbooks.remove(&key_of(&rb));
+                    st.valid_runbooks.remove(&key_of(&rb));
                     let all: Vec<WorkloadKey> = st.workload_pods.keys().map(|w| (**w).clone()).collect();
                     st.dirty.extend(all);
                 }
                 Event::InitDone => {
                     if let Some(seen) = done {
                         st.runbooks.retain(|k, _| seen.contains(k));
+                        st.valid_runbooks.retain(|k| seen.contains(k));
                     }
                 }
                 Event::Init => {}
@@ -971,26 +987,24 @@ impl Ctx {
         if !self.cfg.leadership.is_leader() {
             return;
         }
+        // One pass over the Deployments: which Runbook governs each.
+        let mut matched_by: HashMap<Key, usize> = HashMap::new();
+        for d in st.deployments.values() {
+            let w = WorkloadKey {
+                namespace: d.namespace.clone(),
+                kind: "Deployment".into(),
+                name: d.name.clone(),
+            };
+            if let Some(rb) = st.runbook_for(&w, self.cfg.operator_namespace.as_deref()) {
+                *matched_by.entry(key_of(rb)).or_default() += 1;
+            }
+        }
         for ((ns, name), rb) in &st.runbooks {
             let errors = validate_runbook(&rb.spec);
-            let matched = if errors.is_empty() {
-                st.deployments
-                    .values()
-                    .filter(|d| {
-                        let w = WorkloadKey {
-                            namespace: d.namespace.clone(),
-                            kind: "Deployment".into(),
-                            name: d.name.clone(),
-                        };
-                        st.runbook_for(&w, self.cfg.operator_namespace.as_deref())
-                            .is_some_and(|r| {
-                                r.metadata.namespace.as_deref() == Some(ns) && r.name_any() == *name
-                            })
-                    })
-                    .count()
-            } else {
-                0
-            };
+            let matched = matched_by
+                .get(&(ns.clone(), name.clone()))
+                .copied()
+                .unwrap_or(0);
             let old = rb.status.clone().unwrap_or_default();
             let mut status = RunbookStatus {
                 observed_generation: rb.metadata.generation,
