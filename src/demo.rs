@@ -161,7 +161,12 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
                 {"minUnavailableRatio": "1.0", "severity": "SEV1"},
                 {"minUnavailableRatio": "0.5", "severity": "SEV2"}
             ]},
+            "mitigations": [
+                {"name": "rollback", "action": "RolloutUndo", "approval": "Manual",
+                 "when": {"rolloutWithin": "30m"}}
+            ],
             "monitoring": {"window": "15s"},
+            "limits": {"cooldown": "5m", "maxActionsPerHour": 3},
             "reopenWindow": "1h"
         }
     }))
@@ -170,7 +175,7 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
         .create(&PostParams::default(), &rb)
         .await
         .map_err(kube_err("creating the Runbook"))?;
-    p.line("cluster", "created Runbook shop/checkout (CrashLoopBackOff after 2 restarts; SEV1 when all replicas are down)");
+    p.line("cluster", "created Runbook shop/checkout (CrashLoopBackOff after 2 restarts; SEV1 when all replicas are down; mitigation: RolloutUndo after approval)");
     Ok(())
 }
 
@@ -207,6 +212,48 @@ async fn rollout(
         );
     }
     Ok(())
+}
+
+/// The end of the demo: wait for the post-mortem draft the operator writes
+/// on Resolved and print it (what `kubectl incident postmortem` shows).
+async fn print_postmortem(
+    client: &kube::Client,
+    incidents: &kube::Api<crate::api::Incident>,
+    name: &str,
+) -> Result<(), DemoError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let inc = incidents
+            .get(name)
+            .await
+            .map_err(kube_err("reading the incident"))?;
+        if let Some(r) = inc.status.as_ref().and_then(|s| s.postmortem_ref.as_ref()) {
+            let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(client.clone(), NS);
+            let cm = cms
+                .get(&r.name)
+                .await
+                .map_err(kube_err("reading the post-mortem ConfigMap"))?;
+            if let Some(md) = cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(crate::core::postmortem::POSTMORTEM_KEY))
+            {
+                println!(
+                    "Post-mortem draft (ConfigMap {NS}/{}; kubectl incident postmortem {name} -n {NS}):",
+                    r.name
+                );
+                println!();
+                println!("{md}");
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            println!("(the post-mortem draft was not written within 20s; see the operator's Events on the incident)");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 async fn run(args: DemoArgs) -> Result<(), DemoError> {
@@ -289,7 +336,7 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
     // Watch the operator work.
     let incidents: Api<Incident> = Api::namespaced(client.clone(), NS);
     let mut printed: HashSet<String> = HashSet::new();
-    let mut fixed = false;
+    let mut approved = false;
     let mut acked = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(t);
     let outcome: Result<String, DemoError> = 'watch: loop {
@@ -326,14 +373,42 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
                     .map_err(kube_err("acknowledging"))?;
                 p.line("you", format!("kubectl incident ack {name}"));
             }
-            if acked && !fixed && s.phase != Some(Phase::Resolved) {
-                fixed = true;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                // Until kube-incident runs mitigations itself, the person rolls back.
-                rollout(&client, &p, "registry.example/checkout:v1", "healthy", t).await?;
-                p.line("you", "rolled back to v1 by hand (coming next: kube-incident's RolloutUndo mitigation does this after approval)");
+            let awaiting = s
+                .mitigations
+                .iter()
+                .position(|m| m.state == crate::api::StepState::AwaitingApproval);
+            if let (true, false, Some(index)) = (acked, approved, awaiting) {
+                approved = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                // The same JSON patch `kubectl incident approve` sends.
+                let step = s.mitigations[index].name.clone();
+                let patch = crate::cli::commands::approve_patch(index, &step, "you");
+                incidents
+                    .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                    .await
+                    .map_err(kube_err("approving the rollback"))?;
+                p.line("you", format!("kubectl incident approve {name} {step}"));
             }
             if s.phase == Some(Phase::Resolved) {
+                let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
+                if let Ok(d) = api.get("checkout").await {
+                    let ann = d.metadata.annotations.clone().unwrap_or_default();
+                    let image = d
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.template.spec.as_ref())
+                        .and_then(|p| p.containers.first())
+                        .and_then(|c| c.image.clone())
+                        .unwrap_or_default();
+                    p.line(
+                        "cluster",
+                        format!(
+                            "checkout: revision {}, image {image}, kubeincident.io/last-action={:?}",
+                            ann.get("deployment.kubernetes.io/revision").map(String::as_str).unwrap_or("?"),
+                            ann.get(crate::api::LAST_ACTION_ANNOTATION).map(String::as_str).unwrap_or("")
+                        ),
+                    );
+                }
                 p.line(
                     "operator",
                     format!(
@@ -381,13 +456,18 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
                 secs(s.opened_at.as_ref(), s.acknowledged_at.as_ref())
             );
             println!(
+                "  time to mitigate:                         {}",
+                secs(s.opened_at.as_ref(), s.mitigated_at.as_ref())
+            );
+            println!(
                 "  time to resolve:                          {}",
                 secs(s.opened_at.as_ref(), s.resolved_at.as_ref())
             );
+            for m in &s.mitigations {
+                println!("  mitigation {}: {} - {}", m.name, m.state.as_str(), m.message);
+            }
             println!();
-            println!("Coming next: approved mitigations run by kube-incident (rollout undo, scale, feature flags),");
-            println!("notifications and escalation, evidence capture and the post-mortem draft.");
-            Ok(())
+            print_postmortem(&client, &incidents, &name).await
         }
         Err(e) => Err(e),
     };

@@ -1,4 +1,5 @@
-//! The operator's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`.
+//! The operator's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, and
+//! `POST /alertmanager` (the Alertmanager intake, see `src/alertmanager.rs`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Called before each scrape to refresh gauges computed from caches.
     pub refresh: Arc<dyn Fn() + Send + Sync>,
+    /// The Alertmanager intake (`POST /alertmanager`), when configured.
+    pub alertmanager: Option<Arc<crate::alertmanager::Intake>>,
 }
 
 /// Errors of the HTTP server.
@@ -40,7 +43,16 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/alertmanager", post(alertmanager))
         .with_state(state)
+}
+
+async fn alertmanager(
+    State(state): State<HttpState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    crate::alertmanager::handle(state.alertmanager.as_deref(), &headers, &body).await
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {

@@ -10,6 +10,7 @@
 //! - [`emulator`]: the in-process emulated API server and workload simulation.
 //! - [`cli`]: the `kubectl-incident` plugin.
 
+pub mod alertmanager;
 pub mod api;
 pub mod cli;
 pub mod controller;
@@ -19,5 +20,6 @@ pub mod emulator;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod operator;
 pub mod rbac;

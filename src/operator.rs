@@ -70,6 +70,43 @@ pub struct RunArgs {
     /// Apply the built-in detection policy to workloads no Runbook covers.
     #[arg(long, env = "KUBE_INCIDENT_BUILTIN_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
     pub builtin_policy: bool,
+    /// Notifications, evidence and the Alertmanager intake (boxed: keeps
+    /// the CLI's command enum small).
+    #[command(flatten)]
+    pub response: Box<ResponseArgs>,
+    /// Elect a leader with a coordination.k8s.io Lease: only the leader acts
+    /// and writes (run several replicas for fast failover).
+    #[arg(long, env = "KUBE_INCIDENT_LEADER_ELECT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader election Lease.
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_LEASE_NAME",
+        default_value = "kube-incident"
+    )]
+    pub lease_name: String,
+    /// Namespace of the leader election Lease (default: the operator's namespace, POD_NAMESPACE).
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a lease is valid without renewal (whole seconds); a killed leader is replaced after at most this plus one retry period.
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps acting without a successful renewal (less than --lease-duration).
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration_arg)]
+    pub lease_renew_deadline: Duration,
+    /// How often candidates try to acquire and the leader renews (less than --lease-renew-deadline).
+    #[arg(long, env = "KUBE_INCIDENT_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration_arg)]
+    pub lease_retry_period: Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    crate::api::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+/// Flags of the response around the action: notifications, evidence and
+/// the Alertmanager intake (see docs/notifications.md).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ResponseArgs {
     /// Send notifications to the Runbooks' `notify` sinks.
     #[arg(long, env = "KUBE_INCIDENT_NOTIFY", default_value_t = true, action = clap::ArgAction::Set)]
     pub notify: bool,
@@ -91,29 +128,58 @@ pub struct RunArgs {
     /// Log lines kept per container (tail of the previous instance).
     #[arg(long, env = "KUBE_INCIDENT_EVIDENCE_LOG_LINES", default_value_t = 50)]
     pub evidence_log_lines: i64,
-    /// Elect a leader with a coordination.k8s.io Lease: only the leader acts
-    /// and writes (run several replicas for fast failover).
-    #[arg(long, env = "KUBE_INCIDENT_LEADER_ELECT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
-    /// Name of the leader election Lease.
-    #[arg(long, env = "KUBE_INCIDENT_LEASE_NAME", default_value = "kube-incident")]
-    pub lease_name: String,
-    /// Namespace of the leader election Lease (default: the operator's namespace, POD_NAMESPACE).
-    #[arg(long, env = "KUBE_INCIDENT_LEASE_NAMESPACE")]
-    pub lease_namespace: Option<String>,
-    /// How long a lease is valid without renewal (whole seconds); a killed leader is replaced after at most this plus one retry period.
-    #[arg(long, env = "KUBE_INCIDENT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
-    pub lease_duration: Duration,
-    /// How long the leader keeps acting without a successful renewal (less than --lease-duration).
-    #[arg(long, env = "KUBE_INCIDENT_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration_arg)]
-    pub lease_renew_deadline: Duration,
-    /// How often candidates try to acquire and the leader renews (less than --lease-renew-deadline).
-    #[arg(long, env = "KUBE_INCIDENT_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration_arg)]
-    pub lease_retry_period: Duration,
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    crate::api::parse_go_duration(s).map_err(|e| e.to_string())
+    /// Turn on `POST /alertmanager` (on --metrics-addr): NAMESPACE/NAME of the Secret holding the bearer token Alertmanager must send.
+    #[arg(long, env = "KUBE_INCIDENT_ALERTMANAGER_TOKEN_SECRET")]
+    pub alertmanager_token_secret: Option<String>,
+    /// Key of the token in that Secret.
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_TOKEN_KEY",
+        default_value = "token"
+    )]
+    pub alertmanager_token_key: String,
+    /// Alert label naming the Incident's namespace.
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_NAMESPACE_LABEL",
+        default_value = "namespace"
+    )]
+    pub alertmanager_namespace_label: String,
+    /// Alert label naming the target Deployment.
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_DEPLOYMENT_LABEL",
+        default_value = "deployment"
+    )]
+    pub alertmanager_deployment_label: String,
+    /// Alert label naming the target Pod (when no deployment label).
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_POD_LABEL",
+        default_value = "pod"
+    )]
+    pub alertmanager_pod_label: String,
+    /// Alert label carrying the severity.
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_SEVERITY_LABEL",
+        default_value = "severity"
+    )]
+    pub alertmanager_severity_label: String,
+    /// Severity label values to SEV levels, e.g. critical=SEV1,warning=SEV3 (added to the defaults).
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_SEVERITY_MAP",
+        value_delimiter = ','
+    )]
+    pub alertmanager_severity_map: Vec<String>,
+    /// Severity of alerts without a mapped severity label.
+    #[arg(
+        long,
+        env = "KUBE_INCIDENT_ALERTMANAGER_DEFAULT_SEVERITY",
+        default_value = "SEV3"
+    )]
+    pub alertmanager_default_severity: crate::api::Severity,
 }
 
 fn parse_notify_duration(s: &str) -> Result<Duration, String> {
@@ -171,6 +237,10 @@ pub enum OperatorError {
     Http(#[from] http::HttpError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    AlertmanagerMapping(#[from] crate::alertmanager::MappingError),
+    #[error("invalid --alertmanager-token-secret {0:?}: want NAMESPACE/NAME")]
+    AlertmanagerToken(String),
     #[error(transparent)]
     Leader(#[from] LeaderError),
 }
@@ -248,22 +318,22 @@ pub async fn run(
         detections: args.detect.then(|| Arc::new(Detections::default())),
         leadership: leadership.clone(),
         dry_run: args.dry_run,
-        notifier: if args.notify {
+        notifier: if args.response.notify {
             Some(Arc::new(crate::notify::Notifier::new(
                 metrics.clone(),
                 crate::notify::RetryPolicy {
-                    max_attempts: args.notify_max_attempts.max(1),
-                    base_backoff: args.notify_backoff,
-                    timeout: args.notify_timeout,
+                    max_attempts: args.response.notify_max_attempts.max(1),
+                    base_backoff: args.response.notify_backoff,
+                    timeout: args.response.notify_timeout,
                     ..Default::default()
                 },
             )?))
         } else {
             None
         },
-        evidence: args.evidence.then(|| crate::core::evidence::Caps {
-            pods: args.evidence_pods,
-            log_lines: args.evidence_log_lines.max(1),
+        evidence: args.response.evidence.then(|| crate::core::evidence::Caps {
+            pods: args.response.evidence_pods,
+            log_lines: args.response.evidence_log_lines.max(1),
             ..Default::default()
         }),
     });
@@ -364,7 +434,31 @@ pub async fn run(
     drop(caches_rx);
     let refresh_stores = stores.clone();
     let refresh_metrics = metrics.clone();
+    let alertmanager = match &args.response.alertmanager_token_secret {
+        Some(r) => {
+            let token = crate::alertmanager::TokenRef::parse(r, &args.response.alertmanager_token_key)
+                .ok_or_else(|| OperatorError::AlertmanagerToken(r.clone()))?;
+            let mapping = crate::alertmanager::Mapping {
+                namespace_label: args.response.alertmanager_namespace_label.clone(),
+                deployment_label: args.response.alertmanager_deployment_label.clone(),
+                pod_label: args.response.alertmanager_pod_label.clone(),
+                severity_label: args.response.alertmanager_severity_label.clone(),
+                default_severity: args.response.alertmanager_default_severity,
+                ..Default::default()
+            }
+            .with_severity_overrides(&args.response.alertmanager_severity_map)?;
+            info!(secret = %r, "Alertmanager intake on POST /alertmanager");
+            Some(Arc::new(crate::alertmanager::Intake {
+                client: client.clone(),
+                token,
+                mapping,
+                watched: args.namespaces.clone(),
+            }))
+        }
+        None => None,
+    };
     let state = HttpState {
+        alertmanager,
         metrics: metrics.clone(),
         ready: handle.ready.clone(),
         refresh: Arc::new(move || {

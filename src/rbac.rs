@@ -50,20 +50,50 @@ pub const NAMESPACED: &[Permission] = &[
     Permission {
         group: "apps",
         resource: "deployments",
-        verbs: &["get", "list", "watch"],
-        why: "detect unhealthy Deployments; observe a Deployment target",
+        verbs: &["get", "list", "watch", "patch"],
+        why: "detect unhealthy Deployments; observe a Deployment target; run mitigations (JSON patches: rollout undo, scale, env, restart)",
+    },
+    Permission {
+        group: "autoscaling",
+        resource: "horizontalpodautoscalers",
+        verbs: &["list", "patch"],
+        why: "Scale mitigations on a Deployment an HPA manages: raise (and on revert restore) its minReplicas",
     },
     Permission {
         group: "apps",
         resource: "replicasets",
         verbs: &["list", "watch"],
-        why: "attribute pods to their Deployment (metadata only)",
+        why: "attribute pods to their Deployment (metadata only); find the revision to roll back to (RolloutUndo)",
     },
     Permission {
         group: "events.k8s.io",
         resource: "events",
         verbs: &["create", "patch"],
         why: "publish Events on Incidents",
+    },
+    Permission {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+        why: "read notification sink URLs (Runbook notify[].urlSecretRef) at send time",
+    },
+    Permission {
+        group: "",
+        resource: "configmaps",
+        verbs: &["create", "patch"],
+        why: "write the evidence and post-mortem ConfigMaps owned by an Incident (server-side apply)",
+    },
+    Permission {
+        group: "",
+        resource: "pods/log",
+        verbs: &["get"],
+        why: "evidence: the tail of the previous container's logs of failing pods",
+    },
+    Permission {
+        group: "",
+        resource: "events",
+        verbs: &["list"],
+        why: "evidence: recent Events of the failing pods and the Deployment",
     },
 ];
 
@@ -74,3 +104,37 @@ pub const CLUSTER: &[Permission] = &[Permission {
     verbs: &["list", "watch"],
     why: "honour the ignore label and Runbook namespaceSelectors (metadata only)",
 }];
+
+/// In the operator's own namespace, when leader election is on (a Role
+/// there, in both modes).
+pub const LEADER_ELECTION: &[Permission] = &[Permission {
+    group: "coordination.k8s.io",
+    resource: "leases",
+    verbs: &["get", "create", "update"],
+    why: "leader election (--leader-elect): create, read, renew and release the Lease",
+}];
+
+/// In the operator's own namespace in namespaced mode when it is not one of
+/// the watched namespaces: the Runbooks kept there apply to the watched
+/// namespaces (namespaceSelector). Cluster-wide mode has these through
+/// [`NAMESPACED`].
+pub const OPERATOR_RUNBOOKS: &[Permission] = &[
+    Permission {
+        group: "kubeincident.io",
+        resource: "runbooks",
+        verbs: &["get", "list", "watch"],
+        why: "read the cluster-wide Runbooks in the operator's namespace",
+    },
+    Permission {
+        group: "kubeincident.io",
+        resource: "runbooks/status",
+        verbs: &["patch"],
+        why: "write the status of those Runbooks",
+    },
+    Permission {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+        why: "read the Alertmanager intake's bearer token Secret (--alertmanager-token-secret) kept in the operator's namespace",
+    },
+];

@@ -378,4 +378,83 @@ pub struct IncidentStatus {
     /// Entries dropped from the middle of the timeline by the cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline_dropped: Option<i64>,
+    /// Notification deliveries (one per message and sink), written only by
+    /// the notifier with resourceVersion-guarded patches. Never serialized
+    /// by the lifecycle's status apply, so a replayed reconcile cannot
+    /// regress a delivery record (see docs/notifications.md).
+    #[serde(default, skip_serializing)]
+    pub notifications: Vec<NotificationRecord>,
+    /// The Incident generation the post-mortem draft was rendered from
+    /// (it is re-rendered when the spec changes after resolution, e.g. a
+    /// rootCause added later). Written only by the post-mortem writer.
+    #[serde(default, skip_serializing)]
+    pub postmortem_generation: Option<i64>,
+}
+
+/// What a notification is about.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotificationEvent {
+    Declared,
+    Reopened,
+    Acknowledged,
+    MitigationAwaitingApproval,
+    MitigationApplied,
+    Escalated,
+    ResponseOverdue,
+    ResolutionOverdue,
+    Resolved,
+}
+
+impl NotificationEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::Declared => "Declared",
+            NotificationEvent::Reopened => "Reopened",
+            NotificationEvent::Acknowledged => "Acknowledged",
+            NotificationEvent::MitigationAwaitingApproval => "MitigationAwaitingApproval",
+            NotificationEvent::MitigationApplied => "MitigationApplied",
+            NotificationEvent::Escalated => "Escalated",
+            NotificationEvent::ResponseOverdue => "ResponseOverdue",
+            NotificationEvent::ResolutionOverdue => "ResolutionOverdue",
+            NotificationEvent::Resolved => "Resolved",
+        }
+    }
+}
+
+/// State of one delivery.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Claimed (recorded before the first byte is sent); being delivered.
+    Sending,
+    /// The sink answered 2xx.
+    Sent,
+    /// Every attempt failed; `message` says why (never the URL).
+    Failed,
+    /// The operator stopped while delivering: it may or may not have
+    /// arrived. Not resent (at most once).
+    Unknown,
+}
+
+/// One message to one sink.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRecord {
+    /// Delivery id, also sent as the `Idempotency-Key` header.
+    pub id: String,
+    /// The Runbook `notify` sink name.
+    pub sink: String,
+    pub event: NotificationEvent,
+    /// The step name or escalation level the message is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub state: DeliveryState,
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the delivery was claimed.
+    pub claimed_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Outcome, e.g. `HTTP 503` or `connection failed` (never the URL).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }

@@ -167,7 +167,42 @@ pub async fn describe(
     now: Timestamp,
 ) -> Result<String, CliError> {
     let inc = get_incident(session, &args.name).await?;
-    Ok(format::describe(&inc, now))
+    let mut out = format::describe(&inc, now);
+    out.push_str(&evidence_summary(&inc, session).await);
+    Ok(out)
+}
+
+/// The first lines of the evidence ConfigMap's `summary.txt` and how to read
+/// the rest (empty when there is no evidence or it cannot be read).
+async fn evidence_summary(inc: &Incident, session: &Session) -> String {
+    let Some(cm_name) = inc
+        .status
+        .as_ref()
+        .and_then(|s| s.evidence_ref.as_ref())
+        .map(|r| r.name.clone())
+    else {
+        return String::new();
+    };
+    let api: Api<ConfigMap> = Api::namespaced(session.client.clone(), &session.namespace);
+    let Ok(cm) = api.get(&cm_name).await else {
+        return String::new();
+    };
+    let Some(summary) = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(crate::core::evidence::SUMMARY_KEY))
+    else {
+        return String::new();
+    };
+    let ns = &session.namespace;
+    let mut out = String::from("\nEvidence summary:\n");
+    for line in crate::core::evidence::summary_lines(summary, 20) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out.push_str(&format!(
+        "  read a key: kubectl get configmap {cm_name} -n {ns} -o jsonpath='{{.data.events\\.txt}}'\n"
+    ));
+    out
 }
 
 /// `declare`.

@@ -182,6 +182,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     ctx.metrics.reconciliations.inc();
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
+    let started = std::time::Instant::now();
     let observation = observe(&ctx, &ns, &inc).await?;
     let policy = policy(&ctx, &ns, &inc).await;
     let now = (ctx.clock)();
@@ -200,6 +201,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     // external changes, revert on resolve (see executor.rs).
     let window =
         policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));
+    debug!(incident = %name, ms = started.elapsed().as_secs_f64() * 1e3, "lifecycle decided");
     let exec = match super::executor::execute(&ctx, &inc, &ns, &mut decision, window).await {
         Ok(o) => o,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! Events.
 
 pub mod detector;
+pub mod evidence;
 pub mod executor;
 pub mod incident;
 pub mod lite;

@@ -38,6 +38,8 @@ pub mod condition {
     pub const RESOLVED: &str = "Resolved";
     /// `False` when the spec is semantically invalid (the message names the field).
     pub const VALID: &str = "Valid";
+    /// `True` while the latest delivery to some notification sink failed.
+    pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 }
 
 /// Timeline entries kept: the first (`Opened`) and the newest `TIMELINE_CAP - 1`.
@@ -80,6 +82,8 @@ pub struct Policy {
     pub targets: SeverityTargets,
     /// The Runbook's `monitoring.window`, overriding the severity default.
     pub monitoring_window: Option<Duration>,
+    /// The Runbook's escalation list (walked once the response deadline is missed).
+    pub escalation: Vec<super::escalation::Level>,
 }
 
 impl Policy {
@@ -158,11 +162,32 @@ pub enum Transition {
     },
     /// Every step was tried and none held: a person must take over.
     MitigationsExhausted,
+    /// Another field manager changed what a step set: recorded, not fought.
+    ExternalChange {
+        step: String,
+        message: String,
+    },
+    /// The executor recorded its intent and is applying step `step`.
+    StepStarted {
+        step: String,
+        message: String,
+    },
+    /// A `revertOnResolve` step restored the recorded values.
+    Reverted {
+        step: String,
+        message: String,
+    },
     ResponseOverdue {
         target: Duration,
     },
     ResolutionOverdue {
         target: Duration,
+    },
+    /// Escalation level `level` (1-based) was reached: notify `notify`.
+    Escalated {
+        level: i32,
+        notify: Vec<String>,
+        after: Duration,
     },
     Resolved {
         by: Option<String>,
@@ -276,6 +301,21 @@ impl Transition {
                 "MitigationsExhausted",
                 "no mitigation step left; a person must take over".into(),
             ),
+            Transition::ExternalChange { step, message } => (
+                Warning,
+                "ExternalChange",
+                format!("mitigation {step:?} was undone by someone else; not fighting it, a person must decide: {message}"),
+            ),
+            Transition::StepStarted { step, message } => (
+                Normal,
+                "MitigationStarted",
+                format!("mitigation {step:?} started: {message}"),
+            ),
+            Transition::Reverted { step, message } => (
+                Normal,
+                "MitigationReverted",
+                format!("mitigation {step:?} reverted: {message}"),
+            ),
             Transition::ResponseOverdue { target } => (
                 Warning,
                 "ResponseOverdue",
@@ -290,6 +330,15 @@ impl Transition {
                 format!(
                     "not resolved within the {} resolution target",
                     human(*target)
+                ),
+            ),
+            Transition::Escalated { level, notify, after } => (
+                Warning,
+                "Escalated",
+                format!(
+                    "escalated to level {level} ({}) {} after the response deadline",
+                    notify.join(", "),
+                    human(*after)
                 ),
             ),
             Transition::Resolved {
@@ -496,6 +545,8 @@ pub fn reconcile(
     }
     steps(&mut b, spec, observation, policy, &errors, opened_at);
     overdue(&mut b, targets.response, targets.resolution);
+    escalate(&mut b, policy);
+    deliveries(&mut b);
 
     // Phase.
     let phase = phase_of(&b.status, spec);
@@ -1096,6 +1147,74 @@ fn overdue(b: &mut Builder, response: Duration, resolution: Duration) {
     }
 }
 
+/// Walk the escalation list (see [`super::escalation`]): levels reached are
+/// recorded in `status.escalation` and the timeline; the next level's time
+/// becomes a wake-up. Acknowledging or resolving stops the walk.
+fn escalate(b: &mut Builder, policy: &Policy) {
+    let stopped = b.status.resolved_at.is_some() || b.status.acknowledged_at.is_some();
+    let outcome = super::escalation::evaluate(
+        &policy.escalation,
+        b.status.response_deadline.as_ref().map(|t| t.0),
+        stopped,
+        b.status.escalation.as_ref(),
+        b.now,
+    );
+    b.status.escalation = outcome.status;
+    if let Some(w) = outcome.wake_at {
+        b.wake_at(w);
+    }
+    for r in outcome.reached {
+        b.timeline(
+            TimelineType::Escalated,
+            format!("escalated to level {} ({})", r.level, r.notify.join(", ")),
+        );
+        b.transitions.push(Transition::Escalated {
+            level: r.level,
+            notify: r.notify,
+            after: r.after,
+        });
+    }
+}
+
+/// `NotificationFailed` from the notifier's delivery records: `True` while
+/// the latest delivery to some sink failed (or its outcome is unknown).
+fn deliveries(b: &mut Builder) {
+    use crate::api::DeliveryState;
+    if b.status.notifications.is_empty() {
+        return;
+    }
+    let mut latest: std::collections::BTreeMap<&str, &crate::api::NotificationRecord> =
+        Default::default();
+    for r in &b.status.notifications {
+        if r.state == DeliveryState::Sending {
+            continue;
+        }
+        latest.insert(r.sink.as_str(), r);
+    }
+    let failing: Vec<String> = latest
+        .values()
+        .filter(|r| matches!(r.state, DeliveryState::Failed | DeliveryState::Unknown))
+        .map(|r| format!("{} ({}: {})", r.sink, r.id, r.message))
+        .collect();
+    let (status, reason, message) = if failing.is_empty() {
+        (
+            FALSE,
+            "Delivered",
+            "the latest notification to every sink was delivered".to_string(),
+        )
+    } else {
+        (
+            TRUE,
+            "DeliveryFailed",
+            format!("notification delivery failed: {}", failing.join("; ")),
+        )
+    };
+    if latest.is_empty() {
+        return;
+    }
+    b.cond(condition::NOTIFICATION_FAILED, status, reason, message);
+}
+
 /// The phase the status and spec imply.
 fn phase_of(status: &IncidentStatus, spec: &IncidentSpec) -> Phase {
     if status.resolved_at.is_some() {
@@ -1156,6 +1275,21 @@ pub enum StepOutcome {
     Failed { message: String },
     /// Not run (guard not met, dry-run, ...).
     Skipped { message: String },
+    /// Dry-run: planned and recorded ("would have"), nothing changed; the
+    /// step is Skipped with its `before` and `intent`.
+    DryRun {
+        before: std::collections::BTreeMap<String, String>,
+        intent: std::collections::BTreeMap<String, String>,
+        message: String,
+    },
+    /// `revertOnResolve`: the recorded values were restored.
+    Reverted { message: String },
+    /// `revertOnResolve` decided against restoring (the field no longer
+    /// holds our value); the step keeps its state, the reason is recorded.
+    NotReverted { message: String },
+    /// Another manager changed what the step set (a GitOps self-heal, a
+    /// person): the step fails and the incident escalates to a person.
+    ExternalChange { message: String },
 }
 
 /// Record an executor's report on step `index` and return the transitions
@@ -1193,6 +1327,10 @@ pub fn record_step_outcome(
                 TimelineType::MitigationStarted,
                 format!("mitigation {name:?} started: {message}"),
             ));
+            transitions.push(Transition::StepStarted {
+                step: name.clone(),
+                message,
+            });
         }
         StepOutcome::Succeeded { after, message } => {
             if step.state == StepState::Succeeded {
@@ -1254,6 +1392,78 @@ pub fn record_step_outcome(
                 format!("mitigation {name:?} skipped: {message}"),
             ));
             transitions.push(Transition::StepSkipped {
+                step: name.clone(),
+                message,
+            });
+        }
+        StepOutcome::DryRun {
+            before,
+            intent,
+            message,
+        } => {
+            if step.state == StepState::Skipped {
+                return transitions;
+            }
+            step.state = StepState::Skipped;
+            step.completed_at = Some(Time(now));
+            step.before = before;
+            step.intent = intent;
+            step.message = message.clone();
+            timeline = Some((
+                TimelineType::MitigationSkipped,
+                format!("mitigation {name:?} skipped: {message}"),
+            ));
+            transitions.push(Transition::StepSkipped {
+                step: name.clone(),
+                message,
+            });
+        }
+        StepOutcome::Reverted { message } => {
+            if step.state == StepState::Reverted {
+                return transitions;
+            }
+            step.state = StepState::Reverted;
+            step.message = message.clone();
+            timeline = Some((
+                TimelineType::MitigationReverted,
+                format!("mitigation {name:?} reverted: {message}"),
+            ));
+            transitions.push(Transition::Reverted {
+                step: name.clone(),
+                message,
+            });
+        }
+        StepOutcome::NotReverted { message } => {
+            if step.after.get("revert") == Some(&message) {
+                return transitions;
+            }
+            step.after.insert("revert".into(), message.clone());
+            timeline = Some((
+                TimelineType::MitigationReverted,
+                format!("mitigation {name:?} not reverted: {message}"),
+            ));
+        }
+        StepOutcome::ExternalChange { message } => {
+            if step.state == StepState::Failed {
+                return transitions;
+            }
+            step.state = StepState::Failed;
+            step.completed_at = Some(Time(now));
+            step.message = format!("changed by another manager: {message}");
+            set_condition(
+                &mut status.conditions,
+                condition::MITIGATION_FAILED,
+                TRUE,
+                "ExternalChange",
+                format!("mitigation {name:?} was undone by another manager; a person must decide: {message}"),
+                generation,
+                now,
+            );
+            timeline = Some((
+                TimelineType::ExternalChange,
+                format!("mitigation {name:?} was undone by another manager (not fighting it; a person must decide): {message}"),
+            ));
+            transitions.push(Transition::ExternalChange {
                 step: name.clone(),
                 message,
             });

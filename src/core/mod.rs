@@ -4,8 +4,12 @@
 
 pub mod conditions;
 pub mod detection;
+pub mod escalation;
+pub mod evidence;
 pub mod health;
 pub mod lifecycle;
+pub mod postmortem;
+pub mod mitigation;
 pub mod selector;
 pub mod targets;
 pub mod validation;

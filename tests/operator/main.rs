@@ -4,4 +4,7 @@
 
 mod detection;
 mod harness;
+mod leader;
 mod lifecycle;
+mod response;
+mod mitigations;

@@ -1,0 +1,88 @@
+{{- /*
+GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
+  KUBE_INCIDENT_REGENERATE=1 cargo test --test rbac
+*/ -}}
+
+{{- define "kube-incident.rules.namespaced" }}
+# read Incidents, open them (detector), reopen them (remove spec.resolution)
+- apiGroups: ["kubeincident.io"]
+  resources: ["incidents"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# write Incident status (server-side apply)
+- apiGroups: ["kubeincident.io"]
+  resources: ["incidents/status"]
+  verbs: ["patch"]
+# read policy
+- apiGroups: ["kubeincident.io"]
+  resources: ["runbooks"]
+  verbs: ["get", "list", "watch"]
+# write Runbook status (Ready, matchedWorkloads, lastTriggeredAt)
+- apiGroups: ["kubeincident.io"]
+  resources: ["runbooks/status"]
+  verbs: ["patch"]
+# detect unhealthy pods; observe a Pod target
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# detect unhealthy Deployments; observe a Deployment target; run mitigations (JSON patches: rollout undo, scale, env, restart)
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# Scale mitigations on a Deployment an HPA manages: raise (and on revert restore) its minReplicas
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "patch"]
+# attribute pods to their Deployment (metadata only); find the revision to roll back to (RolloutUndo)
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "watch"]
+# publish Events on Incidents
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# read notification sink URLs (Runbook notify[].urlSecretRef) at send time
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# write the evidence and post-mortem ConfigMaps owned by an Incident (server-side apply)
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "patch"]
+# evidence: the tail of the previous container's logs of failing pods
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# evidence: recent Events of the failing pods and the Deployment
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
+{{- end }}
+
+{{- define "kube-incident.rules.cluster" }}
+# honour the ignore label and Runbook namespaceSelectors (metadata only)
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{- define "kube-incident.rules.leaderElection" }}
+# leader election (--leader-elect): create, read, renew and release the Lease
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end }}
+
+{{- define "kube-incident.rules.operatorRunbooks" }}
+# read the cluster-wide Runbooks in the operator's namespace
+- apiGroups: ["kubeincident.io"]
+  resources: ["runbooks"]
+  verbs: ["get", "list", "watch"]
+# write the status of those Runbooks
+- apiGroups: ["kubeincident.io"]
+  resources: ["runbooks/status"]
+  verbs: ["patch"]
+# read the Alertmanager intake's bearer token Secret (--alertmanager-token-secret) kept in the operator's namespace
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}

@@ -1,0 +1,489 @@
+//! Artifacts owned by an Incident: the evidence ConfigMap (at open and when
+//! severity rises) and the post-mortem ConfigMap (on Resolved). Gathering
+//! and writing here; formatting, caps and rendering in `src/core/`.
+//!
+//! Both ConfigMaps carry an ownerReference to the Incident (deleted with
+//! it) and are written with server-side apply by `kube-incident`; the
+//! Incident's `status.evidenceRef` / `status.postmortemRef` point to them.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Pod};
+use kube::api::{ListParams, LogParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::api::{Incident, TargetKind, FIELD_MANAGER};
+use crate::core::evidence::{self, Caps, ContainerLogs, EventLine, Gathered, Revision};
+use crate::core::lifecycle::Transition;
+use crate::core::postmortem;
+
+/// Errors writing artifacts (shown in an Event; no secret can be in them).
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot read incident {name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot write ConfigMap {name}: {source}")]
+    ConfigMap {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot record {field} on incident {name}: {source}")]
+    Status {
+        field: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The evidence ConfigMap's name.
+pub fn evidence_name(incident: &str) -> String {
+    format!("{incident}-evidence")
+}
+
+/// The post-mortem ConfigMap's name.
+pub fn postmortem_name(incident: &str) -> String {
+    format!("{incident}-postmortem")
+}
+
+/// Why evidence should be (re)collected now, if at all.
+pub fn evidence_reason(inc: &Incident, transitions: &[Transition]) -> Option<String> {
+    inc.spec.target.as_ref()?;
+    for t in transitions {
+        match t {
+            Transition::Opened { .. } => return Some("incident opened".into()),
+            Transition::Reopened { occurrences } => {
+                return Some(format!("incident reopened (occurrence {occurrences})"))
+            }
+            Transition::SeverityChanged { from, to, .. } if to.is_more_severe_than(*from) => {
+                return Some(format!("severity rose {from} -> {to}"))
+            }
+            _ => {}
+        }
+    }
+    let status = inc.status.as_ref()?;
+    (status.opened_at.is_some() && status.resolved_at.is_none() && status.evidence_ref.is_none())
+        .then(|| "incident open without evidence".into())
+}
+
+/// Whether the post-mortem draft should be (re)written now.
+pub fn postmortem_due(inc: &Incident, transitions: &[Transition]) -> bool {
+    transitions
+        .iter()
+        .any(|t| matches!(t, Transition::Resolved { .. }))
+        || inc.status.as_ref().is_some_and(|s| {
+            s.resolved_at.is_some()
+                && (s.postmortem_ref.is_none()
+                    || s.postmortem_generation != inc.metadata.generation)
+        })
+}
+
+/// Collect and store evidence and/or the post-mortem as the transitions
+/// call for. Failures become a Warning Event on the Incident and a log line;
+/// they never fail the reconcile.
+pub async fn after_transitions(
+    client: &Client,
+    recorder: &Recorder,
+    inc: &Incident,
+    transitions: &[Transition],
+    caps: Option<&Caps>,
+    now: Timestamp,
+) {
+    let reason = caps.and_then(|_| evidence_reason(inc, transitions));
+    let pm = postmortem_due(inc, transitions);
+    if reason.is_none() && !pm {
+        return;
+    }
+    let ns = inc.namespace().unwrap_or_default();
+    let name = inc.name_any();
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    // The stored status (with this reconcile's transition in it).
+    let fresh = match incidents.get(&name).await {
+        Ok(i) => i,
+        Err(source) => {
+            warn!(incident = %name, error = %source, "cannot read incident for artifacts");
+            return;
+        }
+    };
+    if let (Some(reason), Some(caps)) = (reason, caps) {
+        let result = write_evidence(client, &fresh, &reason, caps, now).await;
+        report(recorder, &fresh, "Evidence", result).await;
+    }
+    if pm {
+        let result = write_postmortem(client, &fresh).await;
+        report(recorder, &fresh, "Postmortem", result).await;
+    }
+}
+
+async fn report(
+    recorder: &Recorder,
+    inc: &Incident,
+    what: &'static str,
+    result: Result<String, ArtifactError>,
+) {
+    let (type_, reason, note) = match result {
+        Ok(note) => (EventType::Normal, format!("{what}Written"), note),
+        Err(e) => {
+            warn!(incident = %inc.name_any(), error = %e, "{what} not written");
+            (EventType::Warning, format!("{what}Failed"), e.to_string())
+        }
+    };
+    let event = Event {
+        type_,
+        reason,
+        note: Some(note),
+        action: "Record".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &inc.object_ref(&())).await {
+        warn!(incident = %inc.name_any(), error = %e, "failed to publish event");
+    }
+}
+
+/// Server-side apply a ConfigMap owned by the Incident.
+async fn apply_configmap(
+    client: &Client,
+    inc: &Incident,
+    cm_name: &str,
+    kind_label: &str,
+    data: &BTreeMap<String, String>,
+) -> Result<(), ArtifactError> {
+    let ns = inc.namespace().unwrap_or_default();
+    let owner = json!({
+        "apiVersion": Incident::api_version(&()),
+        "kind": Incident::kind(&()),
+        "name": inc.name_any(),
+        "uid": inc.metadata.uid.clone().unwrap_or_default(),
+        "controller": true,
+        "blockOwnerDeletion": false,
+    });
+    let cm = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": cm_name,
+            "namespace": ns,
+            "labels": {
+                "app.kubernetes.io/managed-by": "kube-incident",
+                "kubeincident.io/incident": inc.name_any(),
+                "kubeincident.io/artifact": kind_label,
+            },
+            "ownerReferences": [owner],
+        },
+        "data": data,
+    });
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .patch(
+            cm_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .map_err(|source| ArtifactError::ConfigMap {
+            name: format!("{ns}/{cm_name}"),
+            source,
+        })?;
+    Ok(())
+}
+
+async fn set_ref(
+    client: &Client,
+    inc: &Incident,
+    field: &'static str,
+    cm_name: &str,
+) -> Result<(), ArtifactError> {
+    let ns = inc.namespace().unwrap_or_default();
+    let patch = json!({"status": {field: {"name": cm_name}}});
+    Api::<Incident>::namespaced(client.clone(), &ns)
+        .patch_status(
+            &inc.name_any(),
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..Default::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ArtifactError::Status {
+            field,
+            name: format!("{ns}/{}", inc.name_any()),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Render the post-mortem draft into `<incident>-postmortem`.
+pub async fn write_postmortem(client: &Client, inc: &Incident) -> Result<String, ArtifactError> {
+    let cm_name = postmortem_name(&inc.name_any());
+    let mut data = BTreeMap::new();
+    data.insert(
+        postmortem::POSTMORTEM_KEY.to_string(),
+        postmortem::render(inc),
+    );
+    apply_configmap(client, inc, &cm_name, "postmortem", &data).await?;
+    let ns = inc.namespace().unwrap_or_default();
+    let patch = json!({"status": {
+        "postmortemRef": {"name": cm_name},
+        "postmortemGeneration": inc.metadata.generation,
+    }});
+    Api::<Incident>::namespaced(client.clone(), &ns)
+        .patch_status(
+            &inc.name_any(),
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..Default::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ArtifactError::Status {
+            field: "postmortemRef",
+            name: format!("{ns}/{}", inc.name_any()),
+            source,
+        })?;
+    info!(incident = %inc.name_any(), configmap = %cm_name, "post-mortem draft written");
+    Ok(format!(
+        "post-mortem draft written to ConfigMap {cm_name} (kubectl incident postmortem {})",
+        inc.name_any()
+    ))
+}
+
+/// Gather and store evidence into `<incident>-evidence`.
+pub async fn write_evidence(
+    client: &Client,
+    inc: &Incident,
+    reason: &str,
+    caps: &Caps,
+    now: Timestamp,
+) -> Result<String, ArtifactError> {
+    let gathered = gather(client, inc, reason, caps).await;
+    let data = evidence::build(&gathered, caps, now);
+    let cm_name = evidence_name(&inc.name_any());
+    apply_configmap(client, inc, &cm_name, "evidence", &data).await?;
+    if inc
+        .status
+        .as_ref()
+        .and_then(|s| s.evidence_ref.as_ref())
+        .map(|r| r.name.as_str())
+        != Some(cm_name.as_str())
+    {
+        set_ref(client, inc, "evidenceRef", &cm_name).await?;
+    }
+    info!(incident = %inc.name_any(), configmap = %cm_name, reason, "evidence written");
+    Ok(format!(
+        "evidence ({reason}) written to ConfigMap {cm_name}: {} log excerpts, {} events, {} revisions",
+        gathered.logs.iter().filter(|l| l.text.is_ok()).count(),
+        gathered.events.len(),
+        gathered.history.len()
+    ))
+}
+
+fn selector_of(d: &Deployment) -> Option<String> {
+    let labels = d.spec.as_ref()?.selector.match_labels.as_ref()?;
+    (!labels.is_empty()).then(|| {
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// A pod is failing when not ready, restarting, or waiting with a reason.
+fn failing_score(p: &Pod) -> i32 {
+    let Some(st) = &p.status else { return 0 };
+    let mut score = 0;
+    for c in st.container_statuses.iter().flatten() {
+        score += c.restart_count.min(1000);
+        if !c.ready {
+            score += 1;
+        }
+        if c.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_ref())
+            .is_some()
+        {
+            score += 1;
+        }
+    }
+    if st.phase.as_deref() == Some("Pending") || st.phase.as_deref() == Some("Failed") {
+        score += 1;
+    }
+    score
+}
+
+async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> Gathered {
+    let ns = inc.namespace().unwrap_or_default();
+    let mut g = Gathered {
+        reason: reason.to_string(),
+        ..Default::default()
+    };
+    let Some(target) = &inc.spec.target else {
+        g.target = "no target".into();
+        return g;
+    };
+    g.target = format!("{} {ns}/{}", target.kind.as_str(), target.name);
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let mut objects: Vec<(String, String)> = Vec::new(); // (kind, name) for Events
+    let mut pods: Vec<Pod> = Vec::new();
+    match target.kind {
+        TargetKind::Deployment => {
+            objects.push(("Deployment".into(), target.name.clone()));
+            let deploy = Api::<Deployment>::namespaced(client.clone(), &ns)
+                .get_opt(&target.name)
+                .await;
+            match deploy {
+                Ok(Some(d)) => {
+                    if let Some(sel) = selector_of(&d) {
+                        match pods_api.list(&ListParams::default().labels(&sel)).await {
+                            Ok(list) => pods = list.items,
+                            Err(e) => g.problems.push(format!("cannot list pods: {e}")),
+                        }
+                        g.history = history(client, &ns, &d, &sel, &mut g.problems).await;
+                    }
+                }
+                Ok(None) => g
+                    .problems
+                    .push(format!("deployment {} not found", target.name)),
+                Err(e) => g.problems.push(format!("cannot read deployment: {e}")),
+            }
+        }
+        TargetKind::Pod => match pods_api.get_opt(&target.name).await {
+            Ok(Some(p)) => pods.push(p),
+            Ok(None) => g.problems.push(format!("pod {} not found", target.name)),
+            Err(e) => g.problems.push(format!("cannot read pod: {e}")),
+        },
+    }
+    let mut failing: Vec<(i32, Pod)> = pods
+        .into_iter()
+        .map(|p| (failing_score(&p), p))
+        .filter(|(s, _)| *s > 0)
+        .collect();
+    failing.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name_any().cmp(&b.1.name_any())));
+    failing.truncate(caps.pods);
+    for (_, pod) in &failing {
+        let pod_name = pod.name_any();
+        objects.push(("Pod".into(), pod_name.clone()));
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        for c in statuses {
+            let previous = c.restart_count > 0;
+            let params = LogParams {
+                container: Some(c.name.clone()),
+                previous,
+                tail_lines: Some(caps.log_lines),
+                limit_bytes: Some((caps.log_bytes as i64) * 2),
+                ..Default::default()
+            };
+            let text = pods_api
+                .logs(&pod_name, &params)
+                .await
+                .map_err(|e| match e {
+                    kube::Error::Api(s) => s.message,
+                    other => other.to_string(),
+                });
+            g.logs.push(ContainerLogs {
+                pod: pod_name.clone(),
+                container: c.name.clone(),
+                previous,
+                text,
+            });
+        }
+    }
+    let events_api: Api<CoreEvent> = Api::namespaced(client.clone(), &ns);
+    for (kind, name) in objects {
+        let lp = ListParams::default()
+            .fields(&format!(
+                "involvedObject.kind={kind},involvedObject.name={name}"
+            ))
+            .limit(caps.events as u32 * 2);
+        match events_api.list(&lp).await {
+            Ok(list) => g.events.extend(list.items.into_iter().map(|e| {
+                EventLine {
+                    time: e
+                        .last_timestamp
+                        .as_ref()
+                        .or(e.first_timestamp.as_ref())
+                        .map(|t| t.0)
+                        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+                    type_: e.type_.unwrap_or_default(),
+                    reason: e.reason.unwrap_or_default(),
+                    object: format!("{kind}/{name}"),
+                    message: e.message.unwrap_or_default(),
+                    count: e.count.unwrap_or(1),
+                }
+            })),
+            Err(e) => g
+                .problems
+                .push(format!("cannot list events of {kind}/{name}: {e}")),
+        }
+    }
+    g
+}
+
+async fn history(
+    client: &Client,
+    ns: &str,
+    d: &Deployment,
+    selector: &str,
+    problems: &mut Vec<String>,
+) -> Vec<Revision> {
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    let list = match Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(selector))
+        .await
+    {
+        Ok(l) => l.items,
+        Err(e) => {
+            problems.push(format!("cannot list replicasets: {e}"));
+            return Vec::new();
+        }
+    };
+    list.into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid)
+        })
+        .filter_map(|rs| {
+            let ann = rs.metadata.annotations.clone().unwrap_or_default();
+            let revision = ann.get("deployment.kubernetes.io/revision")?.parse().ok()?;
+            let images = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .map(|p| {
+                    p.containers
+                        .iter()
+                        .filter_map(|c| c.image.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Revision {
+                revision,
+                images,
+                change_cause: ann.get("kubernetes.io/change-cause").cloned(),
+                created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                replicas: rs.status.as_ref().map_or(0, |s| s.replicas),
+            })
+        })
+        .collect()
+}

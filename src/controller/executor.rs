@@ -1,0 +1,859 @@
+//! The mitigation executor: runs the step the lifecycle cleared
+//! (`Transition::StepReady`), drives a `Running` step to `Succeeded`,
+//! watches a succeeded step for changes by other managers, and reverts
+//! `revertOnResolve` steps once the Incident is resolved.
+//!
+//! Exactly once: before any workload write, the step's `before` and
+//! concrete intent are stored in the Incident status (server-side apply with
+//! the Incident's resourceVersion as a precondition, so a reconcile from a
+//! stale cache cannot start a step twice). Every workload write is a JSON
+//! patch with the workload's resourceVersion as a precondition. A `Running`
+//! step is only written again when the workload does not hold the intent
+//! yet and is unchanged since the intent was recorded (same generation);
+//! otherwise it is verified, or recorded as changed by someone else.
+//! Decisions are in [`crate::core::mitigation`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::incident::Context;
+use crate::api::{
+    Incident, IncidentStatus, MitigationAction, MitigationStep, Runbook, RunbookSpec, StepState,
+    TargetKind, FIELD_MANAGER,
+};
+use crate::core::lifecycle::{self, Decision, StepOutcome, Transition};
+use crate::core::mitigation::{
+    self, key, Actor, Gate, GateInput, Plan, Revert, Verification, Workload, Write, WriteTarget,
+};
+
+/// Errors of the executor; each is retried by the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to record the intent of mitigation {step:?} in incident {incident}: {source}")]
+    RecordIntent {
+        incident: String,
+        step: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// The metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "ExecutorRead",
+            Error::RecordIntent { .. } => "RecordIntent",
+        }
+    }
+}
+
+/// What the executor asks of the reconcile.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Look again after this long (a rollout in progress, a conflict).
+    pub requeue: Option<Duration>,
+    /// The cached Incident was stale (the intent write met a newer version):
+    /// write nothing now and reconcile again from fresh data.
+    pub stale: bool,
+}
+
+/// How soon to look at a rollout in progress again.
+const VERIFY_INTERVAL: Duration = Duration::from_secs(2);
+/// How soon to retry after a conflict or a server error.
+const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// Message prefix of a step failed by an external change (see lifecycle).
+const EXTERNAL_PREFIX: &str = "changed by another manager";
+
+struct Read {
+    deployment: Deployment,
+    replica_sets: Vec<ReplicaSet>,
+    hpas: Vec<HorizontalPodAutoscaler>,
+}
+
+impl Read {
+    fn workload(&self) -> Workload<'_> {
+        Workload {
+            deployment: &self.deployment,
+            replica_sets: &self.replica_sets,
+            hpas: &self.hpas,
+        }
+    }
+}
+
+fn read_err(what: String) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Read { what, source }
+}
+
+/// Read the target Deployment (fresh from the API server, never a cache),
+/// its ReplicaSets and, for Scale, the namespace's HPAs. `None`: no such
+/// Deployment in the Incident's namespace.
+async fn read(ctx: &Context, ns: &str, name: &str, hpas: bool) -> Result<Option<Read>, Error> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(deployment) = deployments
+        .get_opt(name)
+        .await
+        .map_err(read_err(format!("deployment {ns}/{name}")))?
+    else {
+        return Ok(None);
+    };
+    let selector = deployment
+        .spec
+        .as_ref()
+        .map(|s| &s.selector)
+        .filter(|s| s.match_expressions.as_ref().is_none_or(|e| e.is_empty()))
+        .and_then(|s| s.match_labels.as_ref())
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    let mut lp = ListParams::default();
+    if !selector.is_empty() {
+        lp = lp.labels(&selector);
+    }
+    let replica_sets = rs_api
+        .list(&lp)
+        .await
+        .map_err(read_err(format!("replicasets of {ns}/{name}")))?
+        .items;
+    let hpas = if hpas {
+        Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(read_err(format!("horizontalpodautoscalers in {ns}")))?
+            .items
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Read {
+        deployment,
+        replica_sets,
+        hpas,
+    }))
+}
+
+/// The result of a workload write.
+enum Written {
+    Ok,
+    /// 409: the object changed since it was read; plan again.
+    Conflict,
+    /// 5xx, 429 or a transport error: retry the same.
+    Transient(String),
+    /// 422: the generation precondition failed, or the change is invalid.
+    Unprocessable(String),
+    /// The server refused it (4xx): the step fails with this reason.
+    Rejected(String),
+}
+
+async fn send(ctx: &Context, ns: &str, write: &Write) -> Written {
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    let patch: Result<json_patch::Patch, _> = serde_json::from_value(write.patch.clone());
+    let patch = match patch {
+        Ok(p) => p,
+        Err(e) => return Written::Rejected(format!("cannot encode the patch: {e}")),
+    };
+    let res = match &write.target {
+        WriteTarget::Deployment(name) => Api::<Deployment>::namespaced(ctx.client.clone(), ns)
+            .patch(name, &pp, &Patch::<()>::Json(patch))
+            .await
+            .map(|_| ()),
+        WriteTarget::Hpa(name) => {
+            Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns)
+                .patch(name, &pp, &Patch::<()>::Json(patch))
+                .await
+                .map(|_| ())
+        }
+    };
+    match res {
+        Ok(()) => Written::Ok,
+        Err(kube::Error::Api(s)) if s.code == 409 => Written::Conflict,
+        Err(kube::Error::Api(s)) if s.code == 422 => Written::Unprocessable(format!(
+            "the API server refused the change: {} ({} {})",
+            s.message, s.code, s.reason
+        )),
+        Err(kube::Error::Api(s)) if s.code == 429 || s.code >= 500 => {
+            Written::Transient(format!("{} ({})", s.message, s.code))
+        }
+        Err(kube::Error::Api(s)) => Written::Rejected(format!(
+            "the API server refused the change: {} ({} {})",
+            s.message, s.code, s.reason
+        )),
+        Err(e) => Written::Transient(e.to_string()),
+    }
+}
+
+/// Server-side apply of the status, only if the cached Incident is the
+/// stored one (resourceVersion). `Ok(false)`: the cache was stale.
+async fn record_intent(
+    ctx: &Context,
+    inc: &Incident,
+    ns: &str,
+    status: &IncidentStatus,
+    step: &str,
+) -> Result<bool, Error> {
+    let name = inc.name_any();
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), ns);
+    // Our previous status write may not have reached the cache yet: compare
+    // with the stored version first. (kube-apiserver also enforces the
+    // resourceVersion in the applied object below as a precondition.)
+    let stored = api
+        .get_metadata(&name)
+        .await
+        .map_err(read_err(format!("incident {ns}/{name}")))?;
+    if stored.metadata.resource_version != inc.metadata.resource_version {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": Incident::api_version(&()),
+        "kind": Incident::kind(&()),
+        "metadata": {"resourceVersion": inc.resource_version()},
+        "status": status,
+    });
+    match api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(source) => Err(Error::RecordIntent {
+            incident: format!("{ns}/{name}"),
+            step: step.to_string(),
+            source,
+        }),
+    }
+}
+
+fn is_dry_run(intent: &BTreeMap<String, String>) -> bool {
+    intent.contains_key(key::DRY_RUN)
+}
+
+struct Run<'a> {
+    ctx: &'a Context,
+    inc: &'a Incident,
+    ns: &'a str,
+    decision: &'a mut Decision,
+    window: Duration,
+    out: Outcome,
+}
+
+impl<'a> Run<'a> {
+    fn record(&mut self, index: usize, outcome: StepOutcome) {
+        let now = (self.ctx.clock)();
+        let t = lifecycle::record_step_outcome(
+            &mut self.decision.status,
+            index,
+            outcome,
+            self.window,
+            self.inc.metadata.generation,
+            now,
+        );
+        self.decision.transitions.extend(t);
+    }
+
+    fn requeue(&mut self, d: Duration) {
+        self.out.requeue = Some(self.out.requeue.map_or(d, |r| r.min(d)));
+    }
+
+    fn set_message(&mut self, index: usize, message: String) {
+        if let Some(st) = self.decision.status.mitigations.get_mut(index) {
+            st.message = message;
+        }
+    }
+
+    fn step(&self, index: usize) -> Option<&'a MitigationStep> {
+        let inc: &'a Incident = self.inc;
+        inc.spec.mitigations.get(index)
+    }
+
+    fn incident_name(&self) -> String {
+        self.inc.name_any()
+    }
+
+    async fn runbook(&self) -> Option<(String, RunbookSpec)> {
+        let rb = self.inc.spec.runbook_ref.as_ref()?;
+        let api: Api<Runbook> = Api::namespaced(self.ctx.client.clone(), self.ns);
+        match api.get_opt(&rb.name).await {
+            Ok(Some(r)) => Some((rb.name.clone(), r.spec)),
+            Ok(None) => {
+                debug!(runbook = %rb.name, "runbook not found; no runbook guards apply");
+                None
+            }
+            Err(e) => {
+                warn!(runbook = %rb.name, error = %e, "cannot read runbook; no runbook guards apply");
+                None
+            }
+        }
+    }
+
+    /// Earlier actions in the namespace (for the cooldown and hourly limit).
+    async fn history(&self) -> Result<Vec<mitigation::ActionRecord>, Error> {
+        let api: Api<Incident> = Api::namespaced(self.ctx.client.clone(), self.ns);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(read_err(format!("incidents in {}", self.ns)))?;
+        let me = self.inc.name_any();
+        let mut out = Vec::new();
+        for i in &list.items {
+            let Some(t) = i
+                .spec
+                .target
+                .as_ref()
+                .filter(|t| t.kind == TargetKind::Deployment)
+            else {
+                continue;
+            };
+            // This incident's own record is the newest we have.
+            let status = if i.name_any() == me {
+                Some(&self.decision.status)
+            } else {
+                i.status.as_ref()
+            };
+            if let Some(s) = status {
+                out.extend(mitigation::actions_of(
+                    s,
+                    &t.name,
+                    i.spec.runbook_ref.as_ref().map(|r| r.name.as_str()),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Start step `index` (the lifecycle cleared it): gate, plan, record
+    /// the intent, write.
+    async fn start(&mut self, index: usize, target: &str) -> Result<(), Error> {
+        let Some(step) = self.step(index) else {
+            return Ok(());
+        };
+        let Some(read) = read(
+            self.ctx,
+            self.ns,
+            target,
+            step.action == MitigationAction::Scale,
+        )
+        .await?
+        else {
+            self.record(
+                index,
+                StepOutcome::Failed {
+                    message: format!(
+                        "Deployment {target} not found in namespace {} (kube-incident acts only in the Incident's own namespace)",
+                        self.ns
+                    ),
+                },
+            );
+            self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+            return Ok(());
+        };
+        // Someone undid an earlier step: automatic steps stop, a person decides.
+        let held = self
+            .decision
+            .status
+            .mitigations
+            .iter()
+            .any(|m| m.state == StepState::Failed && m.message.starts_with(EXTERNAL_PREFIX));
+        let approved = step
+            .approved_by
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty());
+        if held && !approved {
+            self.record(
+                index,
+                StepOutcome::Skipped {
+                    message: "an earlier step was undone by another manager; kube-incident does not fight it with automatic steps (set approvedBy to run this step anyway)".into(),
+                },
+            );
+            return Ok(());
+        }
+        let runbook = self.runbook().await;
+        let needs_history = runbook.as_ref().is_some_and(|(_, s)| {
+            s.limits
+                .as_ref()
+                .is_some_and(|l| l.cooldown.is_some() || l.max_actions_per_hour.is_some())
+        });
+        let history = if needs_history {
+            self.history().await?
+        } else {
+            Vec::new()
+        };
+        let now = (self.ctx.clock)();
+        let gate = mitigation::gate(GateInput {
+            step,
+            runbook: runbook.as_ref().map(|(n, s)| (n.as_str(), s)),
+            global_dry_run: self.ctx.dry_run,
+            workload: read.workload(),
+            history: &history,
+            now,
+        });
+        let dry = match gate {
+            Gate::Go => None,
+            Gate::DryRun(why) => Some(why),
+            Gate::Wait { until, reason } => {
+                self.set_message(index, format!("waiting: {reason}"));
+                let d = until
+                    .and_then(|u| std::time::Duration::try_from(u.duration_since(now)).ok())
+                    .map_or(self.ctx.resync, |d| d + Duration::from_secs(1));
+                self.requeue(d);
+                return Ok(());
+            }
+            Gate::Skip(message) => {
+                self.record(index, StepOutcome::Skipped { message });
+                self.ctx.metrics.mitigation(step.action.as_str(), "skipped");
+                return Ok(());
+            }
+        };
+        let name = self.incident_name();
+        let actor = Actor {
+            incident: &name,
+            step,
+        };
+        let planned = match mitigation::plan(actor, read.workload(), None, now) {
+            Plan::Act(p) => p,
+            Plan::Noop(message) => {
+                self.record(index, StepOutcome::Skipped { message });
+                self.ctx.metrics.mitigation(step.action.as_str(), "skipped");
+                return Ok(());
+            }
+            Plan::Refuse(message) => {
+                self.record(index, StepOutcome::Failed { message });
+                self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+                return Ok(());
+            }
+        };
+        if let Some(why) = dry {
+            let mut intent = planned.intent.clone();
+            intent.insert(key::DRY_RUN.into(), "true".into());
+            self.record(
+                index,
+                StepOutcome::DryRun {
+                    before: planned.before.clone(),
+                    intent,
+                    message: format!("dry-run ({why}): would have {}", planned.description),
+                },
+            );
+            self.ctx.metrics.mitigation(step.action.as_str(), "dry_run");
+            return Ok(());
+        }
+        self.record(
+            index,
+            StepOutcome::Started {
+                before: planned.before.clone(),
+                intent: planned.intent.clone(),
+                message: planned.description.clone(),
+            },
+        );
+        if let Some(st) = self.decision.status.mitigations.get_mut(index) {
+            st.previous_env = planned.previous_env.clone();
+        }
+        // The intent is stored before the workload is touched.
+        if !record_intent(
+            self.ctx,
+            self.inc,
+            self.ns,
+            &self.decision.status,
+            &step.name,
+        )
+        .await?
+        {
+            debug!(incident = %name, step = %step.name, "stale incident; not starting");
+            self.out.stale = true;
+            return Ok(());
+        }
+        info!(incident = %name, namespace = %self.ns, step = %step.name, "{}", planned.description);
+        let t = std::time::Instant::now();
+        self.apply(index, step, &planned.write).await;
+        debug!(incident = %name, write_ms = t.elapsed().as_secs_f64() * 1e3, "workload write sent");
+        Ok(())
+    }
+
+    async fn apply(&mut self, index: usize, step: &MitigationStep, write: &Write) {
+        match send(self.ctx, self.ns, write).await {
+            Written::Ok => {
+                self.ctx.metrics.mitigation(step.action.as_str(), "applied");
+                self.requeue(VERIFY_INTERVAL);
+            }
+            Written::Conflict => {
+                debug!(step = %step.name, "workload changed since read; will plan again");
+                self.requeue(RETRY_INTERVAL);
+            }
+            Written::Transient(e) => {
+                warn!(step = %step.name, error = %e, "mitigation write failed; will retry");
+                self.set_message(index, format!("retrying after a server error: {e}"));
+                self.requeue(RETRY_INTERVAL);
+            }
+            Written::Unprocessable(message) => {
+                // Did the precondition fail (the spec moved on: the next
+                // reconcile sees it) or is the change itself invalid?
+                if self
+                    .generation_moved(&write.target, mitigation::expected_generation(write))
+                    .await
+                {
+                    self.requeue(RETRY_INTERVAL);
+                } else {
+                    self.record(index, StepOutcome::Failed { message });
+                    self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+                }
+            }
+            Written::Rejected(message) => {
+                self.record(index, StepOutcome::Failed { message });
+                self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+            }
+        }
+    }
+
+    /// Whether the written object's generation differs from `expected` now
+    /// (unknown: assume it moved, the next reconcile decides).
+    async fn generation_moved(&self, target: &WriteTarget, expected: Option<i64>) -> bool {
+        let now = match target {
+            WriteTarget::Deployment(n) => {
+                Api::<Deployment>::namespaced(self.ctx.client.clone(), self.ns)
+                    .get_metadata_opt(n)
+                    .await
+                    .map(|m| m.and_then(|m| m.metadata.generation))
+            }
+            WriteTarget::Hpa(n) => {
+                Api::<HorizontalPodAutoscaler>::namespaced(self.ctx.client.clone(), self.ns)
+                    .get_metadata_opt(n)
+                    .await
+                    .map(|m| m.and_then(|m| m.metadata.generation))
+            }
+        };
+        match now {
+            Ok(g) => g != expected,
+            Err(_) => true,
+        }
+    }
+
+    /// A `Running` step: apply the recorded intent if it never reached the
+    /// workload, else verify it.
+    async fn drive(&mut self, index: usize, target: &str) -> Result<(), Error> {
+        let Some(step) = self.step(index) else {
+            return Ok(());
+        };
+        let intent = self.decision.status.mitigations[index].intent.clone();
+        let Some(read) = read(self.ctx, self.ns, target, intent.contains_key(key::HPA)).await?
+        else {
+            self.record(
+                index,
+                StepOutcome::Failed {
+                    message: format!("Deployment {target} disappeared from namespace {}", self.ns),
+                },
+            );
+            return Ok(());
+        };
+        let w = read.workload();
+        if mitigation::is_applied(step, &intent, w) {
+            match mitigation::verify(step, &intent, w) {
+                Verification::Done { after, message } => {
+                    self.record(index, StepOutcome::Succeeded { after, message });
+                    self.ctx
+                        .metrics
+                        .mitigation(step.action.as_str(), "succeeded");
+                    self.observe_mitigated();
+                }
+                Verification::Waiting(message) => {
+                    if let Some(message) = self.verify_timeout(index, &read.deployment) {
+                        self.record(index, StepOutcome::Failed { message });
+                        self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+                    } else {
+                        self.set_message(index, message);
+                        self.requeue(VERIFY_INTERVAL);
+                    }
+                }
+                Verification::Failed(message) => {
+                    self.record(
+                        index,
+                        StepOutcome::Failed {
+                            message: format!("applied, but {message}"),
+                        },
+                    );
+                    self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+                }
+            }
+            return Ok(());
+        }
+        if !mitigation::unchanged_since_intent(&intent, w) {
+            let message = mitigation::external_change(step, &intent, w)
+                .unwrap_or_else(|| "the workload changed".into());
+            self.record(index, StepOutcome::ExternalChange { message });
+            self.ctx
+                .metrics
+                .mitigation(step.action.as_str(), "external_change");
+            return Ok(());
+        }
+        // The intent never reached the workload (a crash, a failed write):
+        // apply it now, from the same state it was planned on.
+        let name = self.incident_name();
+        let actor = Actor {
+            incident: &name,
+            step,
+        };
+        let now = (self.ctx.clock)();
+        match mitigation::plan(actor, w, Some(&intent), now) {
+            Plan::Act(p) => {
+                let same = [
+                    key::TO_REVISION,
+                    key::REPLICA_SET,
+                    key::REPLICAS,
+                    key::HPA_MIN_REPLICAS,
+                    key::ENV,
+                    key::RESTARTED_AT,
+                ]
+                .iter()
+                .all(|k| p.intent.get(*k) == intent.get(*k));
+                if !same {
+                    self.record(
+                        index,
+                        StepOutcome::Failed {
+                            message: format!(
+                                "the plan changed since the intent was recorded (now: {}); not acting on a different plan",
+                                p.description
+                            ),
+                        },
+                    );
+                    return Ok(());
+                }
+                info!(incident = %name, step = %step.name, "applying recorded intent: {}", p.description);
+                self.apply(index, step, &p.write).await;
+            }
+            Plan::Noop(message) | Plan::Refuse(message) => {
+                self.record(index, StepOutcome::Failed { message });
+                self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// A rollout that has not completed within the Deployment's progress
+    /// deadline (default 600s) after the step started fails the step.
+    fn verify_timeout(&self, index: usize, d: &Deployment) -> Option<String> {
+        let started = self.decision.status.mitigations[index]
+            .started_at
+            .as_ref()?
+            .0;
+        let deadline = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or(600);
+        let limit = Duration::from_secs(u64::try_from(deadline).unwrap_or(600));
+        let elapsed =
+            std::time::Duration::try_from((self.ctx.clock)().duration_since(started)).ok()?;
+        (elapsed > limit).then(|| {
+            format!(
+                "the change did not roll out within the progress deadline of {}",
+                lifecycle::human(limit)
+            )
+        })
+    }
+
+    fn observe_mitigated(&self) {
+        let s = &self.decision.status;
+        if let (Some(opened), Some(sev)) = (s.opened_at.as_ref(), s.severity) {
+            let after = std::time::Duration::try_from((self.ctx.clock)().duration_since(opened.0))
+                .unwrap_or_default();
+            // Only the first success of the incident counts.
+            let successes = s
+                .mitigations
+                .iter()
+                .filter(|m| m.state == StepState::Succeeded || m.state == StepState::Ineffective)
+                .count();
+            if successes == 1 {
+                self.ctx.metrics.mitigated(sev, after);
+            }
+        }
+    }
+
+    /// A succeeded step under monitoring: is its change still in place?
+    async fn check_external(&mut self, index: usize, target: &str) -> Result<(), Error> {
+        let Some(step) = self.step(index) else {
+            return Ok(());
+        };
+        let intent = self.decision.status.mitigations[index].intent.clone();
+        if intent.is_empty() || is_dry_run(&intent) {
+            return Ok(());
+        }
+        let Some(read) = read(self.ctx, self.ns, target, intent.contains_key(key::HPA)).await?
+        else {
+            return Ok(());
+        };
+        if let Some(message) = mitigation::external_change(step, &intent, read.workload()) {
+            self.record(index, StepOutcome::ExternalChange { message });
+            self.ctx
+                .metrics
+                .mitigation(step.action.as_str(), "external_change");
+        }
+        Ok(())
+    }
+
+    /// `revertOnResolve` once resolved: newest step first.
+    async fn revert(&mut self, target: &str) -> Result<(), Error> {
+        let n = self.decision.status.mitigations.len();
+        for index in (0..n).rev() {
+            let Some(step) = self.step(index) else {
+                continue;
+            };
+            let st = &self.decision.status.mitigations[index];
+            // A step undone by someone else is looked at too: its revert
+            // is declined (with the reason) unless the prior value is back.
+            let external = st.state == StepState::Failed && st.message.starts_with(EXTERNAL_PREFIX);
+            if !step.revert_on_resolve
+                || !(matches!(st.state, StepState::Succeeded | StepState::Ineffective) || external)
+                || st.after.contains_key(key::REVERT)
+                || st.intent.is_empty()
+                || is_dry_run(&st.intent)
+            {
+                continue;
+            }
+            let (before, intent, previous_env) = (
+                st.before.clone(),
+                st.intent.clone(),
+                st.previous_env.clone(),
+            );
+            let Some(read) = read(self.ctx, self.ns, target, intent.contains_key(key::HPA)).await?
+            else {
+                self.record(
+                    index,
+                    StepOutcome::NotReverted {
+                        message: format!("Deployment {target} no longer exists"),
+                    },
+                );
+                continue;
+            };
+            let name = self.incident_name();
+            let actor = Actor {
+                incident: &name,
+                step,
+            };
+            match mitigation::plan_revert(actor, &before, &intent, &previous_env, read.workload()) {
+                Revert::Act { write, description } => match send(self.ctx, self.ns, &write).await {
+                    Written::Ok => {
+                        info!(incident = %name, step = %step.name, "{description}");
+                        self.ctx
+                            .metrics
+                            .mitigation(step.action.as_str(), "reverted");
+                        self.record(
+                            index,
+                            StepOutcome::Reverted {
+                                message: description,
+                            },
+                        );
+                    }
+                    Written::Conflict | Written::Transient(_) => self.requeue(RETRY_INTERVAL),
+                    Written::Unprocessable(_)
+                        if self
+                            .generation_moved(
+                                &write.target,
+                                mitigation::expected_generation(&write),
+                            )
+                            .await =>
+                    {
+                        self.requeue(RETRY_INTERVAL)
+                    }
+                    Written::Unprocessable(message) | Written::Rejected(message) => self.record(
+                        index,
+                        StepOutcome::NotReverted {
+                            message: format!("not reverted: {message}"),
+                        },
+                    ),
+                },
+                Revert::AlreadyReverted(message) => {
+                    self.record(index, StepOutcome::Reverted { message })
+                }
+                Revert::Refuse(message) => self.record(index, StepOutcome::NotReverted { message }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run the executor on this reconcile's decision: it may add step outcomes
+/// and transitions to `decision` (the caller writes the status and
+/// publishes). `window` is the monitoring window in force.
+pub async fn execute(
+    ctx: &Context,
+    inc: &Incident,
+    ns: &str,
+    decision: &mut Decision,
+    window: Duration,
+) -> Result<Outcome, Error> {
+    let Some(target) = inc
+        .spec
+        .target
+        .as_ref()
+        .filter(|t| t.kind == TargetKind::Deployment)
+        .map(|t| t.name.clone())
+    else {
+        return Ok(Outcome::default());
+    };
+    if inc.spec.mitigations.is_empty() {
+        return Ok(Outcome::default());
+    }
+    let ready = decision.transitions.iter().find_map(|t| match t {
+        Transition::StepReady { index, .. } => Some(*index),
+        _ => None,
+    });
+    let running = decision
+        .status
+        .mitigations
+        .iter()
+        .position(|m| m.state == StepState::Running);
+    let resolved = decision.status.resolved_at.is_some();
+    let mut run = Run {
+        ctx,
+        inc,
+        ns,
+        decision,
+        window,
+        out: Outcome::default(),
+    };
+    if let Some(i) = running {
+        run.drive(i, &target).await?;
+    } else if let Some(i) = ready {
+        run.start(i, &target).await?;
+    } else if !resolved {
+        // The step under monitoring: the last one that left Pending.
+        let monitored = run
+            .decision
+            .status
+            .mitigations
+            .iter()
+            .rposition(|m| m.state != StepState::Pending && m.state != StepState::AwaitingApproval)
+            .filter(|i| run.decision.status.mitigations[*i].state == StepState::Succeeded);
+        if let Some(i) = monitored {
+            run.check_external(i, &target).await?;
+        }
+    }
+    if run.out.stale {
+        return Ok(run.out);
+    }
+    if run.decision.status.resolved_at.is_some() {
+        run.revert(&target).await?;
+    }
+    Ok(run.out)
+}
