@@ -213,6 +213,11 @@ async fn main() {
             (s.mitigations.first()?.state == StepState::AwaitingApproval).then_some(())
         })
         .await;
+        // A person reads the page before approving: let the operator finish
+        // the reconcile that announced the step (Events, notifications,
+        // evidence) so the measure is approval -> write, not queueing
+        // behind that reconcile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let patch = kube_incident::cli::commands::approve_patch(0, "rollback", "bench");
         incs.patch(
             &name,
@@ -245,6 +250,7 @@ async fn main() {
             }
         })
         .await;
+        tracing::debug!(sample = %name, approved = ?approved, written = ?written, "undo sample");
         approve_undo.push(
             written
                 .duration_since(approved)
@@ -261,6 +267,13 @@ async fn main() {
         )
         .await
         .expect("create deployment");
+        // An existing, settled workload (not one the controllers are still creating).
+        wait("available", || async {
+            let s = deps.get(&name).await.ok()?.status?;
+            (s.available_replicas == Some(2)).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let inc: Incident = serde_json::from_value(json!({
             "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
             "metadata": {"name": name},
@@ -289,6 +302,7 @@ async fn main() {
             }
         })
         .await;
+        tracing::debug!(sample = %name, created = ?created, written = ?written, "scale sample");
         auto_scale.push(
             written
                 .duration_since(created)

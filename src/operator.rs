@@ -74,6 +74,18 @@ pub struct RunArgs {
     /// the CLI's command enum small).
     #[command(flatten)]
     pub response: Box<ResponseArgs>,
+    /// Leader election (`--leader-elect`, `--lease-*`).
+    #[command(flatten)]
+    pub lease: Box<LeaseArgs>,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    crate::api::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+/// Leader election flags: only the holder of a coordination.k8s.io Lease acts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LeaseArgs {
     /// Elect a leader with a coordination.k8s.io Lease: only the leader acts
     /// and writes (run several replicas for fast failover).
     #[arg(long, env = "KUBE_INCIDENT_LEADER_ELECT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -97,10 +109,6 @@ pub struct RunArgs {
     /// How often candidates try to acquire and the leader renews (less than --lease-renew-deadline).
     #[arg(long, env = "KUBE_INCIDENT_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration_arg)]
     pub lease_retry_period: Duration,
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    crate::api::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 /// Flags of the response around the action: notifications, evidence and
@@ -198,7 +206,7 @@ impl RunArgs {
 
     /// The leader election settings (`None` without `--leader-elect`).
     pub fn election(&self) -> Result<Option<ElectionConfig>, LeaderError> {
-        if !self.leader_elect {
+        if !self.lease.leader_elect {
             return Ok(None);
         }
         let base = self
@@ -207,17 +215,18 @@ impl RunArgs {
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "kube-incident".to_string());
         let cfg = ElectionConfig {
-            lease_name: self.lease_name.clone(),
+            lease_name: self.lease.lease_name.clone(),
             lease_namespace: self
+                .lease
                 .lease_namespace
                 .clone()
                 .or_else(|| self.operator_namespace.clone())
                 .unwrap_or_default(),
             // Unique per process: a restarted pod is a new candidate.
             identity: format!("{base}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-            lease_duration: self.lease_duration,
-            renew_deadline: self.lease_renew_deadline,
-            retry_period: self.lease_retry_period,
+            lease_duration: self.lease.lease_duration,
+            renew_deadline: self.lease.lease_renew_deadline,
+            retry_period: self.lease.lease_retry_period,
         };
         cfg.validate()?;
         Ok(Some(cfg))
@@ -436,8 +445,9 @@ pub async fn run(
     let refresh_metrics = metrics.clone();
     let alertmanager = match &args.response.alertmanager_token_secret {
         Some(r) => {
-            let token = crate::alertmanager::TokenRef::parse(r, &args.response.alertmanager_token_key)
-                .ok_or_else(|| OperatorError::AlertmanagerToken(r.clone()))?;
+            let token =
+                crate::alertmanager::TokenRef::parse(r, &args.response.alertmanager_token_key)
+                    .ok_or_else(|| OperatorError::AlertmanagerToken(r.clone()))?;
             let mapping = crate::alertmanager::Mapping {
                 namespace_label: args.response.alertmanager_namespace_label.clone(),
                 deployment_label: args.response.alertmanager_deployment_label.clone(),

@@ -311,12 +311,18 @@ fn default_values_render_valid_locked_down_objects() {
     let run = parsed_args(&c);
     assert!(run.namespaces.is_empty(), "cluster-wide by default");
     assert!(
-        run.leader_elect,
+        run.lease.leader_elect,
         "leader election on by default in the chart"
     );
-    assert_eq!(run.lease_name, "kube-incident");
-    assert_eq!(run.lease_duration, Duration::from_secs(15));
-    assert!(!run.dry_run && run.detect && run.builtin_policy && run.notify && run.evidence);
+    assert_eq!(run.lease.lease_name, "kube-incident");
+    assert_eq!(run.lease.lease_duration, Duration::from_secs(15));
+    assert!(
+        !run.dry_run
+            && run.detect
+            && run.builtin_policy
+            && run.response.notify
+            && run.response.evidence
+    );
     assert_eq!(run.metrics_addr.port(), 8080);
     help_documents(&c);
     binary_accepts(&c);
@@ -354,14 +360,14 @@ fn non_default_values_reach_the_operator_flags() {
     assert_eq!(run.namespaces, ["shop", "payments"]);
     assert!(run.dry_run);
     assert!(!run.builtin_policy);
-    assert!(!run.notify && !run.evidence);
+    assert!(!run.response.notify && !run.response.evidence);
     assert_eq!(run.response_targets, ["SEV1=10m"]);
     assert_eq!(run.resolution_targets, ["SEV2=8h"]);
     assert_eq!(run.monitoring_windows, ["SEV3=5m"]);
-    assert_eq!(run.lease_name, "incident-leader");
-    assert_eq!(run.lease_duration, Duration::from_secs(20));
-    assert_eq!(run.lease_renew_deadline, Duration::from_secs(12));
-    assert_eq!(run.lease_retry_period, Duration::from_secs(3));
+    assert_eq!(run.lease.lease_name, "incident-leader");
+    assert_eq!(run.lease.lease_duration, Duration::from_secs(20));
+    assert_eq!(run.lease.lease_renew_deadline, Duration::from_secs(12));
+    assert_eq!(run.lease.lease_retry_period, Duration::from_secs(3));
     assert_eq!(run.metrics_addr.port(), 9090);
     help_documents(&c);
     binary_accepts(&c);
@@ -389,7 +395,7 @@ fn single_replica_without_election_and_disabled_detection() {
     let d = the_deployment(&docs);
     let c = container(&d);
     let run = parsed_args(&c);
-    assert!(!run.leader_elect && !run.detect);
+    assert!(!run.lease.leader_elect && !run.detect);
     assert_eq!(
         d.spec
             .as_ref()

@@ -101,7 +101,13 @@ fn read_err(what: String) -> impl FnOnce(kube::Error) -> Error {
 /// Read the target Deployment (fresh from the API server, never a cache),
 /// its ReplicaSets and, for Scale, the namespace's HPAs. `None`: no such
 /// Deployment in the Incident's namespace.
-async fn read(ctx: &Context, ns: &str, name: &str, hpas: bool) -> Result<Option<Read>, Error> {
+async fn read(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    replica_sets: bool,
+    hpas: bool,
+) -> Result<Option<Read>, Error> {
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
     let Some(deployment) = deployments
         .get_opt(name)
@@ -128,11 +134,15 @@ async fn read(ctx: &Context, ns: &str, name: &str, hpas: bool) -> Result<Option<
     if !selector.is_empty() {
         lp = lp.labels(&selector);
     }
-    let replica_sets = rs_api
-        .list(&lp)
-        .await
-        .map_err(read_err(format!("replicasets of {ns}/{name}")))?
-        .items;
+    let replica_sets = if replica_sets {
+        rs_api
+            .list(&lp)
+            .await
+            .map_err(read_err(format!("replicasets of {ns}/{name}")))?
+            .items
+    } else {
+        Vec::new()
+    };
     let hpas = if hpas {
         Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns)
             .list(&ListParams::default())
@@ -202,8 +212,21 @@ async fn send(ctx: &Context, ns: &str, write: &Write) -> Written {
     }
 }
 
-/// Server-side apply of the status, only if the cached Incident is the
-/// stored one (resourceVersion). `Ok(false)`: the cache was stale.
+/// Whether the cached Incident is the stored one (same resourceVersion):
+/// our previous status write may not have reached the cache yet.
+async fn cache_is_current(ctx: &Context, inc: &Incident, ns: &str) -> Result<bool, Error> {
+    let name = inc.name_any();
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), ns);
+    let stored = api
+        .get_metadata(&name)
+        .await
+        .map_err(read_err(format!("incident {ns}/{name}")))?;
+    Ok(stored.metadata.resource_version == inc.metadata.resource_version)
+}
+
+/// Server-side apply of the status carrying the cached Incident's
+/// resourceVersion (kube-apiserver enforces it as a precondition).
+/// `Ok(false)`: the cache was stale.
 async fn record_intent(
     ctx: &Context,
     inc: &Incident,
@@ -213,16 +236,6 @@ async fn record_intent(
 ) -> Result<bool, Error> {
     let name = inc.name_any();
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), ns);
-    // Our previous status write may not have reached the cache yet: compare
-    // with the stored version first. (kube-apiserver also enforces the
-    // resourceVersion in the applied object below as a precondition.)
-    let stored = api
-        .get_metadata(&name)
-        .await
-        .map_err(read_err(format!("incident {ns}/{name}")))?;
-    if stored.metadata.resource_version != inc.metadata.resource_version {
-        return Ok(false);
-    }
     let patch = json!({
         "apiVersion": Incident::api_version(&()),
         "kind": Incident::kind(&()),
@@ -258,6 +271,7 @@ struct Run<'a> {
     decision: &'a mut Decision,
     window: Duration,
     out: Outcome,
+    began: std::time::Instant,
 }
 
 impl<'a> Run<'a> {
@@ -350,14 +364,29 @@ impl<'a> Run<'a> {
         let Some(step) = self.step(index) else {
             return Ok(());
         };
-        let Some(read) = read(
-            self.ctx,
-            self.ns,
-            target,
-            step.action == MitigationAction::Scale,
-        )
-        .await?
-        else {
+        let needs_rs = step.action == MitigationAction::RolloutUndo
+            || step
+                .when
+                .as_ref()
+                .is_some_and(|w| w.rollout_within.is_some());
+        // The reads, the Runbook and the staleness check go out together.
+        let (read, runbook, current) = tokio::join!(
+            read(
+                self.ctx,
+                self.ns,
+                target,
+                needs_rs,
+                step.action == MitigationAction::Scale,
+            ),
+            self.runbook(),
+            cache_is_current(self.ctx, self.inc, self.ns),
+        );
+        if !current? {
+            debug!(incident = %self.inc.name_any(), step = %step.name, "stale incident; not starting");
+            self.out.stale = true;
+            return Ok(());
+        }
+        let Some(read) = read? else {
             self.record(
                 index,
                 StepOutcome::Failed {
@@ -390,7 +419,6 @@ impl<'a> Run<'a> {
             );
             return Ok(());
         }
-        let runbook = self.runbook().await;
         let needs_history = runbook.as_ref().is_some_and(|(_, s)| {
             s.limits
                 .as_ref()
@@ -471,6 +499,8 @@ impl<'a> Run<'a> {
             st.previous_env = planned.previous_env.clone();
         }
         // The intent is stored before the workload is touched.
+        let t = std::time::Instant::now();
+        debug!(step = %step.name, planned_ms = self.began.elapsed().as_secs_f64() * 1e3, "planned");
         if !record_intent(
             self.ctx,
             self.inc,
@@ -485,6 +515,7 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         info!(incident = %name, namespace = %self.ns, step = %step.name, "{}", planned.description);
+        debug!(step = %step.name, intent_ms = t.elapsed().as_secs_f64() * 1e3, "intent recorded");
         let t = std::time::Instant::now();
         self.apply(index, step, &planned.write).await;
         debug!(incident = %name, write_ms = t.elapsed().as_secs_f64() * 1e3, "workload write sent");
@@ -556,7 +587,14 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let intent = self.decision.status.mitigations[index].intent.clone();
-        let Some(read) = read(self.ctx, self.ns, target, intent.contains_key(key::HPA)).await?
+        let Some(read) = read(
+            self.ctx,
+            self.ns,
+            target,
+            step.action == MitigationAction::RolloutUndo,
+            intent.contains_key(key::HPA),
+        )
+        .await?
         else {
             self.record(
                 index,
@@ -698,7 +736,14 @@ impl<'a> Run<'a> {
         if intent.is_empty() || is_dry_run(&intent) {
             return Ok(());
         }
-        let Some(read) = read(self.ctx, self.ns, target, intent.contains_key(key::HPA)).await?
+        let Some(read) = read(
+            self.ctx,
+            self.ns,
+            target,
+            step.action == MitigationAction::RolloutUndo,
+            intent.contains_key(key::HPA),
+        )
+        .await?
         else {
             return Ok(());
         };
@@ -735,7 +780,14 @@ impl<'a> Run<'a> {
                 st.intent.clone(),
                 st.previous_env.clone(),
             );
-            let Some(read) = read(self.ctx, self.ns, target, intent.contains_key(key::HPA)).await?
+            let Some(read) = read(
+                self.ctx,
+                self.ns,
+                target,
+                step.action == MitigationAction::RolloutUndo,
+                intent.contains_key(key::HPA),
+            )
+            .await?
             else {
                 self.record(
                     index,
@@ -831,6 +883,7 @@ pub async fn execute(
         decision,
         window,
         out: Outcome::default(),
+        began: std::time::Instant::now(),
     };
     if let Some(i) = running {
         run.drive(i, &target).await?;

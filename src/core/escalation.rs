@@ -213,6 +213,68 @@ mod tests {
         assert_eq!(o.wake_at, None);
     }
 
+    /// Through the lifecycle: a missed response deadline walks the levels
+    /// on the clock; acknowledging stops the walk.
+    #[test]
+    fn lifecycle_escalates_on_the_clock_and_stops_on_ack() {
+        use crate::api::IncidentSpec;
+        use crate::core::lifecycle::{reconcile, IncidentView, Observation, Policy, Transition};
+        let spec: IncidentSpec =
+            serde_json::from_value(serde_json::json!({"title": "down", "severity": "SEV1"}))
+                .unwrap();
+        let policy = Policy {
+            escalation: list(),
+            ..Default::default()
+        };
+        fn view<'a>(
+            spec: &'a IncidentSpec,
+            status: Option<&'a crate::api::IncidentStatus>,
+        ) -> IncidentView<'a> {
+            IncidentView {
+                spec,
+                generation: Some(1),
+                created_at: Some(t(0)),
+                status,
+            }
+        }
+        let obs = Observation::default();
+        let d0 = reconcile(view(&spec, None), &obs, &policy, t(0));
+        // SEV1: response target 5m; level 1 at +10m after it.
+        assert_eq!(d0.status.escalation.as_ref().unwrap().level, 0);
+        assert_eq!(d0.requeue_after, Some(Duration::from_secs(300)));
+        let d1 = reconcile(view(&spec, Some(&d0.status)), &obs, &policy, t(300));
+        assert!(d1
+            .transitions
+            .iter()
+            .any(|t| matches!(t, Transition::ResponseOverdue { .. })));
+        assert_eq!(d1.requeue_after, Some(Duration::from_secs(600)));
+        let d2 = reconcile(view(&spec, Some(&d1.status)), &obs, &policy, t(900));
+        assert!(d2.transitions.contains(&Transition::Escalated {
+            level: 1,
+            notify: vec!["secondary".into()],
+            after: Duration::from_secs(600),
+        }));
+        assert_eq!(d2.status.escalation.as_ref().unwrap().level, 1);
+        // Replaying the same look emits nothing again.
+        let again = reconcile(view(&spec, Some(&d2.status)), &obs, &policy, t(900));
+        assert!(again.transitions.is_empty(), "{:?}", again.transitions);
+        // Acknowledged: the walk stops before level 2.
+        let mut acked = spec.clone();
+        acked.acknowledged_by = Some("alice".into());
+        let d3 = reconcile(view(&acked, Some(&d2.status)), &obs, &policy, t(4000));
+        assert!(!d3
+            .transitions
+            .iter()
+            .any(|t| matches!(t, Transition::Escalated { .. })));
+        assert_eq!(
+            d3.status.escalation,
+            Some(EscalationStatus {
+                level: 1,
+                next_at: None
+            })
+        );
+    }
+
     #[test]
     fn no_levels_no_status() {
         let o = evaluate(&[], Some(t(0)), false, None, t(4000));

@@ -1520,7 +1520,7 @@ mod tests {
         let ops = p.write.patch.as_array().unwrap();
         assert_eq!(
             ops[0],
-            json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "100"})
+            json!({"op": "test", "path": "/metadata/generation", "value": 5})
         );
         assert_eq!(ops[1]["path"], "/spec/template");
         // The hash label is removed, the template copied.

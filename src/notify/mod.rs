@@ -164,6 +164,16 @@ impl Notifier {
         }
         if let Err(e) = self.deliver(client, recorder, inc, &planned, now).await {
             warn!(incident = %inc.name_any(), error = %e, "notification delivery incomplete");
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "NotificationFailed".into(),
+                note: Some(format!("notifications not sent: {e}")),
+                action: "Notify".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &inc.object_ref(&())).await {
+                warn!(incident = %inc.name_any(), error = %e, "failed to publish event");
+            }
         }
     }
 
