@@ -180,7 +180,7 @@ async fn populate(client: &Client, a: &Args) -> Vec<(String, String, Vec<String>
                     papi.patch_status(p, &PatchParams::default(), &Patch::Merge(pod_status(true, 0, &format!("10.1.{}.{}", i / 250, i % 250)))).await.unwrap();
                 }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 100 == 0 {
+                if n.is_multiple_of(100) {
                     eprintln!("  {n} deployments ({:.0}s)", start.elapsed().as_secs_f64());
                 }
             }

@@ -2052,4 +2052,119 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].at, ts("2026-01-01T00:02:00Z"));
     }
+
+    #[test]
+    fn executor_outcomes_in_the_lifecycle_are_idempotent() {
+        use crate::core::lifecycle::{record_step_outcome, StepOutcome, Transition};
+        let mut status: IncidentStatus = serde_json::from_value(json!({"mitigations": [
+            {"name": "a", "state": "Succeeded", "intent": {"replicas": "4"}},
+            {"name": "b", "state": "Pending"}
+        ]}))
+        .unwrap();
+        let w = Duration::from_secs(60);
+        let t = now();
+        let out = record_step_outcome(
+            &mut status,
+            0,
+            StepOutcome::ExternalChange {
+                message: "replicas is 2".into(),
+            },
+            w,
+            Some(1),
+            t,
+        );
+        assert!(matches!(&out[..], [Transition::ExternalChange { .. }]));
+        assert_eq!(status.mitigations[0].state, StepState::Failed);
+        assert!(status.mitigations[0]
+            .message
+            .starts_with("changed by another manager"));
+        assert!(status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "MitigationFailed" && c.reason == "ExternalChange"));
+        assert!(record_step_outcome(
+            &mut status,
+            0,
+            StepOutcome::ExternalChange {
+                message: "replicas is 2".into()
+            },
+            w,
+            Some(1),
+            t
+        )
+        .is_empty());
+
+        let out = record_step_outcome(
+            &mut status,
+            0,
+            StepOutcome::NotReverted {
+                message: "someone changed it".into(),
+            },
+            w,
+            Some(1),
+            t,
+        );
+        assert!(out.is_empty());
+        assert_eq!(
+            status.mitigations[0].after[key::REVERT],
+            "someone changed it"
+        );
+        let n = status.timeline.len();
+        record_step_outcome(
+            &mut status,
+            0,
+            StepOutcome::NotReverted {
+                message: "someone changed it".into(),
+            },
+            w,
+            Some(1),
+            t,
+        );
+        assert_eq!(status.timeline.len(), n, "recorded once");
+
+        let mut intent = BTreeMap::new();
+        intent.insert(key::DRY_RUN.to_string(), "true".to_string());
+        let out = record_step_outcome(
+            &mut status,
+            1,
+            StepOutcome::DryRun {
+                before: BTreeMap::new(),
+                intent,
+                message: "would have".into(),
+            },
+            w,
+            Some(1),
+            t,
+        );
+        assert!(matches!(&out[..], [Transition::StepSkipped { .. }]));
+        assert_eq!(status.mitigations[1].state, StepState::Skipped);
+        assert!(
+            actions_of(&status, "web", None).is_empty(),
+            "dry-runs are not actions"
+        );
+
+        status.mitigations[1].state = StepState::Succeeded;
+        let out = record_step_outcome(
+            &mut status,
+            1,
+            StepOutcome::Reverted {
+                message: "scaled back".into(),
+            },
+            w,
+            Some(1),
+            t,
+        );
+        assert!(matches!(&out[..], [Transition::Reverted { .. }]));
+        assert!(record_step_outcome(
+            &mut status,
+            1,
+            StepOutcome::Reverted {
+                message: "scaled back".into()
+            },
+            w,
+            Some(1),
+            t
+        )
+        .is_empty());
+    }
 }

@@ -269,17 +269,26 @@ fn detail(inc: &Incident, rec: &NotificationRecord) -> Option<String> {
     }
 }
 
-/// The Slack incoming-webhook payload.
+/// Escape the three characters Slack's message formatting reserves.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The Slack incoming-webhook payload. Free text (title, detail,
+/// commander) is escaped so it cannot inject links or mentions.
 pub fn render_slack(inc: &Incident, rec: &NotificationRecord) -> Value {
     let (ns, name) = ns_name(inc);
     let sev = severity(inc);
-    let head = headline(rec.event, rec.subject.as_deref(), &sev);
+    let head = slack_escape(&headline(rec.event, rec.subject.as_deref(), &sev));
+    let title = slack_escape(&inc.spec.title);
     let mut lines = vec![
-        format!("*{head}*: {}", inc.spec.title),
+        format!("*{head}*: {title}"),
         format!("*Incident:* `{ns}/{name}`"),
     ];
     if let Some(d) = detail(inc, rec) {
-        lines.push(format!("*Detail:* {d}"));
+        lines.push(format!("*Detail:* {}", slack_escape(&d)));
     }
     if let Some(t) = &inc.spec.target {
         lines.push(format!("*Target:* {} `{ns}/{}`", t.kind.as_str(), t.name));
@@ -288,16 +297,16 @@ pub fn render_slack(inc: &Incident, rec: &NotificationRecord) -> Value {
         lines.push(format!("*Impact:* {i}"));
     }
     if let Some(c) = &inc.spec.commander {
-        lines.push(format!("*Commander:* {c}"));
+        lines.push(format!("*Commander:* {}", slack_escape(c)));
     }
     let steps = next_steps(inc, rec.event, rec.subject.as_deref());
     lines.push("*Next:*".to_string());
     for s in &steps {
-        lines.push(format!("• {s}"));
+        lines.push(format!("• {}", slack_escape(s)));
     }
     let text = lines.join("\n");
     json!({
-        "text": format!("{head}: {} ({ns}/{name})", inc.spec.title),
+        "text": format!("{head}: {title} ({ns}/{name})"),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}}
         ]

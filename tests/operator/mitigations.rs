@@ -1027,3 +1027,64 @@ async fn cooldown_holds_the_next_action() {
     op.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
+    if !sim() {
+        return;
+    }
+    let cluster = Cluster::with_crds(true).await;
+    let emu = cluster.emulator.as_ref().unwrap();
+    let ns = cluster.namespace("race").await;
+    bad_rollout(&cluster.client, &ns, "web").await;
+    let rule = emu.faults().add(
+        FaultRule::new(FaultAction::InternalError)
+            .verb("patch")
+            .resource("deployments")
+            .namespace(&ns)
+            .name("web"),
+    );
+    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
+    declare_undo(&api).await;
+    wait_status(&api, "web-bad", "intent recorded", |s| {
+        step_state(s, 0) == Some(StepState::Running)
+    })
+    .await;
+    op.stop().await.unwrap();
+    emu.faults().remove(rule);
+    // Meanwhile a person ships v3 by hand.
+    set_behavior(
+        &cluster.client,
+        &ns,
+        "web",
+        "healthy",
+        "registry.example/web:v3",
+    )
+    .await;
+    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let s = wait_status(&api, "web-bad", "the external change", |s| {
+        step_state(s, 0) == Some(StepState::Failed)
+    })
+    .await;
+    assert!(
+        s.mitigations[0]
+            .message
+            .contains("changed by another manager"),
+        "{}",
+        s.mitigations[0].message
+    );
+    assert!(s
+        .timeline
+        .iter()
+        .any(|e| e.type_ == TimelineType::ExternalChange));
+    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
+    let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
+        .get("web")
+        .await
+        .unwrap();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("registry.example/web:v3"));
+    op.stop().await.unwrap();
+}

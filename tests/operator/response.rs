@@ -913,3 +913,83 @@ async fn alertmanager_opens_updates_and_resolves_incidents() {
     assert_eq!(inc.spec.resolution.unwrap().by, "alertmanager");
     op.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_delivery_cut_short_is_marked_unknown_and_never_resent() {
+    if crate::harness::e2e() {
+        eprintln!("skipped on a real cluster: the receiver listens on 127.0.0.1");
+        return;
+    }
+    let cluster = Cluster::with_crds(false).await;
+    let client = cluster.client.clone();
+    let ns = cluster.namespace("notify-cut").await;
+    let (recv, base) = Receiver::start().await;
+    secret(
+        &client,
+        &ns,
+        "slack",
+        &format!("{base}/hook/team-slack/{SECRET_TOKEN}"),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "hook",
+        &format!("{base}/hook/team-hook/{SECRET_TOKEN}"),
+    )
+    .await;
+    runbook(&client, &ns, sinks_spec(&base)).await;
+    let op = RunningOperator::start(&client, &ns, &[]).await;
+    declare(&client, &ns, "inc-c", json!({})).await;
+    wait_status(&client, &ns, "inc-c", "declared delivered", |s| {
+        s.notifications.len() == 2
+            && s.notifications
+                .iter()
+                .all(|r| r.state == DeliveryState::Sent)
+    })
+    .await;
+    // As if an operator had claimed the Acknowledged message to team-hook
+    // three minutes ago and died before recording the outcome.
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let raw: Value = serde_json::to_value(
+        incidents
+            .get("inc-c")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .notifications,
+    )
+    .unwrap();
+    let mut records = raw.as_array().unwrap().clone();
+    let claimed = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(180);
+    records.push(json!({
+        "id": "acknowledged.o1.team-hook", "sink": "team-hook", "event": "Acknowledged",
+        "state": "Sending", "attempts": 1,
+        "claimedAt": claimed.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    }));
+    incidents
+        .patch_status(
+            "inc-c",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"notifications": records}})),
+        )
+        .await
+        .unwrap();
+    patch_spec(&client, &ns, "inc-c", json!({"acknowledgedBy": "dana"})).await;
+    let inc = wait_status(&client, &ns, "inc-c", "cut delivery marked Unknown", |s| {
+        s.notifications
+            .iter()
+            .any(|r| r.id == "acknowledged.o1.team-hook" && r.state == DeliveryState::Unknown)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "NotificationFailed" && c.status == "True")
+    })
+    .await;
+    wait_received(&recv, "team-slack", 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    op.stop().await.unwrap();
+    assert_eq!(recv.events("team-hook"), vec!["Declared"], "never resent");
+    let s = inc.status.unwrap();
+    assert_eq!(s.notifications.len(), 4, "{:#?}", s.notifications);
+}

@@ -241,3 +241,14 @@ fn plan_maps_transitions_and_ids_are_stable() {
     );
     assert_eq!(p[1].audience, Audience::Sinks(vec!["manager".into()]));
 }
+
+#[test]
+fn slack_free_text_is_escaped() {
+    let mut inc = incident();
+    inc.spec.title = "<!channel> a & b > c".into();
+    let v = render_slack(&inc, &record(NotificationEvent::Declared, None));
+    let text = v["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(text.contains("&lt;!channel&gt; a &amp; b &gt; c"), "{text}");
+    assert!(!text.contains("<!channel>"));
+    assert!(v["text"].as_str().unwrap().contains("&lt;!channel&gt;"));
+}
