@@ -487,3 +487,81 @@ async fn history(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{IncidentSource, IncidentStatus, LocalObjectReference, Severity};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn inc(target: bool) -> Incident {
+        let mut spec = serde_json::json!({"title": "t", "severity": "SEV3"});
+        if target {
+            spec["target"] = serde_json::json!({"kind": "Deployment", "name": "checkout"});
+        }
+        let mut i = Incident::new("checkout-1", serde_json::from_value(spec).unwrap());
+        i.metadata.generation = Some(2);
+        i
+    }
+
+    #[test]
+    fn evidence_at_open_on_severity_rise_and_to_catch_up() {
+        let opened = [Transition::Opened {
+            severity: Severity::SEV3,
+            source: IncidentSource::Detector,
+        }];
+        assert_eq!(
+            evidence_reason(&inc(true), &opened).as_deref(),
+            Some("incident opened")
+        );
+        assert_eq!(evidence_reason(&inc(false), &opened), None);
+        let rise = [Transition::SeverityChanged {
+            from: Severity::SEV3,
+            to: Severity::SEV1,
+            by_impact: true,
+        }];
+        assert_eq!(
+            evidence_reason(&inc(true), &rise).as_deref(),
+            Some("severity rose SEV3 -> SEV1")
+        );
+        let fall = [Transition::SeverityChanged {
+            from: Severity::SEV1,
+            to: Severity::SEV3,
+            by_impact: false,
+        }];
+        let mut i = inc(true);
+        i.status = Some(IncidentStatus {
+            opened_at: Some(Time(jiff::Timestamp::UNIX_EPOCH)),
+            evidence_ref: Some(LocalObjectReference {
+                name: "checkout-1-evidence".into(),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(evidence_reason(&i, &fall), None);
+        // Open without evidence (the operator stopped before writing it).
+        i.status.as_mut().unwrap().evidence_ref = None;
+        assert_eq!(
+            evidence_reason(&i, &[]).as_deref(),
+            Some("incident open without evidence")
+        );
+    }
+
+    #[test]
+    fn postmortem_on_resolve_and_when_the_spec_changes_later() {
+        let mut i = inc(false);
+        assert!(!postmortem_due(&i, &[]));
+        i.status = Some(IncidentStatus {
+            resolved_at: Some(Time(jiff::Timestamp::UNIX_EPOCH)),
+            ..Default::default()
+        });
+        assert!(postmortem_due(&i, &[]), "resolved without a draft");
+        let s = i.status.as_mut().unwrap();
+        s.postmortem_ref = Some(LocalObjectReference {
+            name: postmortem_name("checkout-1"),
+        });
+        s.postmortem_generation = Some(2);
+        assert!(!postmortem_due(&i, &[]), "draft is current");
+        i.metadata.generation = Some(3);
+        assert!(postmortem_due(&i, &[]), "rootCause added after resolution");
+    }
+}

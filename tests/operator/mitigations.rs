@@ -1088,3 +1088,57 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
     assert_eq!(image.as_deref(), Some("registry.example/web:v3"));
     op.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
+    if !sim() {
+        return;
+    }
+    let cluster = Cluster::with_crds(true).await;
+    let ns = cluster.namespace("rbdry").await;
+    let rb: Runbook = serde_json::from_value(json!({
+        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "triggers": [{"type": "CrashLoopBackOff", "minRestarts": 2}],
+            "mitigations": [{"name": "rollback", "action": "RolloutUndo", "approval": "Automatic"}],
+            "dryRun": true
+        }
+    }))
+    .unwrap();
+    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
+    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    bad_rollout(&cluster.client, &ns, "web").await;
+    let incidents: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
+    let name = wait_for(WAIT, || async {
+        let l = incidents.list(&ListParams::default()).await.ok()?;
+        l.items.first().and_then(|i| i.metadata.name.clone())
+    })
+    .await
+    .expect("an incident opens");
+    let s = wait_status(&incidents, &name, "the dry-run plan", |s| {
+        step_state(s, 0) == Some(StepState::Skipped)
+    })
+    .await;
+    let m = &s.mitigations[0];
+    assert!(
+        m.message.contains("Runbook web is in dry-run")
+            && m.message
+                .contains("would have roll back web from revision 2 to revision 1"),
+        "{}",
+        m.message
+    );
+    assert_eq!(m.before.get("revision").map(String::as_str), Some("2"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
+    let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(revision(&d), 2);
+    op.stop().await.unwrap();
+}

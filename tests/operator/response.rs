@@ -993,3 +993,109 @@ async fn a_delivery_cut_short_is_marked_unknown_and_never_resent() {
     let s = inc.status.unwrap();
     assert_eq!(s.notifications.len(), 4, "{:#?}", s.notifications);
 }
+
+#[tokio::test]
+async fn the_whole_loop_notifies_each_transition_once() {
+    if crate::harness::e2e() {
+        eprintln!("skipped on a real cluster: the receiver listens on 127.0.0.1");
+        return;
+    }
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cluster = Cluster::with_crds(true).await;
+    let client = cluster.client.clone();
+    let ns = cluster.namespace("loop").await;
+    let (recv, base) = Receiver::start().await;
+    secret(
+        &client,
+        &ns,
+        "hook",
+        &format!("{base}/hook/team-hook/{SECRET_TOKEN}"),
+    )
+    .await;
+    let rb: Runbook = serde_json::from_value(json!({
+        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
+        "metadata": {"name": "checkout"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "triggers": [{"type": "CrashLoopBackOff", "minRestarts": 2}],
+            "mitigations": [{"name": "rollback", "action": "RolloutUndo", "approval": "Manual"}],
+            "monitoring": {"window": "5s"},
+            "notify": [{"name": "team-hook", "format": "Webhook", "urlSecretRef": {"name": "hook", "key": "url"}}],
+        }
+    }))
+    .unwrap();
+    Api::<Runbook>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .create(
+            &PostParams::default(),
+            &crate::detection::deployment("checkout", 2, "healthy"),
+        )
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        let d = deployments.get("checkout").await.ok()?;
+        (d.status?.available_replicas? == 2).then_some(())
+    })
+    .await
+    .expect("deployment available");
+    let op = RunningOperator::start(&client, &ns, &[]).await;
+    crate::detection::set_behavior(
+        &client,
+        &ns,
+        "checkout",
+        "crashloop",
+        "registry.example/checkout:v2",
+    )
+    .await;
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let name = wait_for(Duration::from_secs(60), || async {
+        incidents
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|i| {
+                i.status.as_ref().is_some_and(|s| {
+                    s.mitigations
+                        .first()
+                        .is_some_and(|m| m.state == kube_incident::api::StepState::AwaitingApproval)
+                })
+            })
+            .and_then(|i| i.metadata.name)
+    })
+    .await
+    .expect("an incident awaiting approval");
+    wait_received(&recv, "team-hook", 2).await;
+    let patch = kube_incident::cli::commands::approve_patch(0, "rollback", "alice");
+    incidents
+        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .unwrap();
+    wait_status(&client, &ns, &name, "resolved", |s| s.resolved_at.is_some()).await;
+    wait_received(&recv, "team-hook", 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    op.stop().await.unwrap();
+    assert_eq!(
+        recv.events("team-hook"),
+        vec![
+            "Declared",
+            "MitigationAwaitingApproval",
+            "MitigationApplied",
+            "Resolved"
+        ]
+    );
+    let applied = &recv.for_sink("team-hook")[2].body;
+    assert_eq!(applied["subject"], "rollback");
+    assert!(
+        applied["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rolled back"),
+        "{applied}"
+    );
+}
