@@ -464,7 +464,12 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
                 secs(s.opened_at.as_ref(), s.resolved_at.as_ref())
             );
             for m in &s.mitigations {
-                println!("  mitigation {}: {} - {}", m.name, m.state.as_str(), m.message);
+                println!(
+                    "  mitigation {}: {} - {}",
+                    m.name,
+                    m.state.as_str(),
+                    m.message
+                );
             }
             println!();
             print_postmortem(&client, &incidents, &name).await

@@ -214,7 +214,8 @@ impl State {
             }
         }
         let previous = self.pods.remove(&k);
-        self.ledger.observe(&workload, previous.as_ref().map(|(v, _)| v), &view, now);
+        self.ledger
+            .observe(&workload, previous.as_ref().map(|(v, _)| v), &view, now);
         if let Some((_, old)) = &previous {
             if *old != workload {
                 let old = old.clone();
@@ -267,7 +268,10 @@ impl State {
                 let new = self.intern(new);
                 if new != old {
                     self.unlink(&old, &k.1);
-                    self.workload_pods.entry(new.clone()).or_default().insert(k.1.clone());
+                    self.workload_pods
+                        .entry(new.clone())
+                        .or_default()
+                        .insert(k.1.clone());
                     self.dirty.insert((*new).clone());
                     self.pods.insert(k, (view, new));
                 }
@@ -675,7 +679,8 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                         }
                         st.runbooks.insert(k, rb);
                         st.runbooks_dirty = true;
-                        let all: Vec<WorkloadKey> = st.workload_pods.keys().map(|w| (**w).clone()).collect();
+                        let all: Vec<WorkloadKey> =
+                            st.workload_pods.keys().map(|w| (**w).clone()).collect();
                         st.dirty.extend(all);
                         let deps: Vec<WorkloadKey> = st
                             .deployments
@@ -694,7 +699,8 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 Event::Delete(rb) => {
                     st.runbooks.remove(&key_of(&rb));
                     st.valid_runbooks.remove(&key_of(&rb));
-                    let all: Vec<WorkloadKey> = st.workload_pods.keys().map(|w| (**w).clone()).collect();
+                    let all: Vec<WorkloadKey> =
+                        st.workload_pods.keys().map(|w| (**w).clone()).collect();
                     st.dirty.extend(all);
                 }
                 Event::InitDone => {
@@ -873,7 +879,11 @@ impl Ctx {
             }
         }
         if changed {
-            for inc in concerned.iter().filter(|i| i.status.as_ref().is_none_or(|s| s.resolved_at.is_none())).chain(latest.iter()) {
+            for inc in concerned
+                .iter()
+                .filter(|i| i.status.as_ref().is_none_or(|s| s.resolved_at.is_none()))
+                .chain(latest.iter())
+            {
                 let _ = self.reconcile.send(ObjectRef::from_obj(&**inc));
             }
         }

@@ -199,8 +199,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     );
     // Mitigations: run the cleared step, drive a running one, watch for
     // external changes, revert on resolve (see executor.rs).
-    let window =
-        policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));
+    let window = policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));
     debug!(incident = %name, ms = started.elapsed().as_secs_f64() * 1e3, "lifecycle decided");
     let exec = match super::executor::execute(&ctx, &inc, &ns, &mut decision, window).await {
         Ok(o) => o,
@@ -408,9 +407,10 @@ pub async fn run(
                     .filter(|i| {
                         i.namespace() == ns
                             && i.status.as_ref().is_none_or(|s| s.resolved_at.is_none())
-                            && i.spec.target.as_ref().is_some_and(|t| {
-                                t.kind == TargetKind::Deployment && t.name == name
-                            })
+                            && i.spec
+                                .target
+                                .as_ref()
+                                .is_some_and(|t| t.kind == TargetKind::Deployment && t.name == name)
                     })
                     .map(|i| ObjectRef::from_obj(&*i))
                     .collect::<Vec<_>>()

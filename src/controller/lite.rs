@@ -204,7 +204,11 @@ impl From<&PodLite> for PodView {
             });
         let status = p.status.as_ref();
         let conds = status.and_then(|s| s.conditions.as_ref());
-        let find = |t: &str| conds.and_then(|cs| cs.iter().find(|c| c.type_ == t)).map(cond);
+        let find = |t: &str| {
+            conds
+                .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+                .map(cond)
+        };
         // Only a bare pod is its own workload; owned pods need no labels
         // beyond the ignore label.
         let labels = match (&owner, &p.metadata.labels) {
@@ -302,7 +306,13 @@ mod tests {
         }))
         .unwrap();
         let v = PodView::from(&lite);
-        let msg = v.containers[0].waiting.as_ref().unwrap().1.as_ref().unwrap();
+        let msg = v.containers[0]
+            .waiting
+            .as_ref()
+            .unwrap()
+            .1
+            .as_ref()
+            .unwrap();
         assert!(msg.len() <= MESSAGE_CAP + '…'.len_utf8());
     }
 }

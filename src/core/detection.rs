@@ -250,7 +250,8 @@ impl RestartLedger {
             .iter()
             .filter_map(|c| {
                 let before = previous.containers.iter().find(|p| p.name == c.name)?;
-                (c.restart_count > before.restart_count).then(|| c.restart_count - before.restart_count)
+                (c.restart_count > before.restart_count)
+                    .then(|| c.restart_count - before.restart_count)
             })
             .sum();
         if restarts > 0 {

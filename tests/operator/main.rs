@@ -6,5 +6,5 @@ mod detection;
 mod harness;
 mod leader;
 mod lifecycle;
-mod response;
 mod mitigations;
+mod response;
