@@ -331,6 +331,9 @@ pub struct Intake {
     pub token: TokenRef,
     pub mapping: Mapping,
     pub watched: Vec<String>,
+    /// Only the leader writes; a follower answers 503 and Alertmanager
+    /// retries (the Service may route the retry to the leader).
+    pub leadership: crate::leader::Leadership,
 }
 
 fn reply(code: StatusCode, message: impl Into<String>) -> Response {
@@ -409,6 +412,12 @@ impl Intake {
                 return reply(e.status(), e.to_string());
             }
         };
+        if !self.leadership.is_leader() {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this replica is not the leader; retry (another replica will take it)",
+            );
+        }
         let mut done = Vec::new();
         for a in &actions {
             match self.apply(a).await {

@@ -463,6 +463,7 @@ pub async fn run(
                 token,
                 mapping,
                 watched: args.namespaces.clone(),
+                leadership: leadership.clone(),
             }))
         }
         None => None,
