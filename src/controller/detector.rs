@@ -283,15 +283,8 @@ impl State {
     /// became the leader and may owe an action its predecessor did not take).
     fn mark_all_dirty(&mut self) {
         let pods: Vec<WorkloadKey> = self.workload_pods.keys().map(|w| (**w).clone()).collect();
-        let deployments: Vec<WorkloadKey> = self
-            .deployments
-            .values()
-            .map(|d| WorkloadKey {
-                namespace: d.namespace.clone(),
-                kind: "Deployment".into(),
-                name: d.name.clone(),
-            })
-            .collect();
+        let deployments: Vec<WorkloadKey> =
+            self.deployments.values().map(DeploymentView::key).collect();
         self.dirty.extend(pods);
         self.dirty.extend(deployments);
     }
@@ -306,11 +299,7 @@ impl State {
                 self.deployments
                     .values()
                     .filter(|d| d.namespace == ns)
-                    .map(|d| WorkloadKey {
-                        namespace: d.namespace.clone(),
-                        kind: "Deployment".into(),
-                        name: d.name.clone(),
-                    }),
+                    .map(DeploymentView::key),
             )
             .collect();
         self.dirty.extend(keys);
@@ -564,10 +553,8 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
         }
         Input::Deploy(i, Ok(ev)) => {
             let done = relist(st, (1, i), &ev);
-            let dirty = |d: &Deployment| WorkloadKey {
-                namespace: d.namespace().unwrap_or_default(),
-                kind: "Deployment".into(),
-                name: d.name_any(),
+            let dirty = |d: &Deployment| {
+                WorkloadKey::deployment(d.namespace().unwrap_or_default(), d.name_any())
             };
             match ev {
                 Event::Apply(d) | Event::InitApply(d) => {
@@ -596,11 +583,7 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                             .collect();
                         for k in gone {
                             st.deployments.remove(&k);
-                            st.dirty.insert(WorkloadKey {
-                                namespace: k.0,
-                                kind: "Deployment".into(),
-                                name: k.1,
-                            });
+                            st.dirty.insert(WorkloadKey::deployment(k.0, k.1));
                         }
                     }
                 }
@@ -682,15 +665,8 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                         let all: Vec<WorkloadKey> =
                             st.workload_pods.keys().map(|w| (**w).clone()).collect();
                         st.dirty.extend(all);
-                        let deps: Vec<WorkloadKey> = st
-                            .deployments
-                            .values()
-                            .map(|d| WorkloadKey {
-                                namespace: d.namespace.clone(),
-                                kind: "Deployment".into(),
-                                name: d.name.clone(),
-                            })
-                            .collect();
+                        let deps: Vec<WorkloadKey> =
+                            st.deployments.values().map(DeploymentView::key).collect();
                         st.dirty.extend(deps);
                     } else {
                         st.runbooks.insert(k, rb);
@@ -1000,11 +976,7 @@ impl Ctx {
         // One pass over the Deployments: which Runbook governs each.
         let mut matched_by: HashMap<Key, usize> = HashMap::new();
         for d in st.deployments.values() {
-            let w = WorkloadKey {
-                namespace: d.namespace.clone(),
-                kind: "Deployment".into(),
-                name: d.name.clone(),
-            };
+            let w = d.key();
             if let Some(rb) = st.runbook_for(&w, self.cfg.operator_namespace.as_deref()) {
                 *matched_by.entry(key_of(rb)).or_default() += 1;
             }

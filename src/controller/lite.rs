@@ -290,11 +290,51 @@ mod tests {
         assert!(lite.metadata.managed_fields.is_none());
         assert!(lite.metadata.annotations.is_none());
         assert_eq!(lite.metadata.resource_version.as_deref(), Some("7"));
-        let full: k8s_openapi::api::core::v1::Pod = serde_json::from_value(v).unwrap();
-        let mut from_full = PodView::from(&full);
-        // Owned pods keep only the ignore label.
-        from_full.labels.remove("app");
-        assert_eq!(PodView::from(&lite), from_full);
+        let view = PodView::from(&lite);
+        let at = |s: &str| Some(s.parse::<jiff::Timestamp>().unwrap());
+        let expected = PodView {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            // Owned pods keep only the ignore label.
+            labels: BTreeMap::from([("kubeincident.io/ignore".into(), "false".into())]),
+            owner: Some(OwnerView {
+                kind: "ReplicaSet".into(),
+                name: "web-7f".into(),
+            }),
+            phase: "Running".into(),
+            created: at("2026-11-22T02:00:00Z"),
+            deleting: false,
+            scheduled: Some(CondView {
+                status: true,
+                reason: None,
+                message: None,
+                since: None,
+            }),
+            ready: Some(CondView {
+                status: false,
+                reason: None,
+                message: None,
+                since: at("2026-11-22T02:59:00Z"),
+            }),
+            containers: vec![ContainerView {
+                name: "app".into(),
+                ready: false,
+                restart_count: 4,
+                waiting: Some(("CrashLoopBackOff".into(), Some("back-off 1m20s".into()))),
+                running_since: None,
+                terminated: None,
+                last_termination: Some(Termination {
+                    reason: Some("Error".into()),
+                    exit_code: 1,
+                    finished_at: at("2026-11-22T02:59:30Z"),
+                }),
+            }],
+        };
+        assert_eq!(view, expected);
+        // A bare pod keeps its labels (it is its own workload).
+        let mut bare = lite.clone();
+        bare.metadata.owner_references = None;
+        assert_eq!(PodView::from(&bare).labels.len(), 2);
     }
 
     #[test]

@@ -177,6 +177,15 @@ pub struct WorkloadKey {
 }
 
 impl WorkloadKey {
+    /// The key of a Deployment.
+    pub fn deployment(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        WorkloadKey {
+            namespace: namespace.into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+        }
+    }
+
     /// The dedup fingerprint: stable across restarts and replicas.
     pub fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
@@ -616,11 +625,7 @@ pub fn assess(
 pub fn attribute(pod: &PodView, rs_owner: impl Fn(&str, &str) -> Option<String>) -> WorkloadKey {
     match &pod.owner {
         Some(o) if o.kind == "ReplicaSet" => match rs_owner(&pod.namespace, &o.name) {
-            Some(deploy) => WorkloadKey {
-                namespace: pod.namespace.clone(),
-                kind: "Deployment".into(),
-                name: deploy,
-            },
+            Some(deploy) => WorkloadKey::deployment(pod.namespace.clone(), deploy),
             None => WorkloadKey {
                 namespace: pod.namespace.clone(),
                 kind: "ReplicaSet".into(),

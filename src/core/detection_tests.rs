@@ -420,7 +420,7 @@ fn deterministic_names() {
 
 #[test]
 fn conversions_from_api_objects() {
-    let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+    let p: crate::controller::lite::PodLite = serde_json::from_value(json!({
         "metadata": {"name": "web-1", "namespace": "shop", "creationTimestamp": "2026-11-22T02:00:00Z",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7f", "uid": "u", "controller": true}]},
         "status": {"phase": "Running",

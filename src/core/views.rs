@@ -1,14 +1,14 @@
 //! Compact projections of Pods and Deployments: only what detection needs
 //! (identity, owner, phase, conditions, per-container waiting reason,
 //! restart count, readiness, last termination). A full Pod costs tens of KB
-//! in memory; a `PodView` a few hundred bytes. Built from the API objects by
-//! pure conversions.
+//! in memory; a `PodView` a few hundred bytes. Pods are decoded straight
+//! into a lean wire type (`controller::lite::PodLite`) and converted to a
+//! `PodView`; Deployments are converted here.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 
 /// A condition's state and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,80 +85,10 @@ pub struct DeploymentView {
     pub revision: Option<String>,
 }
 
-fn cond_view(c: &PodCondition) -> CondView {
-    CondView {
-        status: c.status == "True",
-        reason: c.reason.clone(),
-        message: c.message.clone(),
-        since: c.last_transition_time.as_ref().map(|t| t.0),
-    }
-}
-
-fn termination(t: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Termination {
-    Termination {
-        reason: t.reason.clone(),
-        exit_code: t.exit_code,
-        finished_at: t.finished_at.as_ref().map(|t| t.0),
-    }
-}
-
-fn container_view(cs: &ContainerStatus) -> ContainerView {
-    let state = cs.state.as_ref();
-    ContainerView {
-        name: cs.name.clone(),
-        ready: cs.ready,
-        restart_count: cs.restart_count,
-        waiting: state
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.clone().map(|r| (r, w.message.clone()))),
-        running_since: state
-            .and_then(|s| s.running.as_ref())
-            .and_then(|r| r.started_at.as_ref().map(|t| t.0)),
-        terminated: state.and_then(|s| s.terminated.as_ref()).map(termination),
-        last_termination: cs
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .map(termination),
-    }
-}
-
-impl From<&Pod> for PodView {
-    fn from(p: &Pod) -> Self {
-        let owner = p
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true))
-            .map(|o| OwnerView {
-                kind: o.kind.clone(),
-                name: o.name.clone(),
-            });
-        let status = p.status.as_ref();
-        let conds = status.and_then(|s| s.conditions.as_ref());
-        let find = |t: &str| {
-            conds
-                .and_then(|cs| cs.iter().find(|c| c.type_ == t))
-                .map(cond_view)
-        };
-        PodView {
-            namespace: p.metadata.namespace.clone().unwrap_or_default(),
-            name: p.metadata.name.clone().unwrap_or_default(),
-            labels: p.metadata.labels.clone().unwrap_or_default(),
-            owner,
-            phase: status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Pending".into()),
-            created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            deleting: p.metadata.deletion_timestamp.is_some(),
-            scheduled: find("PodScheduled"),
-            ready: find("Ready"),
-            containers: status
-                .and_then(|s| s.container_statuses.as_ref())
-                .map(|cs| cs.iter().map(container_view).collect())
-                .unwrap_or_default(),
-        }
+impl DeploymentView {
+    /// The workload key of this Deployment.
+    pub fn key(&self) -> crate::core::detection::WorkloadKey {
+        crate::core::detection::WorkloadKey::deployment(self.namespace.clone(), self.name.clone())
     }
 }
 
