@@ -27,6 +27,12 @@ pub type ResKey = (String, String);
 /// `(namespace, name)` of an object (`""` namespace for cluster scoped).
 pub type ObjKey = (String, String);
 
+/// The store key of an object: cluster-scoped objects have an empty namespace.
+fn object_key(namespaced: bool, ns: &str, name: &str) -> ObjKey {
+    let ns = if namespaced { ns } else { "" };
+    (ns.to_string(), name.to_string())
+}
+
 /// The manager recorded for writes done by the emulator's own controllers.
 pub const INTERNAL_MANAGER: &str = "kube-controller-manager";
 
@@ -1315,14 +1321,7 @@ impl Inner {
                 );
             }
         }
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.clone(),
-        );
+        let key = object_key(def.namespaced, ns, &name);
         if self
             .tables
             .get(rkey)
@@ -1387,14 +1386,7 @@ impl Inner {
         F: FnOnce(Option<&Value>) -> Result<Value, ApiError>,
     {
         let def = self.def(rkey)?;
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = object_key(def.namespaced, ns, name);
         let cur = self
             .tables
             .get(rkey)
@@ -1620,14 +1612,7 @@ impl Inner {
         internal: bool,
     ) -> Result<DeleteOutcome, ApiError> {
         let def = self.def(rkey)?;
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = object_key(def.namespaced, ns, name);
         let cur = self
             .tables
             .get(rkey)
