@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use kube_incident::api::{Incident, IncidentSource, Phase, Runbook, Severity, TargetKind};
 use serde_json::json;
@@ -13,35 +13,7 @@ use crate::harness::{wait_for, Cluster, RunningOperator};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-pub fn deployment(name: &str, replicas: i32, behavior: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {"sim.kubeincident.io/behavior": behavior}},
-                "spec": {"containers": [{"name": "app", "image": format!("registry.example/{name}:v1")}]}
-            }
-        }
-    }))
-    .unwrap()
-}
-
-pub async fn set_behavior(client: &Client, ns: &str, name: &str, behavior: &str, image: &str) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Strategic(json!({"spec": {"template": {
-            "metadata": {"annotations": {"sim.kubeincident.io/behavior": behavior}},
-            "spec": {"containers": [{"name": "app", "image": image}]}
-        }}})),
-    )
-    .await
-    .unwrap();
-}
+pub use testkit::fixtures::{deployment, set_behavior};
 
 async fn incidents(client: &Client, ns: &str) -> Vec<Incident> {
     Api::<Incident>::namespaced(client.clone(), ns)
@@ -87,15 +59,13 @@ async fn healthy_deployment(client: &Client, ns: &str, name: &str, replicas: i32
     .expect("deployment becomes available");
 }
 
-fn sim_cluster_needed() -> bool {
-    !crate::harness::e2e()
-}
-
 #[tokio::test]
 async fn crashloop_opens_one_incident_with_honest_mttd() {
-    let cluster = Cluster::with_crds(true).await;
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
     let ns = cluster.namespace("detect").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     healthy_deployment(&cluster.client, &ns, "checkout", 4).await;
     assert!(
         incidents(&cluster.client, &ns).await.is_empty(),
@@ -153,12 +123,11 @@ async fn crashloop_opens_one_incident_with_honest_mttd() {
 
 #[tokio::test]
 async fn many_failing_pods_one_incident_many_deployments_many_incidents() {
-    if !sim_cluster_needed() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("burst").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(&PostParams::default(), &deployment("big", 40, "crashloop"))
         .await
@@ -191,11 +160,13 @@ async fn many_failing_pods_one_incident_many_deployments_many_incidents() {
 
 #[tokio::test]
 async fn restart_and_second_replica_never_duplicate() {
-    let cluster = Cluster::with_crds(true).await;
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
     let ns = cluster.namespace("dedup").await;
     // Two replicas at once (no leader election here: the deterministic name must hold).
-    let a = RunningOperator::start(&cluster.client, &ns, &[]).await;
-    let b = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let a = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
+    let b = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(&PostParams::default(), &deployment("web", 3, "oom"))
         .await
@@ -204,7 +175,7 @@ async fn restart_and_second_replica_never_duplicate() {
     a.stop().await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Restart mid-episode.
-    let c = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let c = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let list = incidents(&cluster.client, &ns).await;
     assert_eq!(list.len(), 1, "{list:#?}");
@@ -214,9 +185,11 @@ async fn restart_and_second_replica_never_duplicate() {
 
 #[tokio::test]
 async fn ignore_label_and_paused_runbook() {
-    let cluster = Cluster::with_crds(true).await;
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
     let ns = cluster.namespace("ignore").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     let mut ignored = deployment("ignored", 2, "crashloop");
     ignored
@@ -270,10 +243,12 @@ async fn ignore_label_and_paused_runbook() {
 
 #[tokio::test]
 async fn recovers_resolves_and_reopens_within_the_window() {
-    let cluster = Cluster::with_crds(true).await;
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
     let ns = cluster.namespace("reopen").await;
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--monitoring-window", "SEV1=2s,SEV2=2s,SEV3=2s,SEV4=2s"],
     )
@@ -332,7 +307,9 @@ async fn recovers_resolves_and_reopens_within_the_window() {
 
 #[tokio::test]
 async fn runbook_tenancy_and_severity_rules() {
-    let cluster = Cluster::with_crds(true).await;
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
     let ns = cluster.namespace("tenant").await;
     let other = cluster.namespace("other").await;
     // A Runbook in another namespace with a namespaceSelector must not apply here.
@@ -357,7 +334,7 @@ async fn runbook_tenancy_and_severity_rules() {
         .create(&PostParams::default(), &own)
         .await
         .unwrap();
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(&PostParams::default(), &deployment("shop", 2, "oom"))
         .await
@@ -379,10 +356,9 @@ async fn runbook_tenancy_and_severity_rules() {
 /// the grace periods so the test takes seconds.
 #[tokio::test]
 async fn every_trigger_opens_an_incident() {
-    if !sim_cluster_needed() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("triggers").await;
     let rb: Runbook = serde_json::from_value(json!({
         "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
@@ -407,7 +383,7 @@ async fn every_trigger_opens_an_incident() {
         .create(&PostParams::default(), &rb)
         .await
         .unwrap();
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     let cases = [
         ("crash", "crashloop", "CrashLoopBackOff"),

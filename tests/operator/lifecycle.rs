@@ -89,7 +89,9 @@ async fn refuses_to_start_without_crds() {
         eprintln!("skipped on a real cluster: it would need the CRDs uninstalled");
         return;
     }
-    let cluster = Cluster::bare(false).await;
+    let Some(cluster) = Cluster::bare(false).await else {
+        return;
+    };
     let err = operator::check_crds(&cluster.client).await.unwrap_err();
     assert!(
         err.to_string().contains("CRDs are not installed"),
@@ -99,9 +101,16 @@ async fn refuses_to_start_without_crds() {
 
 #[tokio::test]
 async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
-    let cluster = Cluster::with_crds(false).await;
+    let Some(cluster) = Cluster::with_crds(false).await else {
+        return;
+    };
     let ns = cluster.namespace("lifecycle").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--response-target", "SEV2=3s"]).await;
+    let op = RunningOperator::start(
+        &cluster.operator_client,
+        &ns,
+        &["--response-target", "SEV2=3s"],
+    )
+    .await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
 
     api.create(
@@ -258,7 +267,12 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
 
     // A restart replays every reconcile: no new Event, no new timeline entry.
     op.stop().await.unwrap();
-    let op2 = RunningOperator::start(&cluster.client, &ns, &["--response-target", "SEV2=3s"]).await;
+    let op2 = RunningOperator::start(
+        &cluster.operator_client,
+        &ns,
+        &["--response-target", "SEV2=3s"],
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = api.get("db-slow").await.unwrap().status.unwrap();
     assert_eq!(after.timeline, s.timeline);
@@ -268,9 +282,11 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
 
 #[tokio::test]
 async fn approval_gate_and_invalid_step() {
-    let cluster = Cluster::with_crds(false).await;
+    let Some(cluster) = Cluster::with_crds(false).await else {
+        return;
+    };
     let ns = cluster.namespace("approval").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(
         &PostParams::default(),
@@ -347,7 +363,9 @@ async fn approval_gate_and_invalid_step() {
 
 #[tokio::test]
 async fn schema_rejects_invalid_enum() {
-    let cluster = Cluster::with_crds(false).await;
+    let Some(cluster) = Cluster::with_crds(false).await else {
+        return;
+    };
     let ns = cluster.namespace("schema").await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     let dynamic: Api<kube::api::DynamicObject> = Api::namespaced_with(

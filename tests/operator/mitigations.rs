@@ -99,23 +99,13 @@ async fn bad_rollout(client: &Client, ns: &str, name: &str) {
     .expect("revision 2");
 }
 
-/// Successful writes of `resource` in `ns` by kube-incident (not subresources).
+/// Successful writes of `resource` in `ns` by kube-incident (not
+/// subresources): the emulator's write log, or the real API server's audit
+/// log of the operator's user. Panics where they cannot be counted.
 fn our_writes(cluster: &Cluster, ns: &str, resource: &str) -> usize {
     cluster
-        .emulator
-        .as_ref()
-        .map(|e| {
-            e.write_log()
-                .iter()
-                .filter(|w| {
-                    w.resource == resource
-                        && w.subresource.is_none()
-                        && w.namespace.as_deref() == Some(ns)
-                        && w.field_manager.as_deref() == Some("kube-incident")
-                })
-                .count()
-        })
-        .unwrap_or(0)
+        .writes(ns, resource)
+        .expect("writes are counted (emulator write log or audit log)")
 }
 
 async fn owned_replica_sets(client: &Client, ns: &str) -> Vec<ReplicaSet> {
@@ -126,16 +116,11 @@ async fn owned_replica_sets(client: &Client, ns: &str) -> Vec<ReplicaSet> {
         .items
 }
 
-fn sim() -> bool {
-    !crate::harness::e2e()
-}
-
 #[tokio::test]
 async fn bad_rollout_detected_undone_recovered_resolved() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("undo").await;
     let runbooks: Api<Runbook> = Api::namespaced(cluster.client.clone(), &ns);
     let rb: Runbook = serde_json::from_value(json!({
@@ -151,7 +136,7 @@ async fn bad_rollout_detected_undone_recovered_resolved() {
     }))
     .unwrap();
     runbooks.create(&PostParams::default(), &rb).await.unwrap();
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     bad_rollout(&cluster.client, &ns, "checkout").await;
 
     let incidents: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
@@ -227,13 +212,12 @@ async fn bad_rollout_detected_undone_recovered_resolved() {
 
 #[tokio::test]
 async fn manual_step_waits_for_approval_then_runs() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("approve").await;
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
@@ -286,12 +270,16 @@ async fn manual_step_waits_for_approval_then_runs() {
 
 #[tokio::test]
 async fn dry_run_records_the_plan_and_changes_nothing() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("dryrun").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false", "--dry-run"]).await;
+    let op = RunningOperator::start(
+        &cluster.operator_client,
+        &ns,
+        &["--detect=false", "--dry-run"],
+    )
+    .await;
     bad_rollout(&cluster.client, &ns, "web").await;
     let before = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
@@ -338,13 +326,12 @@ async fn dry_run_records_the_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn refusals_have_clear_reasons_and_stay_in_namespace() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("refuse").await;
     let other = cluster.namespace("other").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let deps: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     deps.create(&PostParams::default(), &deployment("fresh", 2, "healthy"))
         .await
@@ -429,13 +416,12 @@ async fn refusals_have_clear_reasons_and_stay_in_namespace() {
 
 #[tokio::test]
 async fn scale_and_set_env_revert_on_resolve_exactly() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("revert").await;
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--detect=false", "--monitoring-window", "SEV3=1h"],
     )
@@ -613,12 +599,11 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
 
 #[tokio::test]
 async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("hpa").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let deps: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     deps.create(&PostParams::default(), &deployment("web", 2, "healthy"))
         .await
@@ -699,12 +684,11 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
 
 #[tokio::test]
 async fn rollout_restart_sets_restarted_at_and_rolls_out() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("restart").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let deps: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     deps.create(&PostParams::default(), &deployment("web", 2, "healthy"))
         .await
@@ -756,11 +740,12 @@ async fn declare_undo(api: &Api<Incident>) {
 
 #[tokio::test]
 async fn killed_after_intent_before_write_applies_once() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
-    let emu = cluster.emulator.as_ref().unwrap();
+    };
+    let Some(emu) = cluster.emulator_only("fault injection") else {
+        return;
+    };
     let ns = cluster.namespace("kill1").await;
     bad_rollout(&cluster.client, &ns, "web").await;
     // Every patch of the Deployment fails: the intent is recorded, the write never lands.
@@ -770,7 +755,7 @@ async fn killed_after_intent_before_write_applies_once() {
             .resource("deployments")
             .namespace(&ns),
     );
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
     let s = wait_status(&api, "web-bad", "intent recorded", |s| {
@@ -790,7 +775,7 @@ async fn killed_after_intent_before_write_applies_once() {
     emu.faults().remove(rule);
 
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
@@ -810,14 +795,15 @@ async fn killed_after_intent_before_write_applies_once() {
 
 #[tokio::test]
 async fn killed_after_write_before_success_never_writes_again() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
-    let emu = cluster.emulator.as_ref().unwrap();
+    };
+    let Some(emu) = cluster.emulator_only("fault injection") else {
+        return;
+    };
     let ns = cluster.namespace("kill2").await;
     bad_rollout(&cluster.client, &ns, "web").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
     // As soon as the workload write lands, no status write gets through.
@@ -836,7 +822,7 @@ async fn killed_after_write_before_success_never_writes_again() {
     // A replayed reconcile with the same (stale) status must not act again.
     emu.faults().remove(rule);
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
@@ -857,11 +843,12 @@ async fn killed_after_write_before_success_never_writes_again() {
 
 #[tokio::test]
 async fn conflicts_server_errors_and_dropped_watches_converge_once() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
-    let emu = cluster.emulator.as_ref().unwrap();
+    };
+    let Some(emu) = cluster.emulator_only("fault injection") else {
+        return;
+    };
     let ns = cluster.namespace("faults").await;
     bad_rollout(&cluster.client, &ns, "web").await;
     emu.faults().add(
@@ -887,7 +874,7 @@ async fn conflicts_server_errors_and_dropped_watches_converge_once() {
             .times(2),
     );
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
@@ -916,14 +903,13 @@ async fn conflicts_server_errors_and_dropped_watches_converge_once() {
 
 #[tokio::test]
 async fn external_revert_is_recorded_and_not_fought() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("gitops").await;
     bad_rollout(&cluster.client, &ns, "web").await;
     let op = RunningOperator::start(
-        &cluster.client,
+        &cluster.operator_client,
         &ns,
         &["--detect=false", "--monitoring-window", "SEV2=1h"],
     )
@@ -978,12 +964,11 @@ async fn external_revert_is_recorded_and_not_fought() {
 
 #[tokio::test]
 async fn cooldown_holds_the_next_action() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("cooldown").await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let deps: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     deps.create(&PostParams::default(), &deployment("web", 2, "healthy"))
         .await
@@ -1029,11 +1014,12 @@ async fn cooldown_holds_the_next_action() {
 
 #[tokio::test]
 async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
-    let emu = cluster.emulator.as_ref().unwrap();
+    };
+    let Some(emu) = cluster.emulator_only("fault injection") else {
+        return;
+    };
     let ns = cluster.namespace("race").await;
     bad_rollout(&cluster.client, &ns, "web").await;
     let rule = emu.faults().add(
@@ -1043,7 +1029,7 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
             .namespace(&ns)
             .name("web"),
     );
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
     wait_status(&api, "web-bad", "intent recorded", |s| {
@@ -1061,7 +1047,7 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
         "registry.example/web:v3",
     )
     .await;
-    let op = RunningOperator::start(&cluster.client, &ns, &["--detect=false"]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let s = wait_status(&api, "web-bad", "the external change", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
@@ -1091,10 +1077,9 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
 
 #[tokio::test]
 async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
-    if !sim() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
         return;
-    }
-    let cluster = Cluster::with_crds(true).await;
+    };
     let ns = cluster.namespace("rbdry").await;
     let rb: Runbook = serde_json::from_value(json!({
         "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
@@ -1111,7 +1096,7 @@ async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
         .create(&PostParams::default(), &rb)
         .await
         .unwrap();
-    let op = RunningOperator::start(&cluster.client, &ns, &[]).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     bad_rollout(&cluster.client, &ns, "web").await;
     let incidents: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     let name = wait_for(WAIT, || async {

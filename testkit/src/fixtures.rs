@@ -1,0 +1,153 @@
+//! Workloads whose pods behave the same on both back ends.
+//!
+//! A behaviour is named once and written in both dialects: the image tag
+//! that the real control plane's kubelet stand-in (`../shared/k8s`,
+//! `kubelet_sim.py`) reads, and the `sim.kubeincident.io/behavior`
+//! annotation the emulator's simulation reads. Where the real kubelet needs
+//! a real cause (a missing ConfigMap, a request no node can hold), the pod
+//! spec has it.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, PostParams};
+use kube::Client;
+use serde_json::{json, Value};
+
+/// The emulator's behaviour annotation.
+pub const BEHAVIOR_ANNOTATION: &str = "sim.kubeincident.io/behavior";
+
+/// The image tag prefix the kubelet stand-in reads for a behaviour (`None`:
+/// the tag is left as it is).
+pub fn tag_prefix(behavior: &str) -> Option<&'static str> {
+    match behavior {
+        "crashloop" | "crash" => Some("crash"),
+        "oom" => Some("oom"),
+        "imagepull" => Some("nopull"),
+        "unready" => Some("unready"),
+        "flaky" => Some("flaky"),
+        "slow" => Some("slow"),
+        _ => None,
+    }
+}
+
+/// `image` with its tag prefixed for `behavior`:
+/// `registry.example/web:v2` + `crashloop` -> `registry.example/web:crash-v2`.
+pub fn behavior_image(image: &str, behavior: &str) -> String {
+    let Some(prefix) = tag_prefix(behavior) else {
+        return image.to_string();
+    };
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(colon) => {
+            let (repo, tag) = image.split_at(slash + colon);
+            format!("{repo}:{prefix}-{}", &tag[1..])
+        }
+        None => format!("{image}:{prefix}"),
+    }
+}
+
+/// The app container for `behavior` with `image`.
+pub fn container(image: &str, behavior: &str) -> Value {
+    let mut c = json!({"name": "app", "image": behavior_image(image, behavior)});
+    match behavior {
+        "config-error" => {
+            c["env"] = json!([{"name": "SETTING", "valueFrom": {"configMapKeyRef": {
+                "name": "kube-incident-missing-config", "key": "setting"}}}]);
+        }
+        "unschedulable" => {
+            c["resources"] = json!({"requests": {"cpu": "512"}});
+        }
+        _ => {}
+    }
+    c
+}
+
+/// A pod template (labels `app: name`) for `behavior`.
+pub fn template(name: &str, image: &str, behavior: &str) -> Value {
+    json!({
+        "metadata": {"labels": {"app": name}, "annotations": {BEHAVIOR_ANNOTATION: behavior}},
+        "spec": {"containers": [container(image, behavior)], "terminationGracePeriodSeconds": 0}
+    })
+}
+
+/// A Deployment `name` of `replicas` pods behaving as `behavior`
+/// (image `registry.example/<name>:v1`).
+pub fn deployment(name: &str, replicas: i32, behavior: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template(name, &format!("registry.example/{name}:v1"), behavior),
+        }
+    }))
+    .expect("deployment fixture")
+}
+
+/// Roll Deployment `name` out to `image` behaving as `behavior` (a new
+/// revision), as `kubectl set image` would: only the app container's image
+/// (and the cause a behaviour needs) change; retries on conflicts.
+pub async fn set_behavior(client: &Client, ns: &str, name: &str, behavior: &str, image: &str) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    for _ in 0..20 {
+        let d = api.get(name).await.expect("deployment exists");
+        let mut v = serde_json::to_value(&d).expect("deployment json");
+        let t = &mut v["spec"]["template"];
+        t["metadata"]["annotations"][BEHAVIOR_ANNOTATION] = json!(behavior);
+        let wanted = container(image, behavior);
+        if let Some(cs) = t["spec"]["containers"].as_array_mut() {
+            if let Some(c) = cs.iter_mut().find(|c| c["name"] == "app") {
+                c["image"] = wanted["image"].clone();
+                let mut env: Vec<Value> = c["env"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e["name"] != "SETTING")
+                    .collect();
+                env.extend(wanted["env"].as_array().cloned().unwrap_or_default());
+                match env.is_empty() {
+                    true => c.as_object_mut().map(|o| o.remove("env")),
+                    false => c
+                        .as_object_mut()
+                        .map(|o| o.insert("env".into(), json!(env))),
+                };
+                match wanted.get("resources") {
+                    Some(r) => c["resources"] = r.clone(),
+                    None => {
+                        c.as_object_mut().map(|o| o.remove("resources"));
+                    }
+                }
+            }
+        }
+        let d: Deployment = serde_json::from_value(v).expect("deployment");
+        match api.replace(name, &PostParams::default(), &d).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("roll out {name}: {e}"),
+        }
+    }
+    panic!("roll out {name}: conflicts did not stop");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_carry_the_behaviour_in_their_tag() {
+        assert_eq!(
+            behavior_image("registry.example/web:v2", "crashloop"),
+            "registry.example/web:crash-v2"
+        );
+        assert_eq!(
+            behavior_image("localhost:5000/web", "imagepull"),
+            "localhost:5000/web:nopull"
+        );
+        assert_eq!(behavior_image("web:v1", "healthy"), "web:v1");
+        assert_eq!(
+            container("web:v1", "config-error")["env"][0]["valueFrom"]["configMapKeyRef"]["name"],
+            "kube-incident-missing-config"
+        );
+    }
+}
