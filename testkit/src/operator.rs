@@ -80,9 +80,9 @@ impl RunningOperator {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+        tokio::time::timeout(Duration::from_secs(45), &mut self.task)
             .await
-            .expect("operator stops within 20s")
+            .expect("operator stops within 45s (graceful shutdown)")
             .expect("operator task did not panic")
     }
 

@@ -206,7 +206,7 @@ async fn bad_rollout_detected_undone_recovered_resolved() {
         Some(format!("{name}/rollback: RolloutUndo").as_str())
     );
     assert_eq!(owned_replica_sets(&cluster.client, &ns).await.len(), 2);
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     op.stop().await.unwrap();
 }
 
@@ -264,7 +264,7 @@ async fn manual_step_waits_for_approval_then_runs() {
     .await;
     assert_eq!(step_state(&s, 0), Some(StepState::Succeeded));
     assert!(s.mitigations[0].approved_at.is_some());
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     op.stop().await.unwrap();
 }
 
@@ -320,7 +320,7 @@ async fn dry_run_records_the_plan_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(after.metadata.generation, before.metadata.generation);
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
+    cluster.assert_writes(&ns, "deployments", 0);
     op.stop().await.unwrap();
 }
 
@@ -409,8 +409,8 @@ async fn refusals_have_clear_reasons_and_stay_in_namespace() {
             .iter()
             .any(|c| c.type_ == "MitigationFailed" && c.status == "True"));
     }
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
-    assert_eq!(our_writes(&cluster, &other, "deployments"), 0);
+    cluster.assert_writes(&ns, "deployments", 0);
+    cluster.assert_writes(&other, "deployments", 0);
     op.stop().await.unwrap();
 }
 
@@ -656,8 +656,8 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
         Some(2),
         "the Deployment is left to the HPA"
     );
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
-    assert_eq!(our_writes(&cluster, &ns, "horizontalpodautoscalers"), 1);
+    cluster.assert_writes(&ns, "deployments", 0);
+    cluster.assert_writes(&ns, "horizontalpodautoscalers", 1);
     // The emulator has no HPA controller: act as it would.
     deps.patch(
         "web",
@@ -719,7 +719,7 @@ async fn rollout_restart_sets_restarted_at_and_rolls_out() {
         .clone();
     assert_eq!(s.mitigations[0].intent.get("restartedAt"), Some(&at));
     assert_eq!(revision(&deps.get("web").await.unwrap()), 2);
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     op.stop().await.unwrap();
 }
 
@@ -771,7 +771,7 @@ async fn killed_after_intent_before_write_applies_once() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     op.stop().await.unwrap();
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
+    cluster.assert_writes(&ns, "deployments", 0);
     emu.faults().remove(rule);
 
     let op = RunningOperator::start(
@@ -784,7 +784,7 @@ async fn killed_after_intent_before_write_applies_once() {
         s.phase == Some(Phase::Resolved)
     })
     .await;
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
         .await
@@ -832,7 +832,7 @@ async fn killed_after_write_before_success_never_writes_again() {
     })
     .await;
     assert_eq!(step_state(&s, 0), Some(StepState::Succeeded));
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
         .await
@@ -892,7 +892,7 @@ async fn conflicts_server_errors_and_dropped_watches_converge_once() {
     })
     .await;
     assert_eq!(step_state(&s, 0), Some(StepState::Succeeded));
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
         .await
@@ -1008,7 +1008,7 @@ async fn cooldown_holds_the_next_action() {
     })
     .await;
     assert_eq!(step_state(&s, 0), Some(StepState::Pending));
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 1);
+    cluster.assert_writes(&ns, "deployments", 1);
     op.stop().await.unwrap();
 }
 
@@ -1063,7 +1063,7 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
         .timeline
         .iter()
         .any(|e| e.type_ == TimelineType::ExternalChange));
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
+    cluster.assert_writes(&ns, "deployments", 0);
     let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
         .await
@@ -1119,7 +1119,7 @@ async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
     );
     assert_eq!(m.before.get("revision").map(String::as_str), Some("2"));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(our_writes(&cluster, &ns, "deployments"), 0);
+    cluster.assert_writes(&ns, "deployments", 0);
     let d = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
         .await
