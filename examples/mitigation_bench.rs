@@ -23,7 +23,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use kube_incident::api::{Incident, Runbook, StepState};
-use kube_incident::emulator::{Emulator, EmulatorConfig, WriteRecord};
+use emulator::{Emulator, EmulatorConfig, WriteRecord};
 use kube_incident::metrics::Metrics;
 use kube_incident::operator::{self, OperatorHandle, RunArgs};
 use serde_json::json;

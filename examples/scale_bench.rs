@@ -24,7 +24,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use kube_incident::api::{Incident, Runbook};
-use kube_incident::emulator::{Emulator, EmulatorConfig};
+use emulator::{Emulator, EmulatorConfig};
 use serde_json::json;
 
 struct Args {

@@ -20,7 +20,7 @@ use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
 
 use crate::api::{Incident, Phase, Runbook};
-use crate::emulator::{Emulator, EmulatorConfig};
+use emulator::{Emulator, EmulatorConfig};
 use crate::metrics::Metrics;
 use crate::operator::{self, OperatorHandle, RunArgs};
 
@@ -45,7 +45,7 @@ pub struct DemoArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot start the emulated cluster: {0}")]
-    Emulator(#[from] crate::emulator::EmulatorError),
+    Emulator(#[from] emulator::EmulatorError),
     #[error("{what}: {source}")]
     Kube {
         what: &'static str,

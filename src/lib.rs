@@ -7,7 +7,9 @@
 //!   no client, unit-tested with an injected clock.
 //! - [`controller`]: Kubernetes I/O: reconcilers that gather state, call the
 //!   pure core and write the result with server-side apply.
-//! - [`emulator`]: the in-process emulated API server and workload simulation.
+//! The emulated API server lives in its own crate (`crates/emulator`): a
+//! dev-dependency of the tests and, behind the `demo` feature, of
+//! `kube-incident demo` only. The shipped operator does not contain it.
 //! - [`cli`]: the `kubectl-incident` plugin.
 
 pub mod alertmanager;
@@ -15,8 +17,8 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod core;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod emulator;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -43,7 +43,16 @@ enum Command {
     /// Print the CRD YAML of Incident and Runbook (the same bytes as crds/).
     Crds,
     /// Run the whole loop on an embedded emulated cluster (no cluster needed).
+    #[cfg(feature = "demo")]
     Demo(kube_incident::demo::DemoArgs),
+    /// The demo is not part of this build (the shipped image leaves it out):
+    /// run `cargo demo` from a checkout.
+    #[cfg(not(feature = "demo"))]
+    #[command(disable_help_flag = true)]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -127,6 +136,14 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "demo")]
         Command::Demo(args) => kube_incident::demo::main(args).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => {
+            eprintln!(
+                "kube-incident: this build has no demo (the shipped image leaves the emulator out); from a checkout run `cargo demo`"
+            );
+            ExitCode::from(2)
+        }
     }
 }

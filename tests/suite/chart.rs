@@ -4,8 +4,7 @@
 //! is misspelt or misplaced), the Deployment is locked down, and the
 //! operator flags it passes are the ones `kube-incident run` accepts.
 
-#[path = "support/render.rs"]
-mod render;
+use crate::render;
 
 use std::process::Command;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube_incident::operator::RunArgs;
-use render::{kind, name, namespace, RELEASE_NAMESPACE};
+use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 

@@ -12,7 +12,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, CustomResourceExt};
 use kube_incident::api::{Incident, Runbook};
-use kube_incident::emulator::{Emulator, EmulatorConfig};
+use emulator::{Emulator, EmulatorConfig};
 use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
 use serde_json::json;
 

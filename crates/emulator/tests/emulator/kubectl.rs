@@ -236,7 +236,7 @@ async fn kubectl_rollout_undo_with_simulation() {
         eprintln!("skipping kubectl_rollout_undo_with_simulation: kubectl not found on PATH");
         return;
     }
-    let cfg = kube_incident::emulator::EmulatorConfig {
+    let cfg = emulator::EmulatorConfig {
         simulate: true,
         time_scale: 10.0,
         ..crate::harness::emu_config()

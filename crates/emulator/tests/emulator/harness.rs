@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
-use kube_incident::emulator::{Emulator, EmulatorConfig};
+use emulator::{Emulator, EmulatorConfig};
 use std::time::Duration;
 
 /// A test environment: a client, the emulator (absent on a real cluster)

@@ -11,7 +11,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kube_incident::api::{Incident, IncidentStatus, Phase, Runbook, StepState, TimelineType};
-use kube_incident::emulator::{FaultAction, FaultRule};
+use emulator::{FaultAction, FaultRule};
 use serde_json::json;
 
 use crate::detection::{deployment, set_behavior};

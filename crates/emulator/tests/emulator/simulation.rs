@@ -9,8 +9,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use kube_incident::emulator::sim::{self, SimConfig, SimHandle};
-use kube_incident::emulator::{Emulator, EmulatorConfig};
+use emulator::sim::{self, SimConfig, SimHandle};
+use emulator::{Emulator, EmulatorConfig};
 use serde_json::{json, Value};
 
 struct Env {

@@ -260,7 +260,7 @@ impl FaultInjector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::logs::PodLogs;
+    use crate::logs::PodLogs;
 
     #[test]
     fn rules_match_and_spend() {

@@ -6,12 +6,12 @@ use crate::harness::{emu_config, env_with};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
-use kube_incident::emulator::store::WriteCtx;
-use kube_incident::emulator::EmulatorConfig;
+use emulator::store::WriteCtx;
+use emulator::EmulatorConfig;
 use serde_json::json;
 use std::time::Instant;
 
-fn bulk_load(emu: &kube_incident::emulator::Emulator, ns: &str, n: usize) {
+fn bulk_load(emu: &emulator::Emulator, ns: &str, n: usize) {
     let store = emu.store();
     let def = store.def("", "pods").expect("pods served");
     let ctx = WriteCtx {

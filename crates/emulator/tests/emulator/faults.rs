@@ -5,7 +5,7 @@ use crate::util::{api_err, cm};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchParams};
-use kube_incident::emulator::{FaultAction, FaultRule};
+use emulator::{FaultAction, FaultRule};
 use std::time::{Duration, Instant};
 
 #[tokio::test]

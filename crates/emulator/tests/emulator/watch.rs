@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
-use kube_incident::emulator::EmulatorConfig;
+use emulator::EmulatorConfig;
 use serde_json::json;
 use std::time::Duration;
 

@@ -15,3 +15,4 @@ mod patching;
 mod perf;
 mod util;
 mod watch;
+mod simulation;

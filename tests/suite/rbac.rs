@@ -2,16 +2,15 @@
 //! one permission list in `src/rbac.rs` (`charts/kube-incident/templates/_rules.tpl`,
 //! checked for drift like the CRDs), and the rendered chart grants exactly
 //! those permissions, in cluster-wide and in namespaced mode.
-//! `tests/operator/leader.rs` records the operator's real API traffic and
+//! `tests/suite/leader.rs` records the operator's real API traffic and
 //! checks every call against the same list.
 
-#[path = "support/render.rs"]
-mod render;
+use crate::render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
-use render::{kind, name, namespace, RELEASE_NAMESPACE};
+use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
 
 const RULES_TPL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

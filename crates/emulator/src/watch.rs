@@ -283,7 +283,7 @@ mod tests {
             ("timeoutSeconds", "5"),
         ]));
         assert!(ok.is_ok_and(|p| p.timeout == Some(Duration::from_secs(5)) && p.allow_bookmarks));
-        let b = bookmark(&crate::emulator::resources::builtin()[1], "v1", 7, true);
+        let b = bookmark(&crate::resources::builtin()[1], "v1", 7, true);
         let v: Value = serde_json::from_slice(&b).unwrap_or_default();
         assert_eq!(v["type"], "BOOKMARK");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "7");

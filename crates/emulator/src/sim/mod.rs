@@ -38,7 +38,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client};
 use rand::SeedableRng;
 
-use crate::emulator::logs::PodLogs;
+use crate::logs::PodLogs;
 use cache::{controller_ref, Cache, Change};
 use events::EventRecorder;
 use queue::{Key, WorkQueue};

@@ -95,8 +95,8 @@ fn shared_k8s() -> Option<PathBuf> {
         let dir = PathBuf::from(dir);
         return dir.join("cluster.sh").is_file().then_some(dir);
     }
-    // This crate is <project>/testkit; the project's parent holds shared/.
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    // This crate is <project>/crates/testkit; the project's parent holds shared/.
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.parent()?;
     let dir = project.parent()?.join("shared").join("k8s");
     dir.join("cluster.sh").is_file().then_some(dir)
 }

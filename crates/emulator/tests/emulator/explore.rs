@@ -3,12 +3,12 @@
 //! `/tmp/kube-incident-emulator.kubeconfig`.
 
 use crate::harness::emu_config;
-use kube_incident::emulator::Emulator;
+use emulator::Emulator;
 
 #[tokio::test]
 #[ignore]
 async fn explore_serve() {
-    let cfg = kube_incident::emulator::EmulatorConfig {
+    let cfg = emulator::EmulatorConfig {
         simulate: true,
         time_scale: 10.0,
         ..emu_config()

@@ -20,7 +20,7 @@ use kube_incident::cli::commands::{
 };
 use kube_incident::cli::identity::{server_identity, ServerIdentity};
 use kube_incident::cli::{run, Cli, CliError, Session};
-use kube_incident::emulator::{Emulator, EmulatorConfig};
+use emulator::{Emulator, EmulatorConfig};
 
 const NS: &str = "shop";
 

@@ -1,0 +1,18 @@
+//! The integration suite of kube-incident, one test binary: the operator
+//! scenarios (detection, lifecycle, mitigations, response, leader) and the
+//! `kubectl incident` plugin run on the emulated API server by default and
+//! unchanged on a real control plane (`KUBE_INCIDENT_BACKEND=real`, or
+//! `KUBE_INCIDENT_E2E=1`); see docs/testing.md. Also here: the CRD drift and
+//! schema tests, the RBAC proof and the chart tests.
+
+mod chart;
+mod cli;
+mod crds;
+mod detection;
+mod harness;
+mod leader;
+mod lifecycle;
+mod mitigations;
+mod rbac;
+mod render;
+mod response;
