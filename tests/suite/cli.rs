@@ -1,78 +1,40 @@
-//! `kubectl incident` against the emulated API server: the command library
-//! functions over a `Session`, and the real `kubectl-incident` binary over a
-//! kubeconfig.
+//! `kubectl incident` on the test kit's cluster (the emulated API server,
+//! or a real control plane with `KUBE_INCIDENT_BACKEND=real` /
+//! `KUBE_INCIDENT_E2E=1`): the command library functions over a `Session`,
+//! and the real `kubectl-incident` binary over a kubeconfig. Every test
+//! works in its own namespace; tests that need an emulator-only facility
+//! (a missing CRD, a stopped server) or a real server's users and RBAC skip
+//! on the other back end with one line saying why.
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use clap::Parser;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
+use kube::Client;
 use serde_json::json;
+use testkit::{install_crds, wait_for, Backend, Cluster};
 
 use kube_incident::api::{
-    Approval, Incident, IncidentSource, IncidentSpec, MitigationAction, MitigationStep, Runbook,
-    Severity, TargetKind,
+    Approval, Incident, IncidentSource, IncidentSpec, MitigationAction, MitigationStep, Severity,
+    TargetKind,
 };
 use kube_incident::cli::commands::{
     approve_patch, write_acknowledgement, write_approval, write_resolution,
 };
-use kube_incident::cli::identity::{server_identity, ServerIdentity};
-use kube_incident::cli::{run, Cli, CliError, Session};
-use emulator::{Emulator, EmulatorConfig};
+use kube_incident::cli::identity::{server_identity, ServerIdentity, ANONYMOUS};
+use kube_incident::cli::{connect, run, Cli, CliError, GlobalArgs, Session};
 
-const NS: &str = "shop";
-
-async fn start() -> Emulator {
-    Emulator::start(EmulatorConfig {
-        simulate: false,
-        ..Default::default()
-    })
-    .await
-    .expect("emulator starts")
-}
-
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [Incident::crd(), Runbook::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("create CRD");
-    }
-    for name in ["incidents.kubeincident.io", "runbooks.kubeincident.io"] {
-        let mut established = false;
-        for _ in 0..100 {
-            let crd = crds.get(name).await.expect("get CRD");
-            established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(established, "CRD {name} never became Established");
-    }
-}
-
-async fn create_namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-}
-
-async fn setup() -> (Emulator, Client) {
-    let emu = start().await;
-    let client = emu.client();
-    install_crds(&client).await;
-    create_namespace(&client, NS).await;
-    (emu, client)
+/// A cluster with the CRDs and a fresh namespace `cli-<prefix>-…`, or
+/// `None` (after one line saying why) where the back end is unavailable.
+async fn setup(prefix: &str) -> Option<(Cluster, String, Client)> {
+    let cluster = Cluster::with_crds(false).await?;
+    let ns = cluster.namespace(&format!("cli-{prefix}")).await;
+    let client = cluster.client.clone();
+    Some((cluster, ns, client))
 }
 
 /// Parse a command line like the binary does and run it over `client`.
@@ -84,14 +46,69 @@ async fn cli(client: &Client, args: &[&str]) -> Result<String, CliError> {
     run(&parsed.command, &session).await
 }
 
-fn incidents(client: &Client) -> Api<Incident> {
-    Api::namespaced(client.clone(), NS)
+/// Run the real `kubectl-incident` binary with `--kubeconfig kubeconfig`.
+async fn run_binary(kubeconfig: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-incident"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .await
+        .expect("run kubectl-incident")
+}
+
+fn incidents(client: &Client, ns: &str) -> Api<Incident> {
+    Api::namespaced(client.clone(), ns)
+}
+
+/// Is this the control plane of `../shared/k8s` (whose admin is `admin`
+/// and which has kubeconfigs for the users `alice` and `mallory`)?
+fn shared_control_plane() -> Option<PathBuf> {
+    match Backend::get() {
+        Backend::Real(env) => env
+            .admin_kubeconfig
+            .as_deref()?
+            .parent()
+            .map(Path::to_path_buf),
+        _ => None,
+    }
+}
+
+/// The kubeconfig of `user` on the `../shared/k8s` control plane
+/// (`$CP_RUN/<user>.kubeconfig`), if this is that cluster and it has one.
+fn user_kubeconfig(user: &str) -> Option<PathBuf> {
+    let path = shared_control_plane()?.join(format!("{user}.kubeconfig"));
+    path.is_file().then_some(path)
+}
+
+/// What the API server says the admin client is (`SelfSubjectReview`):
+/// `None` on the emulator, which has no such API; on a real server the
+/// authenticated username (`admin` on `../shared/k8s`).
+async fn admin_per_server(cluster: &Cluster) -> Option<String> {
+    let server = server_identity(&cluster.client, "the test cluster")
+        .await
+        .expect("SelfSubjectReview answered or refused");
+    if cluster.is_emulator() {
+        assert_eq!(server, ServerIdentity::Unavailable, "emulator: {server:?}");
+        return None;
+    }
+    let ServerIdentity::Username(name) = server else {
+        panic!("a real API server answers SelfSubjectReview, got {server:?}");
+    };
+    assert!(!name.is_empty() && name != ANONYMOUS, "{name:?}");
+    if shared_control_plane().is_some() {
+        assert_eq!(
+            name, "admin",
+            "the admin kubeconfig's user on ../shared/k8s"
+        );
+    }
+    Some(name)
 }
 
 /// An Incident with a plan: `rollback` (Automatic), `more-capacity` and
 /// `kill-switch` (Manual); the operator's status marks `more-capacity`
 /// AwaitingApproval.
-async fn create_with_plan(client: &Client, name: &str) -> Incident {
+async fn create_with_plan(client: &Client, ns: &str, name: &str) -> Incident {
     let mut rollback = MitigationStep::new("rollback", MitigationAction::RolloutUndo);
     rollback.approval = Approval::Automatic;
     let mut scale = MitigationStep::new("more-capacity", MitigationAction::Scale);
@@ -113,7 +130,7 @@ async fn create_with_plan(client: &Client, name: &str) -> Incident {
         mitigations: vec![rollback, scale, env],
         resolution: None,
     };
-    let api = incidents(client);
+    let api = incidents(client, ns);
     api.create(&PostParams::default(), &Incident::new(name, spec))
         .await
         .expect("create incident");
@@ -135,12 +152,15 @@ async fn create_with_plan(client: &Client, name: &str) -> Incident {
 
 #[tokio::test]
 async fn declare_list_describe() {
-    let (_emu, client) = setup().await;
+    let Some((cluster, ns, client)) = setup("declare").await else {
+        return;
+    };
+    let ns = ns.as_str();
     let out = cli(
         &client,
         &[
             "-n",
-            NS,
+            ns,
             "declare",
             "--severity",
             "sev2",
@@ -166,7 +186,7 @@ async fn declare_list_describe() {
         "{name}"
     );
 
-    let inc = incidents(&client).get(&name).await.unwrap();
+    let inc = incidents(&client, ns).get(&name).await.unwrap();
     assert_eq!(inc.spec.title, "web: 502s after deploy");
     assert_eq!(inc.spec.severity, Severity::SEV2);
     assert_eq!(inc.spec.source, IncidentSource::Manual);
@@ -193,7 +213,7 @@ async fn declare_list_describe() {
         &client,
         &[
             "-n",
-            NS,
+            ns,
             "declare",
             "--severity",
             "SEV1",
@@ -208,7 +228,7 @@ async fn declare_list_describe() {
         &client,
         &[
             "-n",
-            NS,
+            ns,
             "declare",
             "--severity",
             "SEV1",
@@ -221,13 +241,13 @@ async fn declare_list_describe() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "incident \"pay-down\" already exists in namespace \"shop\""
+        format!("incident \"pay-down\" already exists in namespace \"{ns}\"")
     );
     let e = cli(
         &client,
         &[
             "-n",
-            NS,
+            ns,
             "declare",
             "--severity",
             "SEV1",
@@ -240,7 +260,7 @@ async fn declare_list_describe() {
     .unwrap_err();
     assert!(matches!(e, CliError::InvalidName { .. }), "{e:?}");
 
-    let table = cli(&client, &["list", "-n", NS]).await.unwrap();
+    let table = cli(&client, &["list", "-n", ns]).await.unwrap();
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("NAME "), "{table}");
@@ -252,11 +272,16 @@ async fn declare_list_describe() {
     assert!(lines[2].contains("deployment/web"), "{table}");
     assert!(lines[2].ends_with("web: 502s after deploy"), "{table}");
 
+    // all namespaces (on a shared real cluster, other tests' too)
     let all = cli(&client, &["list", "-A"]).await.unwrap();
     assert!(all.starts_with("NAMESPACE "), "{all}");
-    assert!(all.contains("\nshop "), "{all}");
+    let ours: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with(&format!("{ns} ")))
+        .collect();
+    assert_eq!(ours.len(), 2, "{all}");
 
-    let json_out = cli(&client, &["list", "-n", NS, "-o", "json"])
+    let json_out = cli(&client, &["list", "-n", ns, "-o", "json"])
         .await
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
@@ -265,18 +290,22 @@ async fn declare_list_describe() {
     assert_eq!(v["items"][0]["kind"], "Incident");
     assert_eq!(v["items"][0]["metadata"]["name"], "pay-down");
     assert!(v["items"][0]["metadata"].get("managedFields").is_none());
-    let yaml_out = cli(&client, &["list", "-n", NS, "-o", "yaml"])
+    let yaml_out = cli(&client, &["list", "-n", ns, "-o", "yaml"])
         .await
         .unwrap();
     assert!(yaml_out.contains("kind: List"), "{yaml_out}");
 
-    let empty = cli(&client, &["list", "-n", "default"]).await.unwrap();
-    assert_eq!(empty, "No incidents found in namespace \"default\".\n");
+    let empty_ns = cluster.namespace("cli-empty").await;
+    let empty = cli(&client, &["list", "-n", &empty_ns]).await.unwrap();
+    assert_eq!(
+        empty,
+        format!("No incidents found in namespace \"{empty_ns}\".\n")
+    );
 
-    let page = cli(&client, &["describe", &name, "-n", NS]).await.unwrap();
+    let page = cli(&client, &["describe", &name, "-n", ns]).await.unwrap();
     for want in [
         format!("Name:                {name}\n"),
-        "Namespace:           shop\n".to_string(),
+        format!("Namespace:           {ns}\n"),
         "Title:               web: 502s after deploy\n".to_string(),
         "Severity:            SEV2\n".to_string(),
         "Source:              Manual\n".to_string(),
@@ -287,36 +316,47 @@ async fn declare_list_describe() {
         assert!(page.contains(&want), "missing {want:?} in\n{page}");
     }
     assert!(page.contains("\nOpened:              20"), "{page}");
+
+    let e = cli(&client, &["describe", "nope", "-n", ns])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("incident \"nope\" not found in namespace \"{ns}\"")
+    );
 }
 
 #[tokio::test]
 async fn ack_and_resolve_are_idempotent() {
-    let (_emu, client) = setup().await;
+    let Some((_cluster, ns, client)) = setup("ack").await else {
+        return;
+    };
+    let ns = ns.as_str();
     cli(
         &client,
-        &["-n", NS, "declare", "-s", "SEV3", "--name", "inc-1", "slow"],
+        &["-n", ns, "declare", "-s", "SEV3", "--name", "inc-1", "slow"],
     )
     .await
     .unwrap();
 
-    let out = cli(&client, &["-n", NS, "ack", "inc-1", "--as", "alice"])
+    let out = cli(&client, &["-n", ns, "ack", "inc-1", "--as", "alice"])
         .await
         .unwrap();
     assert_eq!(
         out,
         "incident.kubeincident.io/inc-1 acknowledged by alice\n"
     );
-    let after_ack = incidents(&client).get("inc-1").await.unwrap();
+    let after_ack = incidents(&client, ns).get("inc-1").await.unwrap();
     assert_eq!(after_ack.spec.acknowledged_by.as_deref(), Some("alice"));
 
-    let out = cli(&client, &["-n", NS, "ack", "inc-1", "--as", "bob"])
+    let out = cli(&client, &["-n", ns, "ack", "inc-1", "--as", "bob"])
         .await
         .unwrap();
     assert_eq!(
         out,
         "incident.kubeincident.io/inc-1 already acknowledged by alice; nothing changed\n"
     );
-    let again = incidents(&client).get("inc-1").await.unwrap();
+    let again = incidents(&client, ns).get("inc-1").await.unwrap();
     assert_eq!(
         again.metadata.resource_version, after_ack.metadata.resource_version,
         "a repeated ack must not write"
@@ -326,7 +366,7 @@ async fn ack_and_resolve_are_idempotent() {
         &client,
         &[
             "-n",
-            NS,
+            ns,
             "resolve",
             "inc-1",
             "--as",
@@ -338,7 +378,7 @@ async fn ack_and_resolve_are_idempotent() {
     .await
     .unwrap();
     assert_eq!(out, "incident.kubeincident.io/inc-1 resolved by bob\n");
-    let resolved = incidents(&client).get("inc-1").await.unwrap();
+    let resolved = incidents(&client, ns).get("inc-1").await.unwrap();
     let r = resolved.spec.resolution.clone().unwrap();
     assert_eq!(
         (r.by.as_str(), r.summary.as_str()),
@@ -349,7 +389,7 @@ async fn ack_and_resolve_are_idempotent() {
         &client,
         &[
             "-n",
-            NS,
+            ns,
             "resolve",
             "inc-1",
             "--as",
@@ -364,33 +404,40 @@ async fn ack_and_resolve_are_idempotent() {
         out,
         "incident.kubeincident.io/inc-1 already resolved by bob; nothing changed\n"
     );
-    let unchanged = incidents(&client).get("inc-1").await.unwrap();
+    let unchanged = incidents(&client, ns).get("inc-1").await.unwrap();
     assert_eq!(
         unchanged.metadata.resource_version,
         resolved.metadata.resource_version
     );
 
-    let e = cli(&client, &["-n", NS, "ack", "nope", "--as", "alice"])
+    let e = cli(&client, &["-n", ns, "ack", "nope", "--as", "alice"])
         .await
         .unwrap_err();
     assert_eq!(
         e.one_line(),
-        "incident \"nope\" not found in namespace \"shop\""
+        format!("incident \"nope\" not found in namespace \"{ns}\"")
     );
 }
 
+/// Without `--as` the recorded name is the server's answer: a real API
+/// server's SelfSubjectReview beats the kubeconfig user; the emulator has
+/// no SelfSubjectReview, so the kubeconfig user is used, and with none at
+/// all the command refuses.
 #[tokio::test]
 async fn identity_falls_back_to_kubeconfig_user() {
-    let (_emu, client) = setup().await;
+    let Some((cluster, ns, client)) = setup("identity").await else {
+        return;
+    };
+    let ns = ns.as_str();
     cli(
         &client,
-        &["-n", NS, "declare", "-s", "SEV3", "--name", "inc-2", "slow"],
+        &["-n", ns, "declare", "-s", "SEV3", "--name", "inc-2", "slow"],
     )
     .await
     .unwrap();
-    let server = server_identity(&client, "emulator").await.unwrap();
-    let global = kube_incident::cli::GlobalArgs {
-        namespace: Some(NS.into()),
+    let per_server = admin_per_server(&cluster).await;
+    let global = GlobalArgs {
+        namespace: Some(ns.into()),
         ..Default::default()
     };
     let session = Session::new(client.clone(), &global).with_kubeconfig_user(Some("dana".into()));
@@ -398,37 +445,48 @@ async fn identity_falls_back_to_kubeconfig_user() {
         .unwrap()
         .command;
     let out = run(&cmd, &session).await.unwrap();
-    let expected = match &server {
-        ServerIdentity::Username(u) if !u.is_empty() && u != "system:anonymous" => u.clone(),
-        _ => "dana".to_string(),
-    };
+    let expected = per_server.clone().unwrap_or_else(|| "dana".to_string());
     assert_eq!(
         out,
         format!("incident.kubeincident.io/inc-2 acknowledged by {expected}\n")
     );
+    let inc = incidents(&client, ns).get("inc-2").await.unwrap();
+    assert_eq!(inc.spec.acknowledged_by.as_deref(), Some(expected.as_str()));
 
-    // nobody at all: a clear error when the server does not say either
-    if !matches!(server, ServerIdentity::Username(ref u) if !u.is_empty() && u != "system:anonymous")
-    {
-        cli(
-            &client,
-            &["-n", NS, "declare", "-s", "SEV3", "--name", "inc-3", "slow"],
-        )
-        .await
-        .unwrap();
-        let e = cli(&client, &["-n", NS, "ack", "inc-3"]).await.unwrap_err();
-        assert!(matches!(e, CliError::NoIdentity), "{e:?}");
+    cli(
+        &client,
+        &["-n", ns, "declare", "-s", "SEV3", "--name", "inc-3", "slow"],
+    )
+    .await
+    .unwrap();
+    let result = cli(&client, &["-n", ns, "ack", "inc-3"]).await;
+    match per_server {
+        // the server names the caller even when the kubeconfig does not
+        Some(admin) => assert_eq!(
+            result.unwrap(),
+            format!("incident.kubeincident.io/inc-3 acknowledged by {admin}\n")
+        ),
+        // nobody at all: a clear error when the server does not say either
+        None => {
+            let e = result.unwrap_err();
+            assert!(matches!(e, CliError::NoIdentity), "{e:?}");
+            let inc = incidents(&client, ns).get("inc-3").await.unwrap();
+            assert!(inc.spec.acknowledged_by.is_none());
+        }
     }
 }
 
 #[tokio::test]
 async fn approve_steps() {
-    let (_emu, client) = setup().await;
-    create_with_plan(&client, "chk").await;
+    let Some((_cluster, ns, client)) = setup("approve").await else {
+        return;
+    };
+    let ns = ns.as_str();
+    create_with_plan(&client, ns, "chk").await;
 
     let e = cli(
         &client,
-        &["-n", NS, "approve", "chk", "scale-up", "--as", "alice"],
+        &["-n", ns, "approve", "chk", "scale-up", "--as", "alice"],
     )
     .await
     .unwrap_err();
@@ -438,21 +496,21 @@ async fn approve_steps() {
     );
     let e = cli(
         &client,
-        &["-n", NS, "approve", "chk", "rollback", "--as", "alice"],
+        &["-n", ns, "approve", "chk", "rollback", "--as", "alice"],
     )
     .await
     .unwrap_err();
     assert!(matches!(e, CliError::NotManual { .. }), "{e:?}");
 
     // no STEP: the one AwaitingApproval
-    let out = cli(&client, &["-n", NS, "approve", "chk", "--as", "alice"])
+    let out = cli(&client, &["-n", ns, "approve", "chk", "--as", "alice"])
         .await
         .unwrap();
     assert_eq!(
         out,
         "step \"more-capacity\" of incident.kubeincident.io/chk approved by alice\n"
     );
-    let inc = incidents(&client).get("chk").await.unwrap();
+    let inc = incidents(&client, ns).get("chk").await.unwrap();
     let approved: Vec<Option<&str>> = inc
         .spec
         .mitigations
@@ -463,7 +521,7 @@ async fn approve_steps() {
 
     let out = cli(
         &client,
-        &["-n", NS, "approve", "chk", "more-capacity", "--as", "bob"],
+        &["-n", ns, "approve", "chk", "more-capacity", "--as", "bob"],
     )
     .await
     .unwrap();
@@ -471,7 +529,7 @@ async fn approve_steps() {
         out,
         "step \"more-capacity\" of incident.kubeincident.io/chk already approved by alice; nothing changed\n"
     );
-    let same = incidents(&client).get("chk").await.unwrap();
+    let same = incidents(&client, ns).get("chk").await.unwrap();
     assert_eq!(
         same.metadata.resource_version,
         inc.metadata.resource_version
@@ -480,7 +538,7 @@ async fn approve_steps() {
     // a Pending step can be approved ahead of its turn, by name
     let out = cli(
         &client,
-        &["-n", NS, "approve", "chk", "kill-switch", "--as", "bob"],
+        &["-n", ns, "approve", "chk", "kill-switch", "--as", "bob"],
     )
     .await
     .unwrap();
@@ -492,7 +550,7 @@ async fn approve_steps() {
     // a final step is refused
     let e = cli(
         &client,
-        &["-n", NS, "approve", "chk", "rollback", "--as", "bob"],
+        &["-n", ns, "approve", "chk", "rollback", "--as", "bob"],
     )
     .await
     .unwrap_err();
@@ -501,9 +559,11 @@ async fn approve_steps() {
 
 #[tokio::test]
 async fn approve_patch_test_guards_against_a_moved_step() {
-    let (_emu, client) = setup().await;
-    create_with_plan(&client, "chk").await;
-    let api = incidents(&client);
+    let Some((_cluster, ns, client)) = setup("guard").await else {
+        return;
+    };
+    create_with_plan(&client, &ns, "chk").await;
+    let api = incidents(&client, &ns);
     let before = api.get("chk").await.unwrap();
     // position 0 holds "rollback", not "more-capacity": the server must refuse
     let patch = approve_patch(0, "more-capacity", "mallory");
@@ -533,9 +593,12 @@ async fn approve_patch_test_guards_against_a_moved_step() {
 
 #[tokio::test]
 async fn postmortem_and_evidence() {
-    let (_emu, client) = setup().await;
-    create_with_plan(&client, "chk").await;
-    let e = cli(&client, &["-n", NS, "postmortem", "chk"])
+    let Some((_cluster, ns, client)) = setup("postmortem").await else {
+        return;
+    };
+    let ns = ns.as_str();
+    create_with_plan(&client, ns, "chk").await;
+    let e = cli(&client, &["-n", ns, "postmortem", "chk"])
         .await
         .unwrap_err();
     assert_eq!(
@@ -543,7 +606,7 @@ async fn postmortem_and_evidence() {
         "incident \"chk\" has no post-mortem draft yet (it is written once the incident is resolved)"
     );
 
-    incidents(&client)
+    incidents(&client, ns)
         .patch_status(
             "chk",
             &PatchParams::default(),
@@ -554,7 +617,7 @@ async fn postmortem_and_evidence() {
         )
         .await
         .unwrap();
-    let e = cli(&client, &["-n", NS, "postmortem", "chk"])
+    let e = cli(&client, &["-n", ns, "postmortem", "chk"])
         .await
         .unwrap_err();
     assert_eq!(
@@ -567,23 +630,26 @@ async fn postmortem_and_evidence() {
         "data": {"postmortem.md": "# Post-mortem: checkout\n\n## Timeline\n"},
     }))
     .unwrap();
-    Api::<ConfigMap>::namespaced(client.clone(), NS)
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
-    let out = cli(&client, &["-n", NS, "postmortem", "chk"])
+    let out = cli(&client, &["-n", ns, "postmortem", "chk"])
         .await
         .unwrap();
     assert_eq!(out, "# Post-mortem: checkout\n\n## Timeline\n");
 
-    let page = cli(&client, &["-n", NS, "describe", "chk"]).await.unwrap();
-    assert!(
-        page.contains("Evidence:            ConfigMap chk-evidence (read it: kubectl get configmap chk-evidence -n shop -o yaml)\n"),
-        "{page}"
+    let page = cli(&client, &["-n", ns, "describe", "chk"]).await.unwrap();
+    let evidence = format!(
+        "Evidence:            ConfigMap chk-evidence (read it: kubectl get configmap chk-evidence -n {ns} -o yaml)\n"
+    );
+    assert!(page.contains(&evidence), "missing {evidence:?} in\n{page}");
+    let postmortem = format!(
+        "Post-mortem:         ConfigMap chk-postmortem (read it: kubectl incident postmortem chk -n {ns})\n"
     );
     assert!(
-        page.contains("Post-mortem:         ConfigMap chk-postmortem (read it: kubectl incident postmortem chk -n shop)\n"),
-        "{page}"
+        page.contains(&postmortem),
+        "missing {postmortem:?} in\n{page}"
     );
     assert!(page.contains("  more-capacity   Scale to 6"), "{page}");
     assert!(page.contains("AwaitingApproval"), "{page}");
@@ -593,14 +659,25 @@ async fn postmortem_and_evidence() {
     );
 }
 
+/// Emulator only: the CRDs of a shared real cluster cannot be uninstalled,
+/// nor its API server stopped.
 #[tokio::test]
 async fn missing_crd_and_unreachable_server() {
-    let emu = start().await;
-    let client = emu.client();
-    for args in [
-        &["list", "-n", "default"][..],
-        &["describe", "x", "-n", "default"][..],
-    ] {
+    let Some(mut cluster) = Cluster::bare(false).await else {
+        return;
+    };
+    if cluster
+        .emulator_only(
+            "missing_crd_and_unreachable_server (uninstalls the CRDs and stops the API server)",
+        )
+        .is_none()
+    {
+        return;
+    }
+    let client = cluster.client.clone();
+    let ns = cluster.namespace("cli-nocrd").await;
+    let ns = ns.as_str();
+    for args in [&["list", "-n", ns][..], &["describe", "x", "-n", ns][..]] {
         let e = cli(&client, args).await.unwrap_err();
         assert!(matches!(e, CliError::CrdNotInstalled), "{args:?}: {e:?}");
         assert_eq!(
@@ -610,26 +687,27 @@ async fn missing_crd_and_unreachable_server() {
     }
     // missing object once the CRD is there
     install_crds(&client).await;
-    let e = cli(&client, &["describe", "x", "-n", "default"])
+    let e = cli(&client, &["describe", "x", "-n", ns])
         .await
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "incident \"x\" not found in namespace \"default\""
+        format!("incident \"x\" not found in namespace \"{ns}\"")
     );
 
     // nothing listens on the port of a stopped emulator
-    let dir = std::env::temp_dir().join(format!("kubectl-incident-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("kubectl-incident-cli-{ns}"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("stopped");
+    let emu = cluster.emulator.take().expect("checked above");
     emu.write_kubeconfig(&path).unwrap();
     let url = emu.url();
     emu.shutdown().await;
-    let global = kube_incident::cli::GlobalArgs {
+    let global = GlobalArgs {
         kubeconfig: Some(path.clone()),
         ..Default::default()
     };
-    let session = kube_incident::cli::connect(&global).await.unwrap();
+    let session = connect(&global).await.unwrap();
     let cmd = Cli::try_parse_from(["kubectl-incident", "list"])
         .unwrap()
         .command;
@@ -648,36 +726,28 @@ async fn missing_crd_and_unreachable_server() {
 /// one `error:` line on stderr, exit 1.
 #[tokio::test]
 async fn binary_end_to_end() {
-    let (emu, client) = setup().await;
-    let dir = std::env::temp_dir().join(format!("kubectl-incident-bin-{}", std::process::id()));
+    let Some((cluster, ns, _client)) = setup("bin").await else {
+        return;
+    };
+    let ns = ns.as_str();
+    let dir = std::env::temp_dir().join(format!("kubectl-incident-bin-{ns}"));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("config");
-    emu.write_kubeconfig(&kubeconfig).unwrap();
-    let bin = env!("CARGO_BIN_EXE_kubectl-incident");
-    let run_bin = |args: Vec<String>| {
-        let kubeconfig = kubeconfig.clone();
-        async move {
-            tokio::process::Command::new(bin)
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(&args)
-                .output()
-                .await
-                .expect("run kubectl-incident")
-        }
-    };
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    cluster.write_kubeconfig(&kubeconfig);
 
-    let out = run_bin(args(&[
-        "-n",
-        NS,
-        "declare",
-        "--severity",
-        "SEV2",
-        "--name",
-        "bin-1",
-        "from the binary",
-    ]))
+    let out = run_binary(
+        &kubeconfig,
+        &[
+            "-n",
+            ns,
+            "declare",
+            "--severity",
+            "SEV2",
+            "--name",
+            "bin-1",
+            "from the binary",
+        ],
+    )
     .await;
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
@@ -685,31 +755,31 @@ async fn binary_end_to_end() {
         "incident.kubeincident.io/bin-1 declared\n"
     );
 
-    // no --as: the server's identity, else the kubeconfig user ("admin")
-    let out = run_bin(args(&["-n", NS, "ack", "bin-1"])).await;
+    // no --as: the server's identity (real: "admin" on ../shared/k8s), else
+    // the kubeconfig user (the emulator's kubeconfig names "admin")
+    let out = run_binary(&kubeconfig, &["-n", ns, "ack", "bin-1"]).await;
     assert!(out.status.success(), "{out:?}");
-    let expected = match server_identity(&client, "emulator").await.unwrap() {
-        ServerIdentity::Username(u) if !u.is_empty() && u != "system:anonymous" => u,
-        _ => "admin".to_string(),
-    };
+    let expected = admin_per_server(&cluster)
+        .await
+        .unwrap_or_else(|| "admin".to_string());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("incident.kubeincident.io/bin-1 acknowledged by {expected}\n")
     );
 
-    let out = run_bin(args(&["list", "-n", NS])).await;
+    let out = run_binary(&kubeconfig, &["list", "-n", ns]).await;
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("bin-1"));
 
-    let out = run_bin(args(&["describe", "nope", "-n", NS])).await;
+    let out = run_binary(&kubeconfig, &["describe", "nope", "-n", ns]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: incident \"nope\" not found in namespace \"shop\"\n"
+        format!("error: incident \"nope\" not found in namespace \"{ns}\"\n")
     );
 
-    let out = run_bin(args(&["declare", "no severity"])).await;
+    let out = run_binary(&kubeconfig, &["declare", "no severity"]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -718,7 +788,7 @@ async fn binary_end_to_end() {
         "{stderr}"
     );
 
-    let out = run_bin(args(&["--help"])).await;
+    let out = run_binary(&kubeconfig, &["--help"]).await;
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
 
@@ -729,18 +799,21 @@ async fn binary_end_to_end() {
 /// conflict; nothing is overwritten.
 #[tokio::test]
 async fn stale_writes_are_conflicts() {
-    let (_emu, client) = setup().await;
-    create_with_plan(&client, "chk").await;
-    let global = kube_incident::cli::GlobalArgs {
-        namespace: Some(NS.into()),
+    let Some((_cluster, ns, client)) = setup("stale").await else {
+        return;
+    };
+    let ns = ns.as_str();
+    create_with_plan(&client, ns, "chk").await;
+    let global = GlobalArgs {
+        namespace: Some(ns.into()),
         ..Default::default()
     };
     let session = Session::new(client.clone(), &global);
-    let api = incidents(&client);
+    let api = incidents(&client, ns);
     let stale = api.get("chk").await.unwrap();
 
     // someone acknowledges (and thereby changes the resourceVersion) first
-    cli(&client, &["-n", NS, "ack", "chk", "--as", "alice"])
+    cli(&client, &["-n", ns, "ack", "chk", "--as", "alice"])
         .await
         .unwrap();
     let e = write_acknowledgement(&session, &stale, "bob")
@@ -796,17 +869,20 @@ async fn stale_writes_are_conflicts() {
 /// by itself is "already resolved" for `resolve`, and `approve` refuses it.
 #[tokio::test]
 async fn resolved_incidents() {
-    let (_emu, client) = setup().await;
-    create_with_plan(&client, "chk").await;
+    let Some((_cluster, ns, client)) = setup("resolved").await else {
+        return;
+    };
+    let ns = ns.as_str();
+    create_with_plan(&client, ns, "chk").await;
     cli(
         &client,
         &[
-            "-n", NS, "declare", "-s", "SEV4", "--name", "open-one", "minor",
+            "-n", ns, "declare", "-s", "SEV4", "--name", "open-one", "minor",
         ],
     )
     .await
     .unwrap();
-    incidents(&client)
+    incidents(&client, ns)
         .patch_status(
             "chk",
             &PatchParams::default(),
@@ -817,15 +893,15 @@ async fn resolved_incidents() {
         )
         .await
         .unwrap();
-    let all = cli(&client, &["-n", NS, "list"]).await.unwrap();
+    let all = cli(&client, &["-n", ns, "list"]).await.unwrap();
     assert!(all.contains("\nchk "), "{all}");
-    let open = cli(&client, &["-n", NS, "list", "--open"]).await.unwrap();
+    let open = cli(&client, &["-n", ns, "list", "--open"]).await.unwrap();
     assert!(!open.contains("chk"), "{open}");
     assert!(open.contains("\nopen-one "), "{open}");
 
     let out = cli(
         &client,
-        &["-n", NS, "resolve", "chk", "--summary", "x", "--as", "a"],
+        &["-n", ns, "resolve", "chk", "--summary", "x", "--as", "a"],
     )
     .await
     .unwrap();
@@ -833,14 +909,153 @@ async fn resolved_incidents() {
         out,
         "incident.kubeincident.io/chk already resolved at 2026-01-01T11:00:00Z; nothing changed\n"
     );
-    let e = cli(&client, &["-n", NS, "approve", "chk", "--as", "a"])
+    let e = cli(&client, &["-n", ns, "approve", "chk", "--as", "a"])
         .await
         .unwrap_err();
     assert_eq!(
         e.to_string(),
         "incident \"chk\" is resolved: its steps will not run any more"
     );
-    let inc = incidents(&client).get("chk").await.unwrap();
+    let inc = incidents(&client, ns).get("chk").await.unwrap();
     assert!(inc.spec.resolution.is_none());
     assert!(inc.spec.mitigations.iter().all(|m| m.approved_by.is_none()));
+}
+
+/// Grant `user` exactly `verbs` on Incidents in `ns` (a Role and a
+/// RoleBinding named after the user; applied again, it replaces the verbs).
+async fn grant_incidents(client: &Client, ns: &str, user: &str, verbs: &[&str]) {
+    let name = format!("incidents-{user}");
+    let pp = PatchParams::apply("kube-incident-tests").force();
+    let role: Role = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": ns},
+        "rules": [{"apiGroups": ["kubeincident.io"], "resources": ["incidents"], "verbs": verbs}],
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(client.clone(), ns)
+        .patch(&name, &pp, &Patch::Apply(&role))
+        .await
+        .expect("Role applied");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .patch(&name, &pp, &Patch::Apply(&binding))
+        .await
+        .expect("RoleBinding applied");
+}
+
+/// Real API server only (the emulator has no users, authentication or
+/// RBAC): the name `kubectl incident` records is the one the server
+/// authenticated, RBAC decides what each user may do, and a refusal is one
+/// `error:` line naming the missing permission.
+#[tokio::test]
+async fn real_users_and_rbac() {
+    let Some(cluster) = Cluster::with_crds(false).await else {
+        return;
+    };
+    if cluster.is_emulator() {
+        eprintln!(
+            "skipped real_users_and_rbac: needs a real API server's users and RBAC (the emulator has neither)"
+        );
+        return;
+    }
+    let (Some(alice), Some(mallory)) = (user_kubeconfig("alice"), user_kubeconfig("mallory"))
+    else {
+        eprintln!(
+            "skipped real_users_and_rbac: needs the alice and mallory kubeconfigs of ../shared/k8s"
+        );
+        return;
+    };
+    let ns = cluster.namespace("cli-rbac").await;
+    let ns = ns.as_str();
+    let client = cluster.client.clone();
+    cli(
+        &client,
+        &["-n", ns, "declare", "-s", "SEV2", "--name", "who-1", "down"],
+    )
+    .await
+    .unwrap();
+
+    // SelfSubjectReview answers every authenticated user, RBAC or not
+    for (user, kubeconfig) in [("alice", &alice), ("mallory", &mallory)] {
+        let global = GlobalArgs {
+            kubeconfig: Some(kubeconfig.clone()),
+            ..Default::default()
+        };
+        let session = connect(&global).await.unwrap();
+        assert_eq!(session.kubeconfig_user.as_deref(), Some(user));
+        let who = server_identity(&session.client, &session.server_url)
+            .await
+            .unwrap();
+        assert_eq!(who, ServerIdentity::Username(user.into()));
+    }
+
+    let denied = |user: &str, verb: &str| {
+        format!(
+            "User \"{user}\" cannot {verb} resource \"incidents\" in API group \"kubeincident.io\" in the namespace \"{ns}\""
+        )
+    };
+    let one_error_line = |out: &Output| -> String {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: forbidden: "), "{stderr}");
+        stderr
+    };
+
+    // mallory has no RBAC at all: each command names what she lacks
+    for (args, verb) in [
+        (&["ack", "who-1"][..], "get"),
+        (&["list"][..], "list"),
+        (
+            &["declare", "-s", "SEV1", "--name", "evil", "x"][..],
+            "create",
+        ),
+    ] {
+        let mut line = vec!["-n", ns];
+        line.extend_from_slice(args);
+        let stderr = one_error_line(&run_binary(&mallory, &line).await);
+        assert!(stderr.contains(&denied("mallory", verb)), "{stderr}");
+    }
+
+    // alice may read Incidents in the namespace but not change them
+    grant_incidents(&client, ns, "alice", &["get", "list"]).await;
+    let out = wait_for(Duration::from_secs(15), || async {
+        let out = run_binary(&alice, &["-n", ns, "ack", "who-1"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        (!stderr.contains(&denied("alice", "get"))).then_some(out)
+    })
+    .await
+    .expect("alice's read grant takes effect");
+    let stderr = one_error_line(&out);
+    assert!(stderr.contains(&denied("alice", "patch")), "{stderr}");
+    let inc = incidents(&client, ns).get("who-1").await.unwrap();
+    assert!(inc.spec.acknowledged_by.is_none(), "nothing was written");
+
+    // with patch, her ack goes through under the name the server knows her by
+    grant_incidents(&client, ns, "alice", &["get", "list", "patch"]).await;
+    let out = wait_for(Duration::from_secs(15), || async {
+        let out = run_binary(&alice, &["-n", ns, "ack", "who-1"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        (!stderr.contains(&denied("alice", "patch"))).then_some(out)
+    })
+    .await
+    .expect("alice's patch grant takes effect");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "incident.kubeincident.io/who-1 acknowledged by alice\n"
+    );
+    let inc = incidents(&client, ns).get("who-1").await.unwrap();
+    assert_eq!(inc.spec.acknowledged_by.as_deref(), Some("alice"));
+
+    // her grant is hers and only in this namespace: mallory is still refused
+    let stderr = one_error_line(&run_binary(&mallory, &["-n", ns, "ack", "who-1"]).await);
+    assert!(stderr.contains(&denied("mallory", "get")), "{stderr}");
 }
