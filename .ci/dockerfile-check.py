@@ -42,6 +42,9 @@ runs = " ".join(" ".join(c.value) for c in build["cmds"] if c.cmd == "RUN")
 check("cargo build" in runs and "--release" in runs, "the build stage does not run `cargo build --release`")
 check("--locked" in runs, "the release build is not --locked")
 check("--bins" in runs or all(f"--bin {b}" in runs for b in bins), "not every binary is built")
+# The shipped image holds only the operator and the plugin: the emulator
+# (behind the `demo` feature) must stay out.
+check("--all-features" not in runs and "demo" not in runs, "the image build enables the demo feature (the emulator)")
 
 # The build context: .dockerignore patterns, last match wins.
 patterns = []
