@@ -7,10 +7,15 @@
 //!   no client, unit-tested with an injected clock.
 //! - [`controller`]: Kubernetes I/O: reconcilers that gather state, call the
 //!   pure core and write the result with server-side apply.
+//! - [`cli`]: the `kubectl-incident` plugin.
+//!
 //! The emulated API server lives in its own crate (`crates/emulator`): a
 //! dev-dependency of the tests and, behind the `demo` feature, of
 //! `kube-incident demo` only. The shipped operator does not contain it.
-//! - [`cli`]: the `kubectl-incident` plugin.
+
+#![forbid(unsafe_code)]
+// Today's discipline, kept by the compiler: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod alertmanager;
 pub mod api;

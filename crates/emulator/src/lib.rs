@@ -5,6 +5,10 @@
 //! Used three ways: integration tests of the real operator code,
 //! `kube-incident demo`, and the scale benchmarks.
 
+#![forbid(unsafe_code)]
+// Today's discipline, kept by the compiler: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod crd;
 pub mod defaults;
 pub mod faults;

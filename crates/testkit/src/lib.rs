@@ -17,6 +17,8 @@
 //! equal by `tests/rbac.rs`), and workload writes are counted from the API
 //! server's audit log, never from the operator's own word.
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod cluster;
 pub mod fixtures;
