@@ -17,6 +17,7 @@ pub mod managed;
 pub mod openapi;
 pub mod pagination;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod server;

@@ -16,6 +16,7 @@ use super::logs::PodLogs;
 use super::managed;
 use super::openapi;
 use super::patch::{self, PatchError};
+use super::protobuf;
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause};
@@ -196,7 +197,16 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
                 Ok(json_value(StatusCode::OK, &doc))
             }
         }
-        Route::Resource(t) => serve_resource(&st, &method, *t, &query, &headers, body).await,
+        Route::Resource(t) => {
+            // The emulator writes JSON only: a client that takes no JSON gets
+            // 406 rather than a body it cannot read (logs are plain text).
+            let accept = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok());
+            if t.sub.as_deref() != Some("log") && !protobuf::accepts_json(accept) {
+                Err(protobuf::not_acceptable(accept.unwrap_or_default()))
+            } else {
+                serve_resource(&st, &method, *t, &query, &headers, body).await
+            }
+        }
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -275,11 +285,14 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
+    if protobuf::is_protobuf(ct) {
+        // kubectl's typed commands: decoded to the same JSON a JSON body gives.
+        return Ok(protobuf::decode(body)?);
+    }
     if ct.contains("protobuf") || ct.contains("cbor") {
-        // The emulator speaks JSON (and YAML) only, like kube-apiserver for custom resources.
         return Err(ApiError::unsupported_media_type(
             ct,
-            &["application/json", "application/yaml"],
+            &["application/json", "application/yaml", protobuf::MEDIA_TYPE],
         ));
     }
     if ct.contains("yaml") {

@@ -400,3 +400,84 @@ async fn table_responses_for_kubectl() {
     assert_eq!(v["rows"][0]["object"]["metadata"]["name"], "t");
     e.finish().await;
 }
+
+/// Protobuf bodies over plain HTTP (hand-encoded here, independent of the
+/// emulator's decoder): a ConfigMap is created; a kind the emulator has no
+/// protobuf descriptor for gets 415 naming the kind; a client that accepts
+/// only protobuf gets 406, one that also accepts JSON gets JSON.
+#[tokio::test]
+async fn protobuf_bodies_and_accept_negotiation() {
+    let e = env("protobuf").await;
+    let Some(emu) = e.emulator("protobuf_bodies_and_accept_negotiation") else {
+        return e.finish().await;
+    };
+    fn bytes_field(field: u8, data: &[u8]) -> Vec<u8> {
+        assert!(data.len() < 128, "one-byte lengths only");
+        let mut v = vec![(field << 3) | 2, data.len() as u8];
+        v.extend_from_slice(data);
+        v
+    }
+    // magic + runtime.Unknown{typeMeta{apiVersion, kind}, raw}
+    let envelope = |api_version: &str, kind: &str, raw: &[u8]| {
+        let tm = [
+            bytes_field(1, api_version.as_bytes()),
+            bytes_field(2, kind.as_bytes()),
+        ]
+        .concat();
+        [b"k8s\0".to_vec(), bytes_field(1, &tm), bytes_field(2, raw)].concat()
+    };
+    // ConfigMap{metadata{name: "pb"}, data{"k": "v"}}
+    let meta = bytes_field(1, b"pb");
+    let entry = [bytes_field(1, b"k"), bytes_field(2, b"v")].concat();
+    let cm_raw = [bytes_field(1, &meta), bytes_field(2, &entry)].concat();
+
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/namespaces/{}/configmaps", emu.url(), e.ns);
+    let post = |body: Vec<u8>| {
+        http.post(&url)
+            .header("Content-Type", "application/vnd.kubernetes.protobuf")
+            .header("Accept", "application/vnd.kubernetes.protobuf, */*")
+            .body(body)
+            .send()
+    };
+    let r = post(envelope("v1", "ConfigMap", &cm_raw))
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 201);
+    let cms: Api<ConfigMap> = e.api();
+    let got = cms.get("pb").await.expect("stored");
+    assert_eq!(
+        got.data.unwrap_or_default().get("k").map(String::as_str),
+        Some("v")
+    );
+
+    let r = post(envelope("example.com/v1", "Widget", &cm_raw))
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 415);
+    let status: serde_json::Value = r.json().await.expect("status json");
+    assert_eq!(status["reason"], "UnsupportedMediaType");
+    let msg = status["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("\"Widget\"") && msg.contains("JSON"), "{msg}");
+
+    let get = |accept: &'static str| {
+        http.get(format!("{url}/pb"))
+            .header("Accept", accept)
+            .send()
+    };
+    let r = get("application/vnd.kubernetes.protobuf")
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 406);
+    let r = get("application/vnd.kubernetes.protobuf,application/json")
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    e.finish().await;
+}

@@ -1,6 +1,8 @@
 //! The real kubectl against the emulator: get, get -o yaml, describe,
 //! apply (client-side and server-side), patch (three types), scale,
-//! rollout history, delete. Skipped (with a message) without kubectl.
+//! rollout history, delete, and the typed `create` commands that send
+//! protobuf bodies. Uses `$KUBECTL` when set, else `kubectl` on PATH;
+//! skipped (with a message) without either.
 
 use crate::harness::env;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -14,7 +16,7 @@ struct Kubectl {
 impl Kubectl {
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new("kubectl");
+        let mut cmd = tokio::process::Command::new(kubectl_bin());
         if let Some(k) = &self.kubeconfig {
             cmd.arg("--kubeconfig").arg(k);
         }
@@ -43,8 +45,16 @@ impl Kubectl {
     }
 }
 
+/// `$KUBECTL` (the v1.36 kubectl of the test bed) when set, else `kubectl`.
+fn kubectl_bin() -> String {
+    std::env::var("KUBECTL")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "kubectl".to_string())
+}
+
 fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl")
+    std::process::Command::new(kubectl_bin())
         .arg("version")
         .arg("--client")
         .output()
@@ -72,7 +82,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_the_emulator() {
     if !kubectl_available() {
-        eprintln!("skipping kubectl_drives_the_emulator: kubectl not found on PATH");
+        eprintln!("skipping kubectl_drives_the_emulator: no kubectl ($KUBECTL or PATH)");
         return;
     }
     let e = env("kubectl").await;
@@ -233,7 +243,7 @@ async fn kubectl_drives_the_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rollout_undo_with_simulation() {
     if !kubectl_available() {
-        eprintln!("skipping kubectl_rollout_undo_with_simulation: kubectl not found on PATH");
+        eprintln!("skipping kubectl_rollout_undo_with_simulation: no kubectl ($KUBECTL or PATH)");
         return;
     }
     let cfg = emulator::EmulatorConfig {
@@ -286,6 +296,215 @@ async fn kubectl_rollout_undo_with_simulation() {
         None,
     )
     .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    e.finish().await;
+}
+
+/// kubectl's typed commands (`create namespace|deployment|configmap|secret|
+/// serviceaccount`) send `application/vnd.kubernetes.protobuf` bodies; the
+/// stored objects must carry what was asked for. `kubectl run` (JSON) too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_commands_send_protobuf() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+    if !kubectl_available() {
+        eprintln!("skipping kubectl_create_commands_send_protobuf: no kubectl ($KUBECTL or PATH)");
+        return;
+    }
+    let e = env("kubectl_proto").await;
+    let dir = std::env::temp_dir().join(format!("kube-incident-kubectl-{}", e.ns));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let kubeconfig = e.emu.as_ref().map(|emu| {
+        let p = dir.join("kubeconfig");
+        emu.write_kubeconfig(&p).expect("kubeconfig");
+        p
+    });
+    let k = Kubectl {
+        kubeconfig,
+        ns: e.ns.clone(),
+    };
+
+    // This kubectl really sends protobuf (else the test would prove nothing).
+    let (ok, _, log) = k
+        .run(
+            &["create", "configmap", "probe", "--from-literal=a=b", "-v=8"],
+            None,
+        )
+        .await;
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl sent no protobuf body: {log}"
+    );
+
+    // Namespace (cluster-scoped).
+    let extra_ns = format!("{}-made", e.ns);
+    let out = k.ok(&["create", "namespace", &extra_ns], None).await;
+    assert!(out.contains("created"), "{out}");
+    let nss: Api<Namespace> = Api::all(e.client.clone());
+    let ns = nss.get(&extra_ns).await.expect("namespace stored");
+    assert_eq!(ns.metadata.name.as_deref(), Some(extra_ns.as_str()));
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+
+    // Deployments: replicas 0 survives (a pointer field), labels, selector,
+    // image, port, command.
+    let deps: Api<Deployment> = e.api();
+    k.ok(
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=0",
+            "--port=8080",
+        ],
+        None,
+    )
+    .await;
+    let d = deps.get("web").await.expect("deployment web");
+    let want_labels = std::collections::BTreeMap::from([("app".to_string(), "web".to_string())]);
+    assert_eq!(d.metadata.labels.as_ref(), Some(&want_labels));
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(0), "explicit replicas 0 kept");
+    assert_eq!(spec.selector.match_labels.as_ref(), Some(&want_labels));
+    assert_eq!(
+        spec.template.metadata.and_then(|m| m.labels).as_ref(),
+        Some(&want_labels)
+    );
+    let pod_spec = spec.template.spec.expect("pod spec");
+    assert_eq!(pod_spec.containers.len(), 1);
+    let c = &pod_spec.containers[0];
+    assert_eq!(c.name, "nginx");
+    assert_eq!(c.image.as_deref(), Some("nginx:1.27"));
+    let ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
+    assert_eq!(ports, vec![8080]);
+    // Defaults applied as for a JSON body ("" from Go's encoder is not a value).
+    assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(pod_spec.restart_policy.as_deref(), Some("Always"));
+
+    k.ok(
+        &[
+            "create",
+            "deployment",
+            "api",
+            "--image=busybox:1.36",
+            "--replicas=3",
+            "--",
+            "sleep",
+            "3600",
+        ],
+        None,
+    )
+    .await;
+    let d = deps.get("api").await.expect("deployment api");
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let c = &spec.template.spec.expect("pod spec").containers[0];
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["sleep".to_string(), "3600".to_string()][..])
+    );
+
+    // ConfigMap: data, including an empty value.
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=fast",
+            "--from-literal=empty=",
+        ],
+        None,
+    )
+    .await;
+    let cms: Api<ConfigMap> = e.api();
+    let cm = cms.get("settings").await.expect("configmap");
+    let data = cm.data.expect("data");
+    assert_eq!(data.get("mode").map(String::as_str), Some("fast"));
+    assert_eq!(data.get("empty").map(String::as_str), Some(""));
+    assert_eq!(data.len(), 2);
+
+    // Secret: bytes round-trip, type defaulted.
+    k.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "--from-literal=password=hunter2",
+            "--from-literal=user=admin",
+        ],
+        None,
+    )
+    .await;
+    let secrets: Api<Secret> = e.api();
+    let s = secrets.get("creds").await.expect("secret");
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    let data = s.data.expect("data");
+    assert_eq!(
+        data.get("password").map(|b| b.0.as_slice()),
+        Some(&b"hunter2"[..])
+    );
+    assert_eq!(
+        data.get("user").map(|b| b.0.as_slice()),
+        Some(&b"admin"[..])
+    );
+
+    // ServiceAccount.
+    k.ok(&["create", "serviceaccount", "robot"], None).await;
+    let sas: Api<ServiceAccount> = e.api();
+    let sa = sas.get("robot").await.expect("serviceaccount");
+    assert_eq!(sa.metadata.namespace.as_deref(), Some(e.ns.as_str()));
+
+    // kubectl run (sends JSON, but is the other first command people type).
+    k.ok(
+        &[
+            "run",
+            "shell",
+            "--image=busybox:1.36",
+            "--labels=app=shell,tier=debug",
+            "--env=MODE=a",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "60",
+        ],
+        None,
+    )
+    .await;
+    let pods: Api<Pod> = e.api();
+    let p = pods.get("shell").await.expect("pod");
+    let labels = p.metadata.labels.expect("labels");
+    assert_eq!(labels.get("tier").map(String::as_str), Some("debug"));
+    let spec = p.spec.expect("spec");
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let c = &spec.containers[0];
+    assert_eq!(c.image.as_deref(), Some("busybox:1.36"));
+    assert_eq!(
+        c.env
+            .as_ref()
+            .and_then(|e| e.first())
+            .map(|v| (v.name.as_str(), v.value.as_deref())),
+        Some(("MODE", Some("a")))
+    );
+
+    // Reading back through kubectl (JSON answers to a protobuf-first Accept).
+    let out = k
+        .ok(
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.trim(), "0");
+
+    let _ = nss
+        .delete(&extra_ns, &kube::api::DeleteParams::default())
+        .await;
     let _ = std::fs::remove_dir_all(&dir);
     e.finish().await;
 }
