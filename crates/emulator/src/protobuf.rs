@@ -7,7 +7,7 @@
 //! `typeMeta` names the kind and whose `raw` is the typed message. The typed
 //! message is decoded generically with `prost-reflect` against the
 //! descriptors of the stable built-in API groups (`k8s-api.binpb`, made by
-//! `scripts/k8s-proto-descriptors.sh` from Kubernetes' own generated.proto
+//! `crates/emulator/k8s-proto-descriptors.sh` from Kubernetes' own generated.proto
 //! files), then turned into Kubernetes JSON:
 //!
 //! - field names are the JSON names already (go-to-protobuf uses the json tags);
