@@ -2,6 +2,7 @@
 //! real cluster with `KUBE_INCIDENT_E2E=1`): real HTTP, the real kube-rs
 //! client, watchers and controller.
 
+mod defects;
 mod detection;
 mod harness;
 mod leader;
