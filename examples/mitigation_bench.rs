@@ -17,13 +17,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use emulator::{Emulator, EmulatorConfig, WriteRecord};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use kube_incident::api::{Incident, Runbook, StepState};
-use emulator::{Emulator, EmulatorConfig, WriteRecord};
 use kube_incident::metrics::Metrics;
 use kube_incident::operator::{self, OperatorHandle, RunArgs};
 use serde_json::json;

@@ -11,23 +11,33 @@
 //!   and severity values to SEV levels.
 //! - Grouping: the Incident name is `am-` + a hash of (groupKey, namespace);
 //!   firing alerts open or update it (severity only rises), a payload in
-//!   which every alert of the namespace is resolved resolves it, firing
-//!   again after that reopens it.
+//!   which every alert of the namespace is resolved resolves it. Firing
+//!   again after that does what a detector recurrence does: within the
+//!   reopen window (`--alertmanager-reopen-window`, default 1h) of the
+//!   resolution it reopens the Incident (`spec.resolution` removed and the
+//!   annotation `kubeincident.io/recurred-at` set, which the lifecycle turns
+//!   into `Reopened`); later it opens a new episode `am-<hash>-<n>`.
+//! - A namespace that does not exist (or another refusal no retry can fix)
+//!   is a 422 with the reason; server errors are a 503, which Alertmanager
+//!   retries (every step is idempotent).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::api::{Incident, IncidentSource, Severity, TargetKind};
+use crate::api::{Incident, IncidentSource, Severity, TargetKind, RECURRED_AT_ANNOTATION};
+use crate::controller::detector::EPISODE_LABEL;
 
 /// Label on Incidents opened from Alertmanager: the group hash.
 pub const ALERT_GROUP_LABEL: &str = "kubeincident.io/alert-group";
@@ -158,6 +168,7 @@ pub enum Action {
     /// Open (or update: severity only rises; reopen if resolved).
     Fire {
         namespace: String,
+        /// The name of the group's first episode.
         name: String,
         group_hash: String,
         title: String,
@@ -167,7 +178,9 @@ pub enum Action {
     /// Every alert of the group in this namespace resolved.
     Resolve {
         namespace: String,
+        /// The name of the group's first episode.
         name: String,
+        group_hash: String,
         summary: String,
     },
 }
@@ -180,6 +193,83 @@ pub fn incident_name(group_key: &str, namespace: &str) -> (String, String) {
     h.update(namespace.as_bytes());
     let hash = hex::encode(h.finalize())[..16].to_string();
     (format!("am-{hash}"), hash)
+}
+
+/// The name of episode `n` of a group: `am-<hash>` for the first (the name
+/// the intake always used), `am-<hash>-<n>` after that.
+pub fn episode_name(first: &str, n: u32) -> String {
+    if n <= 1 {
+        first.to_string()
+    } else {
+        format!("{first}-{n}")
+    }
+}
+
+/// The episode of an Incident of a group (1 when unlabelled: opened before
+/// episodes existed).
+pub fn episode_of(inc: &Incident) -> u32 {
+    inc.labels()
+        .get(EPISODE_LABEL)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// What firing alerts do to the Incidents of their group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FireDecision {
+    /// No Incident yet, or the latest was resolved longer than the reopen
+    /// window ago: open episode `episode`.
+    Open { name: String, episode: u32 },
+    /// The latest Incident is open: update it (severity only rises).
+    Update { name: String },
+    /// The latest Incident was resolved within the reopen window: reopen it.
+    Reopen { name: String },
+}
+
+/// Decide what firing alerts do, as the detector does for a recurrence:
+/// reopen the latest Incident of the group when it was resolved less than
+/// `window` ago (or its resolution is not processed yet), else open the
+/// next episode. Pure. `group`: the Incidents of the group in the namespace.
+pub fn decide_fire(
+    first_name: &str,
+    group: &[Incident],
+    window: Duration,
+    now: Timestamp,
+) -> FireDecision {
+    let Some(latest) = group.iter().max_by_key(|i| episode_of(i)) else {
+        return FireDecision::Open {
+            name: first_name.to_string(),
+            episode: 1,
+        };
+    };
+    let name = latest.name_any();
+    let resolved_at = latest
+        .status
+        .as_ref()
+        .and_then(|s| s.resolved_at.as_ref())
+        .map(|t| t.0);
+    match (resolved_at, latest.spec.resolution.is_some()) {
+        (None, false) => FireDecision::Update { name },
+        // Resolved in the spec, not yet by the controller: just resolved.
+        (None, true) => FireDecision::Reopen { name },
+        (Some(at), _) => {
+            let within = at.checked_add(window).is_ok_and(|end| now < end);
+            if within {
+                FireDecision::Reopen { name }
+            } else {
+                let episode = episode_of(latest) + 1;
+                FireDecision::Open {
+                    name: episode_name(first_name, episode),
+                    episode,
+                }
+            }
+        }
+    }
+}
+
+/// The latest Incident of a group, if any (what a resolution applies to).
+pub fn latest(group: &[Incident]) -> Option<&Incident> {
+    group.iter().max_by_key(|i| episode_of(i))
 }
 
 /// Parse and plan a payload. Pure. `watched`: namespaces the operator
@@ -243,6 +333,7 @@ pub fn plan(
             actions.push(Action::Resolve {
                 namespace: ns,
                 name,
+                group_hash,
                 summary: format!(
                     "all {} alert(s) of the Alertmanager group resolved",
                     alerts.len()
@@ -334,6 +425,42 @@ pub struct Intake {
     /// Only the leader writes; a follower answers 503 and Alertmanager
     /// retries (the Service may route the retry to the leader).
     pub leadership: crate::leader::Leadership,
+    /// Firing again within this long of the resolution reopens the
+    /// Incident; later, a new episode opens.
+    pub reopen_window: Duration,
+    pub clock: crate::controller::Clock,
+}
+
+/// The default of `--alertmanager-reopen-window` (the detector's default
+/// `reopenWindow`).
+pub const DEFAULT_REOPEN_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Why an action could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// A server error, a conflict, a timeout: Alertmanager should retry
+    /// (503; every step is idempotent).
+    #[error("{0}")]
+    Retry(String),
+    /// Refused in a way no retry fixes (the namespace does not exist, the
+    /// Incident would be invalid): 422, Alertmanager does not retry.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Classify an API error of `what`: 400, 404 and 422 are refusals no retry
+/// fixes; everything else (5xx, 429, 409, 403, transport) is retried.
+fn api_error(what: &str, namespace: &str, e: kube::Error) -> ApplyError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => ApplyError::Refused(format!(
+            "{what}: {} (does namespace {namespace:?} exist?)",
+            s.message
+        )),
+        kube::Error::Api(s) if s.code == 400 || s.code == 422 => {
+            ApplyError::Refused(format!("{what}: {}", s.message))
+        }
+        e => ApplyError::Retry(format!("{what}: {e}")),
+    }
 }
 
 fn reply(code: StatusCode, message: impl Into<String>) -> Response {
@@ -419,36 +546,56 @@ impl Intake {
             );
         }
         let mut done = Vec::new();
+        let mut refused = Vec::new();
         for a in &actions {
             match self.apply(a).await {
                 Ok(what) => done.push(what),
-                Err(e) => {
+                Err(ApplyError::Retry(e)) => {
                     warn!(error = %e, "alertmanager intake: cannot apply");
                     // Alertmanager retries on 5xx; every step is idempotent.
                     return reply(StatusCode::SERVICE_UNAVAILABLE, e);
                 }
+                Err(ApplyError::Refused(e)) => {
+                    info!(error = %e, "alertmanager intake: alert refused");
+                    refused.push(e);
+                }
             }
+        }
+        if !refused.is_empty() {
+            // A 4xx: Alertmanager must not retry what cannot succeed.
+            let mut message = format!("refused: {}", refused.join("; "));
+            if !done.is_empty() {
+                message.push_str(&format!("; done: {}", done.join("; ")));
+            }
+            return reply(StatusCode::UNPROCESSABLE_ENTITY, message);
         }
         reply(StatusCode::OK, done.join("; "))
     }
 
-    async fn apply(&self, action: &Action) -> Result<String, String> {
+    /// The Incidents of a group in a namespace.
+    async fn group(&self, namespace: &str, group_hash: &str) -> Result<Vec<Incident>, ApplyError> {
+        let api: Api<Incident> = Api::namespaced(self.client.clone(), namespace);
+        api.list(&ListParams::default().labels(&format!("{ALERT_GROUP_LABEL}={group_hash}")))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| api_error("cannot list the incidents of the alert group", namespace, e))
+    }
+
+    async fn apply(&self, action: &Action) -> Result<String, ApplyError> {
         match action {
             Action::Fire {
                 namespace,
-                name,
+                name: first_name,
                 group_hash,
                 title,
                 severity,
                 target,
             } => {
                 let api: Api<Incident> = Api::namespaced(self.client.clone(), namespace);
-                let existing = api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| format!("cannot read incident {namespace}/{name}: {e}"))?;
-                match existing {
-                    None => {
+                let group = self.group(namespace, group_hash).await?;
+                let now = (self.clock)();
+                match decide_fire(first_name, &group, self.reopen_window, now) {
+                    FireDecision::Open { name, episode } => {
                         let mut spec = json!({
                             "title": title,
                             "severity": severity.to_string(),
@@ -463,75 +610,142 @@ impl Intake {
                             "metadata": {
                                 "name": name,
                                 "namespace": namespace,
-                                "labels": {ALERT_GROUP_LABEL: group_hash},
+                                "labels": {
+                                    ALERT_GROUP_LABEL: group_hash,
+                                    EPISODE_LABEL: episode.to_string(),
+                                },
                             },
                             "spec": spec,
                         }))
-                        .map_err(|e| format!("cannot build the incident: {e}"))?;
+                        .map_err(|e| {
+                            ApplyError::Refused(format!("cannot build the incident: {e}"))
+                        })?;
                         match api.create(&PostParams::default(), &inc).await {
                             Ok(_) => {
-                                info!(incident = %name, namespace = %namespace, "incident opened from Alertmanager");
+                                info!(incident = %name, namespace = %namespace, episode, "incident opened from Alertmanager");
                                 Ok(format!("opened {namespace}/{name}"))
                             }
                             // Created concurrently by a retry: fine.
                             Err(kube::Error::Api(s)) if s.code == 409 => {
                                 Ok(format!("{namespace}/{name} exists"))
                             }
-                            Err(e) => {
-                                Err(format!("cannot create incident {namespace}/{name}: {e}"))
-                            }
+                            Err(e) => Err(api_error(
+                                &format!("cannot create incident {namespace}/{name}"),
+                                namespace,
+                                e,
+                            )),
                         }
                     }
-                    Some(inc) => {
+                    FireDecision::Update { name } => {
+                        let Some(inc) = group.iter().find(|i| i.name_any() == name) else {
+                            return Ok(format!("{namespace}/{name} unchanged"));
+                        };
+                        if !severity.is_more_severe_than(inc.spec.severity) {
+                            return Ok(format!("{namespace}/{name} unchanged"));
+                        }
+                        let ops = vec![
+                            json!({"op": "replace", "path": "/spec/severity", "value": severity.to_string()}),
+                        ];
+                        self.patch(&api, namespace, &name, ops).await?;
+                        Ok(format!("updated {namespace}/{name}"))
+                    }
+                    FireDecision::Reopen { name } => {
+                        let Some(inc) = group.iter().find(|i| i.name_any() == name) else {
+                            return Ok(format!("{namespace}/{name} unchanged"));
+                        };
                         let mut ops = Vec::new();
-                        if inc.spec.resolution.is_some() {
+                        if let Some(res) = &inc.spec.resolution {
+                            // Remove exactly the resolution we saw.
+                            ops.push(
+                                json!({"op": "test", "path": "/spec/resolution", "value": res}),
+                            );
                             ops.push(json!({"op": "remove", "path": "/spec/resolution"}));
+                        }
+                        // Sub-second precision: a resolution processed
+                        // earlier in the same second is still before it.
+                        let at = now.to_string();
+                        if inc
+                            .metadata
+                            .annotations
+                            .as_ref()
+                            .is_some_and(|a| !a.is_empty())
+                        {
+                            ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", RECURRED_AT_ANNOTATION.replace('/', "~1")), "value": at}));
+                        } else {
+                            ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {RECURRED_AT_ANNOTATION: at}}));
                         }
                         if severity.is_more_severe_than(inc.spec.severity) {
                             ops.push(json!({"op": "replace", "path": "/spec/severity", "value": severity.to_string()}));
                         }
-                        if ops.is_empty() {
-                            return Ok(format!("{namespace}/{name} unchanged"));
-                        }
-                        let patch: json_patch::Patch = serde_json::from_value(json!(ops))
-                            .map_err(|e| format!("cannot build the patch: {e}"))?;
-                        api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                            .await
-                            .map_err(|e| {
-                                format!("cannot update incident {namespace}/{name}: {e}")
-                            })?;
-                        Ok(format!("updated {namespace}/{name}"))
+                        self.patch(&api, namespace, &name, ops).await?;
+                        info!(incident = %name, namespace = %namespace, "incident reopened by Alertmanager");
+                        Ok(format!("reopened {namespace}/{name}"))
                     }
                 }
             }
             Action::Resolve {
                 namespace,
-                name,
+                name: first_name,
+                group_hash,
                 summary,
             } => {
                 let api: Api<Incident> = Api::namespaced(self.client.clone(), namespace);
-                match api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| format!("cannot read incident {namespace}/{name}: {e}"))?
-                {
-                    None => Ok(format!("{namespace}/{name} unknown; nothing to resolve")),
+                let group = self.group(namespace, group_hash).await?;
+                match latest(&group) {
+                    None => Ok(format!(
+                        "{namespace}/{first_name} unknown; nothing to resolve"
+                    )),
                     Some(inc) if inc.spec.resolution.is_some() => {
-                        Ok(format!("{namespace}/{name} already resolved"))
+                        Ok(format!("{namespace}/{} already resolved", inc.name_any()))
                     }
-                    Some(_) => {
+                    Some(inc) => {
+                        let name = inc.name_any();
                         let patch =
                             json!({"spec": {"resolution": {"by": RESOLVER, "summary": summary}}});
-                        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                             .await
                             .map_err(|e| {
-                                format!("cannot resolve incident {namespace}/{name}: {e}")
+                                api_error(
+                                    &format!("cannot resolve incident {namespace}/{name}"),
+                                    namespace,
+                                    e,
+                                )
                             })?;
                         info!(incident = %name, namespace = %namespace, "incident resolved by Alertmanager");
                         Ok(format!("resolved {namespace}/{name}"))
                     }
                 }
             }
+        }
+    }
+
+    /// A JSON patch of an Incident of the group. A failed `test` (someone
+    /// changed it in between: kube-apiserver answers 422 "the server
+    /// rejected our request due to an error in our request") is retried:
+    /// the next delivery decides again.
+    async fn patch(
+        &self,
+        api: &Api<Incident>,
+        namespace: &str,
+        name: &str,
+        ops: Vec<serde_json::Value>,
+    ) -> Result<(), ApplyError> {
+        let tested = ops.iter().any(|op| op["op"] == "test");
+        let patch: json_patch::Patch = serde_json::from_value(json!(ops))
+            .map_err(|e| ApplyError::Refused(format!("cannot build the patch: {e}")))?;
+        match api
+            .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 422 && tested => Err(ApplyError::Retry(format!(
+                "incident {namespace}/{name} changed while it was updated; retry"
+            ))),
+            Err(e) => Err(api_error(
+                &format!("cannot update incident {namespace}/{name}"),
+                namespace,
+                e,
+            )),
         }
     }
 }
@@ -709,6 +923,116 @@ mod tests {
             plan(&body, &m, &["shop".into()]).unwrap_err().status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
+    }
+
+    fn episode(
+        name: &str,
+        n: Option<u32>,
+        resolved_at: Option<&str>,
+        resolution: bool,
+    ) -> Incident {
+        let mut labels = json!({ALERT_GROUP_LABEL: "abc"});
+        if let Some(n) = n {
+            labels[EPISODE_LABEL] = json!(n.to_string());
+        }
+        let mut spec = json!({"title": "t", "severity": "SEV3", "source": "Alertmanager"});
+        if resolution {
+            spec["resolution"] = json!({"by": RESOLVER, "summary": "all resolved"});
+        }
+        let mut v = json!({
+            "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
+            "metadata": {"name": name, "namespace": "shop", "labels": labels},
+            "spec": spec,
+        });
+        if let Some(at) = resolved_at {
+            v["status"] = json!({"resolvedAt": at});
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn firing_again_reopens_within_the_window_and_opens_a_new_episode_after() {
+        let now: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            decide_fire("am-abc", &[], hour, now),
+            FireDecision::Open {
+                name: "am-abc".into(),
+                episode: 1
+            }
+        );
+        // Open (no resolution): update it.
+        let open = episode("am-abc", None, None, false);
+        assert_eq!(
+            decide_fire("am-abc", std::slice::from_ref(&open), hour, now),
+            FireDecision::Update {
+                name: "am-abc".into()
+            }
+        );
+        // Resolved by the intake, not yet processed by the controller: reopen.
+        let just = episode("am-abc", None, None, true);
+        assert_eq!(
+            decide_fire("am-abc", std::slice::from_ref(&just), hour, now),
+            FireDecision::Reopen {
+                name: "am-abc".into()
+            }
+        );
+        // Resolved 30 minutes ago: reopen (the page is not lost).
+        let recent = episode("am-abc", None, Some("2026-01-01T11:30:00Z"), true);
+        assert_eq!(
+            decide_fire("am-abc", std::slice::from_ref(&recent), hour, now),
+            FireDecision::Reopen {
+                name: "am-abc".into()
+            }
+        );
+        // Resolved (also automatically, without spec.resolution) 2h ago: a new episode.
+        let old = episode("am-abc", None, Some("2026-01-01T10:00:00Z"), false);
+        assert_eq!(
+            decide_fire("am-abc", std::slice::from_ref(&old), hour, now),
+            FireDecision::Open {
+                name: "am-abc-2".into(),
+                episode: 2
+            }
+        );
+        // The latest episode decides.
+        let second = episode("am-abc-2", Some(2), None, false);
+        assert_eq!(
+            decide_fire("am-abc", &[second.clone(), old.clone()], hour, now),
+            FireDecision::Update {
+                name: "am-abc-2".into()
+            }
+        );
+        assert_eq!(
+            latest(&[old, second]).map(|i| i.name_any()),
+            Some("am-abc-2".to_string())
+        );
+        assert_eq!(episode_name("am-abc", 1), "am-abc");
+        assert_eq!(episode_name("am-abc", 3), "am-abc-3");
+    }
+
+    #[test]
+    fn refusals_no_retry_can_fix_are_4xx_the_rest_is_retried() {
+        let status = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("namespaces \"gone\" not found", "NotFound")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        assert!(matches!(
+            api_error("cannot create incident gone/am-x", "gone", status(404)),
+            ApplyError::Refused(m) if m.contains("does namespace \"gone\" exist")
+        ));
+        assert!(matches!(
+            api_error("x", "shop", status(422)),
+            ApplyError::Refused(_)
+        ));
+        for code in [500, 503, 429, 409, 403] {
+            assert!(matches!(
+                api_error("x", "shop", status(code)),
+                ApplyError::Retry(_)
+            ));
+        }
     }
 
     #[test]

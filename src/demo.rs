@@ -20,9 +20,9 @@ use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
 
 use crate::api::{Incident, Phase, Runbook};
-use emulator::{Emulator, EmulatorConfig};
 use crate::metrics::Metrics;
 use crate::operator::{self, OperatorHandle, RunArgs};
+use emulator::{Emulator, EmulatorConfig};
 
 /// Flags of `kube-incident demo`.
 #[derive(clap::Args, Debug, Clone)]

@@ -136,6 +136,9 @@ pub struct ResponseArgs {
     /// Log lines kept per container (tail of the previous instance).
     #[arg(long, env = "KUBE_INCIDENT_EVIDENCE_LOG_LINES", default_value_t = 50)]
     pub evidence_log_lines: i64,
+    /// Longest wait for evidence reads (before a mitigation's first workload write, the mitigation waits at most twice this); what is not read by then is recorded as missing.
+    #[arg(long, env = "KUBE_INCIDENT_EVIDENCE_TIMEOUT", default_value = "5s", value_parser = parse_notify_duration)]
+    pub evidence_timeout: Duration,
     /// Turn on `POST /alertmanager` (on --metrics-addr): NAMESPACE/NAME of the Secret holding the bearer token Alertmanager must send.
     #[arg(long, env = "KUBE_INCIDENT_ALERTMANAGER_TOKEN_SECRET")]
     pub alertmanager_token_secret: Option<String>,
@@ -188,6 +191,9 @@ pub struct ResponseArgs {
         default_value = "SEV3"
     )]
     pub alertmanager_default_severity: crate::api::Severity,
+    /// Alerts firing again within this long of their Incident's resolution reopen it; later, a new Incident (episode) opens.
+    #[arg(long, env = "KUBE_INCIDENT_ALERTMANAGER_REOPEN_WINDOW", default_value = "1h", value_parser = parse_notify_duration)]
+    pub alertmanager_reopen_window: Duration,
 }
 
 fn parse_notify_duration(s: &str) -> Result<Duration, String> {
@@ -343,6 +349,7 @@ pub async fn run(
         evidence: args.response.evidence.then(|| crate::core::evidence::Caps {
             pods: args.response.evidence_pods,
             log_lines: args.response.evidence_log_lines.max(1),
+            max_wait: args.response.evidence_timeout,
             ..Default::default()
         }),
     });
@@ -464,6 +471,8 @@ pub async fn run(
                 mapping,
                 watched: args.namespaces.clone(),
                 leadership: leadership.clone(),
+                reopen_window: args.response.alertmanager_reopen_window,
+                clock: clock.clone(),
             }))
         }
         None => None,

@@ -56,7 +56,7 @@ pub const NAMESPACED: &[Permission] = &[
     Permission {
         group: "autoscaling",
         resource: "horizontalpodautoscalers",
-        verbs: &["list", "patch"],
+        verbs: &["get", "list", "patch"],
         why: "Scale mitigations on a Deployment an HPA manages: raise (and on revert restore) its minReplicas",
     },
     Permission {

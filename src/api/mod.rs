@@ -23,6 +23,10 @@ pub const FINGERPRINT_LABEL: &str = "kubeincident.io/fingerprint";
 pub const IGNORE_LABEL: &str = "kubeincident.io/ignore";
 /// Annotation on workloads naming the Incident and step of the last change.
 pub const LAST_ACTION_ANNOTATION: &str = "kubeincident.io/last-action";
+/// When the trouble of a resolved Incident recurred (RFC 3339), written by
+/// the Alertmanager intake together with the removal of `spec.resolution`:
+/// the lifecycle reopens the Incident when it is later than `resolvedAt`.
+pub const RECURRED_AT_ANNOTATION: &str = "kubeincident.io/recurred-at";
 
 /// The CRD YAML of both kinds, as printed by `kube-incident crds` and stored in `crds/`.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {

@@ -153,6 +153,42 @@ enum Input {
 
 type Key = (String, String);
 
+/// How long a created Incident the cache does not show yet holds back
+/// another create of the same name. Only an optimisation (the API server's
+/// `AlreadyExists` makes creation exactly-once): it must not outlive the
+/// Incident, or a deleted Incident would never be opened again.
+const IN_FLIGHT: Duration = Duration::from_secs(10);
+
+/// Incidents this process created that the Incident cache has not shown
+/// yet, by fingerprint: (name, when created). An entry goes as soon as the
+/// cache shows that name (from then on the cache decides), or after
+/// [`IN_FLIGHT`]. So when the Incident is deleted (or its namespace is
+/// deleted and re-created), the next detection creates it again.
+#[derive(Debug, Default)]
+struct InFlight(HashMap<String, (String, Timestamp)>);
+
+impl InFlight {
+    /// Forget the entry of `fp` once the cache shows it (or it is old).
+    fn settle<'a>(&mut self, fp: &str, cached: impl IntoIterator<Item = &'a str>, now: Timestamp) {
+        let Some((name, at)) = self.0.get(fp) else {
+            return;
+        };
+        let expired = at.checked_add(IN_FLIGHT).is_ok_and(|end| now >= end);
+        if expired || cached.into_iter().any(|n| n == name) {
+            self.0.remove(fp);
+        }
+    }
+
+    /// Whether `name` was created moments ago and is not in the cache yet.
+    fn pending(&self, fp: &str, name: &str) -> bool {
+        self.0.get(fp).is_some_and(|(n, _)| n == name)
+    }
+
+    fn record(&mut self, fp: &str, name: &str, now: Timestamp) {
+        self.0.insert(fp.to_string(), (name.to_string(), now));
+    }
+}
+
 fn key_of<K: Resource>(o: &K) -> Key {
     (
         o.meta().namespace.clone().unwrap_or_default(),
@@ -181,11 +217,38 @@ struct State {
     relisting: HashMap<(u8, usize), HashSet<Key>>,
     pending_inits: usize,
     /// Incidents this process created, until the cache shows them.
-    created: HashMap<String, String>,
+    created: InFlight,
+    /// The namespace each watch stream covers (`None`: all), by stream
+    /// index; [`OPERATOR_STREAM`] is the operator namespace's Runbooks.
+    scopes: Vec<Option<String>>,
+    operator_namespace: Option<String>,
     last_triggered: HashMap<Key, Timestamp>,
 }
 
+/// Stream index of the watch on the operator namespace's Runbooks.
+const OPERATOR_STREAM: usize = usize::MAX;
+
 impl State {
+    /// Whether stream `i` lists objects of namespace `ns`: a relist of one
+    /// namespace says nothing about the objects of another.
+    fn covers(&self, i: usize, ns: &str) -> bool {
+        if i == OPERATOR_STREAM {
+            return self.operator_namespace.as_deref() == Some(ns);
+        }
+        match self.scopes.get(i) {
+            Some(Some(scope)) => scope == ns,
+            Some(None) | None => true,
+        }
+    }
+
+    /// Keys of `map` that stream `i` covers but did not list.
+    fn vanished<V>(&self, i: usize, map: &HashMap<Key, V>, seen: &HashSet<Key>) -> Vec<Key> {
+        map.keys()
+            .filter(|k| self.covers(i, &k.0) && !seen.contains(*k))
+            .cloned()
+            .collect()
+    }
+
     fn rs_deployment(&self, ns: &str, rs: &str) -> Option<String> {
         self.rs_owner
             .get(&(ns.to_string(), rs.to_string()))
@@ -428,15 +491,17 @@ pub async fn run(
         );
         inits += 1;
     }
+    let mut ctx_operator_namespace = None;
     if let Some(ns) = &cfg.operator_namespace {
         // Runbooks of the operator's namespace apply cluster-wide (namespaceSelector).
         if !scopes.contains(&Some(ns.clone())) && scopes != [None] {
             streams.push(
                 watcher::watcher(Api::<Runbook>::namespaced(client.clone(), ns), wc())
-                    .map(move |e| Input::Runbook(usize::MAX, e))
+                    .map(move |e| Input::Runbook(OPERATOR_STREAM, e))
                     .boxed(),
             );
             inits += 1;
+            ctx_operator_namespace = Some(ns.clone());
         }
     }
     let ticks = stream::unfold((), |()| async {
@@ -449,6 +514,8 @@ pub async fn run(
 
     let mut st = State {
         pending_inits: inits,
+        scopes: scopes.clone(),
+        operator_namespace: ctx_operator_namespace,
         ..Default::default()
     };
     let mut on_synced = Some(on_synced);
@@ -539,12 +606,7 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 Event::Delete(p) => st.remove_pod(&key_of(&p)),
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        let gone: Vec<Key> = st
-                            .pods
-                            .keys()
-                            .filter(|k| !seen.contains(*k))
-                            .cloned()
-                            .collect();
+                        let gone = st.vanished(i, &st.pods, &seen);
                         gone.iter().for_each(|k| st.remove_pod(k));
                     }
                 }
@@ -575,12 +637,7 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        let gone: Vec<Key> = st
-                            .deployments
-                            .keys()
-                            .filter(|k| !seen.contains(*k))
-                            .cloned()
-                            .collect();
+                        let gone = st.vanished(i, &st.deployments, &seen);
                         for k in gone {
                             st.deployments.remove(&k);
                             st.dirty.insert(WorkloadKey::deployment(k.0, k.1));
@@ -615,7 +672,9 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        st.rs_owner.retain(|k, _| seen.contains(k));
+                        for k in st.vanished(i, &st.rs_owner, &seen) {
+                            st.rs_owner.remove(&k);
+                        }
                     }
                 }
                 Event::Init => {}
@@ -681,8 +740,11 @@ fn apply(st: &mut State, input: Input, now: Timestamp) {
                 }
                 Event::InitDone => {
                     if let Some(seen) = done {
-                        st.runbooks.retain(|k, _| seen.contains(k));
-                        st.valid_runbooks.retain(|k| seen.contains(k));
+                        for k in st.vanished(i, &st.runbooks, &seen) {
+                            st.runbooks.remove(&k);
+                            st.valid_runbooks.remove(&k);
+                            st.runbooks_dirty = true;
+                        }
                     }
                 }
                 Event::Init => {}
@@ -781,6 +843,11 @@ impl Ctx {
             .filter(|i| i.labels().get(FINGERPRINT_LABEL).map(String::as_str) == Some(fp.as_str()))
             .collect();
         incidents.sort_by_key(|i| episode(i));
+        st.created.settle(
+            &fp,
+            incidents.iter().filter_map(|i| i.metadata.name.as_deref()),
+            now,
+        );
         let open = incidents
             .iter()
             .find(|i| i.status.as_ref().is_none_or(|s| s.resolved_at.is_none()))
@@ -838,14 +905,12 @@ impl Ctx {
             }
             Act::Create(n) => {
                 let name = w.incident_name(n);
-                if st.created.get(&fp) != Some(&name) {
+                if !st.created.pending(&fp, &name) {
                     match self
                         .create(&w, n, &name, &summary_assessment, &policy)
                         .await
                     {
-                        Ok(()) => {
-                            st.created.insert(fp.clone(), name.clone());
-                        }
+                        Ok(()) => st.created.record(&fp, &name, now),
                         Err(e) => {
                             warn!(error = %e, "cannot open incident");
                             self.metrics.reconcile_error("Create");
@@ -883,11 +948,7 @@ impl Ctx {
         } else {
             TargetKind::Deployment
         };
-        let title = format!("{}: {}", w.name, a.summary());
-        let mut title: String = title.chars().take(200).collect();
-        if title.len() < a.summary().len() {
-            title.push('…');
-        }
+        let title = a.title(&w.name);
         let mut inc = Incident::new(
             name,
             IncidentSpec {
@@ -1000,16 +1061,29 @@ impl Ctx {
             };
             let now = truncate_to_seconds((self.cfg.clock)());
             if errors.is_empty() {
-                let msg = if rb.spec.paused {
-                    "valid; paused: opens no incidents"
+                let ignored = selector::ignored_namespace_selector(
+                    rb,
+                    self.cfg.operator_namespace.as_deref(),
+                );
+                let mut msg = if rb.spec.paused {
+                    "valid; paused: opens no incidents".to_string()
                 } else {
-                    "valid"
+                    "valid".to_string()
                 };
+                let reason = match (&ignored, rb.spec.paused) {
+                    (_, true) => "Paused",
+                    (Some(_), false) => "NamespaceSelectorIgnored",
+                    (None, false) => "Valid",
+                };
+                if let Some(why) = &ignored {
+                    msg.push_str("; ");
+                    msg.push_str(why);
+                }
                 set_condition(
                     &mut status.conditions,
                     "Ready",
                     "True",
-                    if rb.spec.paused { "Paused" } else { "Valid" },
+                    reason,
                     msg,
                     rb.metadata.generation,
                     now,
@@ -1068,5 +1142,75 @@ impl FieldsManager for PatchParams {
     fn fields_manager(mut self) -> Self {
         self.field_manager = Some(FIELD_MANAGER.to_string());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_790_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn a_created_incident_is_forgotten_once_the_cache_shows_it() {
+        let mut f = InFlight::default();
+        f.record("fp", "web-1234abcd-1", at(0));
+        // Not in the cache yet: no second create.
+        f.settle("fp", [], at(1));
+        assert!(f.pending("fp", "web-1234abcd-1"));
+        // The cache shows it: from now on the cache decides.
+        f.settle("fp", ["web-1234abcd-1"], at(2));
+        assert!(!f.pending("fp", "web-1234abcd-1"));
+        // Deleted (the cache no longer has it): the same name is created again.
+        f.settle("fp", [], at(3));
+        assert!(!f.pending("fp", "web-1234abcd-1"));
+    }
+
+    #[test]
+    fn an_incident_deleted_before_the_cache_saw_it_is_not_blocked_forever() {
+        let mut f = InFlight::default();
+        f.record("fp", "web-1234abcd-1", at(0));
+        f.record("other", "api-99999999-1", at(0));
+        f.settle("fp", [], at(9));
+        assert!(f.pending("fp", "web-1234abcd-1"));
+        f.settle("fp", [], at(10));
+        assert!(!f.pending("fp", "web-1234abcd-1"));
+        // Entries are per workload.
+        assert!(f.pending("other", "api-99999999-1"));
+        assert!(!f.pending("other", "api-99999999-2"));
+    }
+}
+
+#[cfg(test)]
+mod relist_tests {
+    use super::*;
+
+    #[test]
+    fn a_relist_of_one_namespace_keeps_the_objects_of_the_others() {
+        let mut st = State {
+            scopes: vec![Some("shop".into()), Some("bank".into())],
+            operator_namespace: Some("ops".into()),
+            ..Default::default()
+        };
+        let k = |ns: &str, n: &str| (ns.to_string(), n.to_string());
+        let map: HashMap<Key, ()> = [k("shop", "a"), k("bank", "b"), k("ops", "c")]
+            .into_iter()
+            .map(|k| (k, ()))
+            .collect();
+        // The operator namespace's Runbook watch lists nothing: only its
+        // own namespace's objects are gone.
+        assert_eq!(
+            st.vanished(OPERATOR_STREAM, &map, &HashSet::new()),
+            vec![k("ops", "c")]
+        );
+        let seen: HashSet<Key> = [k("shop", "x")].into_iter().collect();
+        assert_eq!(st.vanished(0, &map, &seen), vec![k("shop", "a")]);
+        // One stream for all namespaces: everything it did not list is gone.
+        st.scopes = vec![None];
+        let mut all = st.vanished(0, &map, &seen);
+        all.sort();
+        assert_eq!(all, vec![k("bank", "b"), k("ops", "c"), k("shop", "a")]);
     }
 }

@@ -44,6 +44,8 @@ pub enum ArtifactError {
         #[source]
         source: kube::Error,
     },
+    #[error("evidence for incident {name} was not written within {after}; the mitigation goes ahead without it")]
+    TimedOut { name: String, after: String },
 }
 
 /// The evidence ConfigMap's name.
@@ -56,7 +58,22 @@ pub fn postmortem_name(incident: &str) -> String {
     format!("{incident}-postmortem")
 }
 
-/// Why evidence should be (re)collected now, if at all.
+/// Whether a mitigation step of this episode has changed the workload (a
+/// step that recorded a real intent: started, not a dry run).
+fn workload_changed(inc: &Incident) -> bool {
+    inc.status.as_ref().is_some_and(|s| {
+        s.mitigations.iter().any(|m| {
+            m.started_at.is_some()
+                && !m.intent.is_empty()
+                && !m.intent.contains_key(crate::core::mitigation::key::DRY_RUN)
+        })
+    })
+}
+
+/// Why evidence should be (re)collected now, if at all. A severity rise
+/// after a mitigation changed the workload keeps the evidence taken before
+/// the change (collecting again would replace the failing pods' logs with
+/// those of the repaired ones).
 pub fn evidence_reason(inc: &Incident, transitions: &[Transition]) -> Option<String> {
     inc.spec.target.as_ref()?;
     for t in transitions {
@@ -65,7 +82,14 @@ pub fn evidence_reason(inc: &Incident, transitions: &[Transition]) -> Option<Str
             Transition::Reopened { occurrences } => {
                 return Some(format!("incident reopened (occurrence {occurrences})"))
             }
-            Transition::SeverityChanged { from, to, .. } if to.is_more_severe_than(*from) => {
+            Transition::SeverityChanged { from, to, .. }
+                if to.is_more_severe_than(*from)
+                    && !(workload_changed(inc)
+                        && inc
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.evidence_ref.is_some())) =>
+            {
                 return Some(format!("severity rose {from} -> {to}"))
             }
             _ => {}
@@ -90,7 +114,9 @@ pub fn postmortem_due(inc: &Incident, transitions: &[Transition]) -> bool {
 
 /// Collect and store evidence and/or the post-mortem as the transitions
 /// call for. Failures become a Warning Event on the Incident and a log line;
-/// they never fail the reconcile.
+/// they never fail the reconcile. `evidence_taken`: the executor already
+/// captured evidence in this reconcile, before it changed the workload;
+/// collecting again now would describe the repaired state.
 pub async fn after_transitions(
     client: &Client,
     recorder: &Recorder,
@@ -98,8 +124,11 @@ pub async fn after_transitions(
     transitions: &[Transition],
     caps: Option<&Caps>,
     now: Timestamp,
+    evidence_taken: bool,
 ) {
-    let reason = caps.and_then(|_| evidence_reason(inc, transitions));
+    let reason = caps
+        .filter(|_| !evidence_taken)
+        .and_then(|_| evidence_reason(inc, transitions));
     let pm = postmortem_due(inc, transitions);
     if reason.is_none() && !pm {
         return;
@@ -258,6 +287,36 @@ pub async fn write_postmortem(client: &Client, inc: &Incident) -> Result<String,
     ))
 }
 
+/// Evidence before a mitigation's first workload write, so that it shows
+/// the failing state (the crashing pods' logs, their Events, the rollout
+/// history with the bad revision), not the repaired one. Bounded: reads
+/// take at most `caps.max_wait` (what is not read by then is recorded as
+/// missing), writing it at most as long again; then the mitigation goes
+/// ahead whatever happened. The outcome is an Event on the Incident
+/// (`EvidenceWritten` or `EvidenceFailed`). Returns whether it was written.
+pub async fn before_first_write(
+    client: &Client,
+    recorder: &Recorder,
+    inc: &Incident,
+    step: &str,
+    caps: &Caps,
+    now: Timestamp,
+) -> bool {
+    let reason = format!("before mitigation {step:?}, the first change to the workload");
+    let limit = caps.max_wait.saturating_mul(2);
+    let result =
+        match tokio::time::timeout(limit, write_evidence(client, inc, &reason, caps, now)).await {
+            Ok(r) => r,
+            Err(_) => Err(ArtifactError::TimedOut {
+                name: inc.name_any(),
+                after: crate::api::format_duration(limit),
+            }),
+        };
+    let written = result.is_ok();
+    report(recorder, inc, "Evidence", result).await;
+    written
+}
+
 /// Gather and store evidence into `<incident>-evidence`.
 pub async fn write_evidence(
     client: &Client,
@@ -281,10 +340,15 @@ pub async fn write_evidence(
     }
     info!(incident = %inc.name_any(), configmap = %cm_name, reason, "evidence written");
     Ok(format!(
-        "evidence ({reason}) written to ConfigMap {cm_name}: {} log excerpts, {} events, {} revisions",
+        "evidence ({reason}) written to ConfigMap {cm_name}: {} log excerpts, {} events, {} revisions{}",
         gathered.logs.iter().filter(|l| l.text.is_ok()).count(),
         gathered.events.len(),
-        gathered.history.len()
+        gathered.history.len(),
+        if gathered.missing.is_empty() {
+            String::new()
+        } else {
+            format!(", {} missing (see missing.txt)", gathered.missing.len())
+        }
     ))
 }
 
@@ -323,7 +387,50 @@ fn failing_score(p: &Pod) -> i32 {
     score
 }
 
+/// The time budget of one collection ([`Caps::max_wait`]): a read that
+/// has not finished by the deadline is abandoned and recorded as missing,
+/// so collection never holds up what comes after it (a mitigation).
+struct Budget {
+    deadline: tokio::time::Instant,
+    wait: std::time::Duration,
+}
+
+impl Budget {
+    fn new(caps: &Caps) -> Budget {
+        Budget {
+            deadline: tokio::time::Instant::now() + caps.max_wait,
+            wait: caps.max_wait,
+        }
+    }
+
+    /// Run one read within the budget. `None`: it failed or ran out of
+    /// time, and `what` is recorded as missing with the reason.
+    async fn read<T, E: std::fmt::Display>(
+        &self,
+        missing: &mut Vec<String>,
+        what: impl FnOnce() -> String,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Option<T> {
+        match tokio::time::timeout_at(self.deadline, fut).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                missing.push(format!("{}: {e}", what()));
+                None
+            }
+            Err(_) => {
+                missing.push(format!(
+                    "{}: not captured within {}",
+                    what(),
+                    crate::api::format_duration(self.wait)
+                ));
+                None
+            }
+        }
+    }
+}
+
 async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> Gathered {
+    let budget = Budget::new(caps);
     let ns = inc.namespace().unwrap_or_default();
     let mut g = Gathered {
         reason: reason.to_string(),
@@ -340,29 +447,46 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
     match target.kind {
         TargetKind::Deployment => {
             objects.push(("Deployment".into(), target.name.clone()));
-            let deploy = Api::<Deployment>::namespaced(client.clone(), &ns)
-                .get_opt(&target.name)
+            let deploy = budget
+                .read(
+                    &mut g.missing,
+                    || format!("deployment {} (pods, logs, rollout history)", target.name),
+                    Api::<Deployment>::namespaced(client.clone(), &ns).get_opt(&target.name),
+                )
                 .await;
             match deploy {
-                Ok(Some(d)) => {
+                Some(Some(d)) => {
                     if let Some(sel) = selector_of(&d) {
-                        match pods_api.list(&ListParams::default().labels(&sel)).await {
-                            Ok(list) => pods = list.items,
-                            Err(e) => g.problems.push(format!("cannot list pods: {e}")),
+                        if let Some(list) = budget
+                            .read(
+                                &mut g.missing,
+                                || format!("pods of deployment {} (and their logs)", target.name),
+                                pods_api.list(&ListParams::default().labels(&sel)),
+                            )
+                            .await
+                        {
+                            pods = list.items;
                         }
-                        g.history = history(client, &ns, &d, &sel, &mut g.problems).await;
+                        g.history = history(client, &ns, &d, &sel, &budget, &mut g.missing).await;
                     }
                 }
-                Ok(None) => g
+                Some(None) => g
                     .problems
                     .push(format!("deployment {} not found", target.name)),
-                Err(e) => g.problems.push(format!("cannot read deployment: {e}")),
+                None => {}
             }
         }
-        TargetKind::Pod => match pods_api.get_opt(&target.name).await {
-            Ok(Some(p)) => pods.push(p),
-            Ok(None) => g.problems.push(format!("pod {} not found", target.name)),
-            Err(e) => g.problems.push(format!("cannot read pod: {e}")),
+        TargetKind::Pod => match budget
+            .read(
+                &mut g.missing,
+                || format!("pod {} (and its logs)", target.name),
+                pods_api.get_opt(&target.name),
+            )
+            .await
+        {
+            Some(Some(p)) => pods.push(p),
+            Some(None) => g.problems.push(format!("pod {} not found", target.name)),
+            None => {}
         },
     }
     let mut failing: Vec<(i32, Pod)> = pods
@@ -389,13 +513,26 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
                 limit_bytes: Some((caps.log_bytes as i64) * 2),
                 ..Default::default()
             };
-            let text = pods_api
-                .logs(&pod_name, &params)
-                .await
-                .map_err(|e| match e {
-                    kube::Error::Api(s) => s.message,
-                    other => other.to_string(),
-                });
+            let text =
+                match tokio::time::timeout_at(budget.deadline, pods_api.logs(&pod_name, &params))
+                    .await
+                {
+                    Ok(r) => r.map_err(|e| match e {
+                        kube::Error::Api(s) => s.message,
+                        other => other.to_string(),
+                    }),
+                    Err(_) => Err(format!(
+                        "not captured within {}",
+                        crate::api::format_duration(budget.wait)
+                    )),
+                };
+            if let Err(e) = &text {
+                g.missing.push(format!(
+                    "logs of pod {pod_name} container {}{}: {e}",
+                    c.name,
+                    if previous { " (previous instance)" } else { "" }
+                ));
+            }
             g.logs.push(ContainerLogs {
                 pod: pod_name.clone(),
                 container: c.name.clone(),
@@ -411,8 +548,15 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
                 "involvedObject.kind={kind},involvedObject.name={name}"
             ))
             .limit(caps.events as u32 * 2);
-        match events_api.list(&lp).await {
-            Ok(list) => g.events.extend(list.items.into_iter().map(|e| {
+        let listed = budget
+            .read(
+                &mut g.missing,
+                || format!("events of {kind}/{name}"),
+                events_api.list(&lp),
+            )
+            .await;
+        if let Some(list) = listed {
+            g.events.extend(list.items.into_iter().map(|e| {
                 EventLine {
                     time: e
                         .last_timestamp
@@ -427,10 +571,7 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
                     message: e.message.unwrap_or_default(),
                     count: e.count.unwrap_or(1),
                 }
-            })),
-            Err(e) => g
-                .problems
-                .push(format!("cannot list events of {kind}/{name}: {e}")),
+            }));
         }
     }
     g
@@ -441,19 +582,23 @@ async fn history(
     ns: &str,
     d: &Deployment,
     selector: &str,
-    problems: &mut Vec<String>,
+    budget: &Budget,
+    missing: &mut Vec<String>,
 ) -> Vec<Revision> {
     let uid = d.metadata.uid.clone().unwrap_or_default();
-    let list = match Api::<ReplicaSet>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(selector))
+    let rs_api = Api::<ReplicaSet>::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(selector);
+    let Some(list) = budget
+        .read(
+            missing,
+            || "rollout history (replicasets)".to_string(),
+            rs_api.list(&lp),
+        )
         .await
-    {
-        Ok(l) => l.items,
-        Err(e) => {
-            problems.push(format!("cannot list replicasets: {e}"));
-            return Vec::new();
-        }
+    else {
+        return Vec::new();
     };
+    let list = list.items;
     list.into_iter()
         .filter(|rs| {
             rs.metadata
@@ -538,6 +683,27 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(evidence_reason(&i, &fall), None);
+        assert_eq!(
+            evidence_reason(&i, &rise).as_deref(),
+            Some("severity rose SEV3 -> SEV1")
+        );
+        // After a mitigation changed the workload, the evidence taken before
+        // it stays (a dry run changed nothing).
+        let mut step: crate::api::MitigationStatus = serde_json::from_value(serde_json::json!({
+            "name": "rollback", "state": "Succeeded", "startedAt": "2026-01-01T00:00:00Z",
+            "intent": {"action": "RolloutUndo", "dryRun": "true"}
+        }))
+        .unwrap();
+        i.status.as_mut().unwrap().mitigations = vec![step.clone()];
+        assert!(
+            evidence_reason(&i, &rise).is_some(),
+            "a dry run changed nothing"
+        );
+        step.intent.remove("dryRun");
+        i.status.as_mut().unwrap().mitigations = vec![step];
+        assert_eq!(evidence_reason(&i, &rise), None);
+        let reopened = [Transition::Reopened { occurrences: 2 }];
+        assert!(evidence_reason(&i, &reopened).is_some(), "a new episode");
         // Open without evidence (the operator stopped before writing it).
         i.status.as_mut().unwrap().evidence_ref = None;
         assert_eq!(

@@ -7,10 +7,13 @@
 //! concrete intent are stored in the Incident status (server-side apply with
 //! the Incident's resourceVersion as a precondition, so a reconcile from a
 //! stale cache cannot start a step twice). Every workload write is a JSON
-//! patch with the workload's resourceVersion as a precondition. A `Running`
-//! step is only written again when the workload does not hold the intent
-//! yet and is unchanged since the intent was recorded (same generation);
-//! otherwise it is verified, or recorded as changed by someone else.
+//! patch with a precondition: the Deployment's generation, or for an HPA
+//! (which kube-apiserver gives no generation) its resourceVersion. A
+//! `Running` step is only written again when the workload does not hold the
+//! intent yet and is unchanged since the intent was recorded (same
+//! generation; same HPA spec); otherwise it is verified, or recorded as
+//! changed by someone else. A refused write (422, any other 4xx but 409 and
+//! 429) fails the step with the server's reason; it is never retried.
 //! Decisions are in [`crate::core::mitigation`].
 
 use std::collections::BTreeMap;
@@ -69,6 +72,9 @@ pub struct Outcome {
     /// The cached Incident was stale (the intent write met a newer version):
     /// write nothing now and reconcile again from fresh data.
     pub stale: bool,
+    /// Evidence was captured in this reconcile, before the workload write
+    /// (the reconcile must not collect it again after the write).
+    pub evidence_taken: bool,
 }
 
 /// How soon to look at a rollout in progress again.
@@ -98,15 +104,34 @@ fn read_err(what: String) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Read { what, source }
 }
 
+/// Which HorizontalPodAutoscalers a read needs.
+#[derive(Debug, Clone, Copy)]
+enum Hpas<'a> {
+    None,
+    /// Every HPA of the namespace (planning a Scale: which one manages the
+    /// Deployment?).
+    All,
+    /// The one a recorded intent names.
+    Named(&'a str),
+}
+
+impl<'a> Hpas<'a> {
+    fn of_intent(intent: &'a BTreeMap<String, String>) -> Hpas<'a> {
+        intent
+            .get(key::HPA)
+            .map_or(Hpas::None, |n| Hpas::Named(n.as_str()))
+    }
+}
+
 /// Read the target Deployment (fresh from the API server, never a cache),
-/// its ReplicaSets and, for Scale, the namespace's HPAs. `None`: no such
-/// Deployment in the Incident's namespace.
+/// its ReplicaSets and the HPAs asked for. `None`: no such Deployment in
+/// the Incident's namespace.
 async fn read(
     ctx: &Context,
     ns: &str,
     name: &str,
     replica_sets: bool,
-    hpas: bool,
+    hpas: Hpas<'_>,
 ) -> Result<Option<Read>, Error> {
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
     let Some(deployment) = deployments
@@ -143,14 +168,22 @@ async fn read(
     } else {
         Vec::new()
     };
-    let hpas = if hpas {
-        Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns)
-            .list(&ListParams::default())
+    let hpa_api = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns);
+    let hpas = match hpas {
+        Hpas::None => Vec::new(),
+        Hpas::All => {
+            hpa_api
+                .list(&ListParams::default())
+                .await
+                .map_err(read_err(format!("horizontalpodautoscalers in {ns}")))?
+                .items
+        }
+        Hpas::Named(n) => hpa_api
+            .get_opt(n)
             .await
-            .map_err(read_err(format!("horizontalpodautoscalers in {ns}")))?
-            .items
-    } else {
-        Vec::new()
+            .map_err(read_err(format!("horizontalpodautoscaler {ns}/{n}")))?
+            .into_iter()
+            .collect(),
     };
     Ok(Some(Read {
         deployment,
@@ -166,7 +199,7 @@ enum Written {
     Conflict,
     /// 5xx, 429 or a transport error: retry the same.
     Transient(String),
-    /// 422: the generation precondition failed, or the change is invalid.
+    /// 422: a generation precondition failed, or the change is invalid.
     Unprocessable(String),
     /// The server refused it (4xx): the step fails with this reason.
     Rejected(String),
@@ -376,7 +409,11 @@ impl<'a> Run<'a> {
                 self.ns,
                 target,
                 needs_rs,
-                step.action == MitigationAction::Scale,
+                if step.action == MitigationAction::Scale {
+                    Hpas::All
+                } else {
+                    Hpas::None
+                },
             ),
             self.runbook(),
             cache_is_current(self.ctx, self.inc, self.ns),
@@ -522,7 +559,34 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Evidence before the incident's first workload write: the failing
+    /// state, not the repaired one. Taken unless the Incident already has
+    /// evidence (collected at open, before anything was changed); bounded
+    /// by the evidence timeout, after which the write goes ahead.
+    async fn evidence_before_write(&mut self, step: &MitigationStep) {
+        let Some(caps) = self.ctx.evidence.as_ref() else {
+            return;
+        };
+        if self.out.evidence_taken || self.decision.status.evidence_ref.is_some() {
+            return;
+        }
+        let t = std::time::Instant::now();
+        let written = super::evidence::before_first_write(
+            &self.ctx.client,
+            &self.ctx.recorder,
+            self.inc,
+            &step.name,
+            caps,
+            (self.ctx.clock)(),
+        )
+        .await;
+        debug!(step = %step.name, written, ms = t.elapsed().as_secs_f64() * 1e3, "evidence before the first workload write");
+        // Taken (or given up on within the bound): either way not again now.
+        self.out.evidence_taken = true;
+    }
+
     async fn apply(&mut self, index: usize, step: &MitigationStep, write: &Write) {
+        self.evidence_before_write(step).await;
         match send(self.ctx, self.ns, write).await {
             Written::Ok => {
                 self.ctx.metrics.mitigation(step.action.as_str(), "applied");
@@ -538,44 +602,45 @@ impl<'a> Run<'a> {
                 self.requeue(RETRY_INTERVAL);
             }
             Written::Unprocessable(message) => {
-                // Did the precondition fail (the spec moved on: the next
-                // reconcile sees it) or is the change itself invalid?
-                if self
-                    .generation_moved(&write.target, mitigation::expected_generation(write))
-                    .await
-                {
+                // Did the generation precondition fail (the spec moved on:
+                // the next reconcile sees it and reports the change) or is
+                // the change itself invalid? Writes without a generation
+                // test (HPAs: fenced by resourceVersion, a 409) can only be
+                // invalid: the step fails, it is never retried.
+                if self.generation_moved(write).await {
                     self.requeue(RETRY_INTERVAL);
                 } else {
+                    warn!(step = %step.name, error = %message, "mitigation write refused");
                     self.record(index, StepOutcome::Failed { message });
                     self.ctx.metrics.mitigation(step.action.as_str(), "failed");
                 }
             }
             Written::Rejected(message) => {
+                warn!(step = %step.name, error = %message, "mitigation write refused");
                 self.record(index, StepOutcome::Failed { message });
                 self.ctx.metrics.mitigation(step.action.as_str(), "failed");
             }
         }
     }
 
-    /// Whether the written object's generation differs from `expected` now
-    /// (unknown: assume it moved, the next reconcile decides).
-    async fn generation_moved(&self, target: &WriteTarget, expected: Option<i64>) -> bool {
-        let now = match target {
-            WriteTarget::Deployment(n) => {
-                Api::<Deployment>::namespaced(self.ctx.client.clone(), self.ns)
-                    .get_metadata_opt(n)
-                    .await
-                    .map(|m| m.and_then(|m| m.metadata.generation))
-            }
-            WriteTarget::Hpa(n) => {
-                Api::<HorizontalPodAutoscaler>::namespaced(self.ctx.client.clone(), self.ns)
-                    .get_metadata_opt(n)
-                    .await
-                    .map(|m| m.and_then(|m| m.metadata.generation))
-            }
+    /// After a 422: whether the write tested a generation and the object's
+    /// generation differs from it now (the precondition failed; the next
+    /// reconcile sees the change). A write without a generation test, or an
+    /// object that is gone, did not fail on a precondition. A failed read
+    /// counts as moved: the next reconcile reads again and decides.
+    async fn generation_moved(&self, write: &Write) -> bool {
+        let Some(expected) = mitigation::expected_generation(write) else {
+            return false;
         };
-        match now {
-            Ok(g) => g != expected,
+        let WriteTarget::Deployment(n) = &write.target else {
+            return false;
+        };
+        match Api::<Deployment>::namespaced(self.ctx.client.clone(), self.ns)
+            .get_metadata_opt(n)
+            .await
+        {
+            Ok(Some(m)) => m.metadata.generation != Some(expected),
+            Ok(None) => false,
             Err(_) => true,
         }
     }
@@ -592,7 +657,7 @@ impl<'a> Run<'a> {
             self.ns,
             target,
             step.action == MitigationAction::RolloutUndo,
-            intent.contains_key(key::HPA),
+            Hpas::of_intent(&intent),
         )
         .await?
         else {
@@ -741,7 +806,7 @@ impl<'a> Run<'a> {
             self.ns,
             target,
             step.action == MitigationAction::RolloutUndo,
-            intent.contains_key(key::HPA),
+            Hpas::of_intent(&intent),
         )
         .await?
         else {
@@ -785,7 +850,7 @@ impl<'a> Run<'a> {
                 self.ns,
                 target,
                 step.action == MitigationAction::RolloutUndo,
-                intent.contains_key(key::HPA),
+                Hpas::of_intent(&intent),
             )
             .await?
             else {
@@ -817,14 +882,7 @@ impl<'a> Run<'a> {
                         );
                     }
                     Written::Conflict | Written::Transient(_) => self.requeue(RETRY_INTERVAL),
-                    Written::Unprocessable(_)
-                        if self
-                            .generation_moved(
-                                &write.target,
-                                mitigation::expected_generation(&write),
-                            )
-                            .await =>
-                    {
+                    Written::Unprocessable(_) if self.generation_moved(&write).await => {
                         self.requeue(RETRY_INTERVAL)
                     }
                     Written::Unprocessable(message) | Written::Rejected(message) => self.record(

@@ -183,7 +183,12 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
     let started = std::time::Instant::now();
-    let observation = observe(&ctx, &ns, &inc).await?;
+    let mut observation = observe(&ctx, &ns, &inc).await?;
+    // A recurrence recorded on the Incident itself (Alertmanager firing
+    // again after the resolution) reopens it like a detector recurrence.
+    if let Some(t) = lifecycle::recurred_at(inc.annotations()) {
+        observation.recurrence = Some(observation.recurrence.map_or(t, |r| r.max(t)));
+    }
     let policy = policy(&ctx, &ns, &inc).await;
     let now = (ctx.clock)();
     let mut decision = lifecycle::reconcile(
@@ -220,7 +225,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     }
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
-    publish(&ctx, &inc, &decision.transitions).await;
+    publish(&ctx, &inc, &decision.transitions, exec.evidence_taken).await;
     observe_detection_time(&ctx, &decision);
 
     let resolved = decision.status.resolved_at.is_some();
@@ -284,7 +289,7 @@ fn observe_detection_time(ctx: &Context, decision: &lifecycle::Decision) {
     }
 }
 
-async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
+async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition], evidence_taken: bool) {
     let reference = inc.object_ref(&());
     for t in transitions {
         match t {
@@ -322,7 +327,8 @@ async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
             .notify(&ctx.client, &ctx.recorder, inc, transitions, (ctx.clock)())
             .await;
     }
-    // Evidence (at open, when severity rises) and the post-mortem draft.
+    // Evidence (at open, when severity rises; unless the executor took it
+    // before changing the workload in this reconcile) and the post-mortem.
     super::evidence::after_transitions(
         &ctx.client,
         &ctx.recorder,
@@ -330,6 +336,7 @@ async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
         transitions,
         ctx.evidence.as_ref(),
         (ctx.clock)(),
+        evidence_taken,
     )
     .await;
 }

@@ -312,7 +312,13 @@ impl RestartLedger {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Symptom {
     pub trigger: TriggerType,
-    /// Human-readable, e.g. `3/4 pods in CrashLoopBackOff (app: back-off 40s ...)`.
+    /// The symptom and its extent, nothing pod-specific (titles, the
+    /// Incident's target health): `CrashLoopBackOff (3 of 4 pods)`.
+    pub headline: String,
+    /// The details (the timeline's `Symptom` entries, after the trigger):
+    /// which pods, and what the kubelet or scheduler says, without pod
+    /// UIDs: `pods checkout-7f9c-a, checkout-7f9c-b; container app: back-off
+    /// 40s restarting failed container=app`.
     pub message: String,
     /// When the trouble became visible on the cluster.
     pub since: Timestamp,
@@ -339,13 +345,63 @@ impl Assessment {
         self.pending.iter().map(|(_, t)| *t).min()
     }
 
-    /// A one-line summary for titles and timeline entries.
+    /// A one-line summary: the headlines of the symptoms, e.g.
+    /// `CrashLoopBackOff (3 of 3 pods); Unavailable (3 of 3 replicas)`.
     pub fn summary(&self) -> String {
         self.symptoms
             .iter()
-            .map(|s| s.message.clone())
+            .map(|s| s.headline.clone())
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    /// The title of an Incident about `workload`: the workload and the
+    /// symptoms, e.g. `web: CrashLoopBackOff (3 of 3 pods)`; nothing
+    /// pod-specific, at most [`TITLE_MAX`] characters.
+    pub fn title(&self, workload: &str) -> String {
+        let full = format!("{workload}: {}", self.summary());
+        if full.chars().count() <= TITLE_MAX {
+            return full;
+        }
+        let mut t: String = full.chars().take(TITLE_MAX - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The longest title the detector writes.
+pub const TITLE_MAX: usize = 200;
+
+/// A kubelet message without what names one pod: the kubelet's
+/// `pod=<name>_<namespace>(<uid>)` token goes.
+pub fn without_pod_identity(message: &str) -> String {
+    message
+        .split(' ')
+        .filter(|t| !t.starts_with("pod="))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
+}
+
+/// `pod a`, `pods a, b and c`, `pods a, b, c and 4 more`.
+fn pod_list(names: &BTreeSet<String>) -> String {
+    const SHOWN: usize = 3;
+    let shown: Vec<&str> = names.iter().take(SHOWN).map(String::as_str).collect();
+    match names.len() {
+        0 => "no pods".into(),
+        1 => format!("pod {}", shown[0]),
+        n if n <= SHOWN => format!("pods {} and {}", shown[..n - 1].join(", "), shown[n - 1]),
+        n => format!("pods {} and {} more", shown.join(", "), n - SHOWN),
+    }
+}
+
+/// `(1 pod)`, `(3 of 4 pods)`.
+fn pod_extent(n: usize, of: usize) -> String {
+    if of <= 1 && n <= 1 {
+        "(1 pod)".into()
+    } else {
+        format!("({n} of {} pods)", of.max(n))
     }
 }
 
@@ -373,9 +429,14 @@ fn pod_symptoms(
         .unwrap_or(now);
     for c in &pod.containers {
         let waiting = c.waiting.as_ref().map(|(r, _)| r.as_str());
-        let detail = |what: &str| match c.waiting.as_ref().and_then(|(_, m)| m.as_deref()) {
-            Some(m) if !m.is_empty() => format!("{what} ({}: {m})", c.name),
-            _ => format!("{what} ({})", c.name),
+        let detail = |what: &str| match c
+            .waiting
+            .as_ref()
+            .and_then(|(_, m)| m.as_deref())
+            .map(without_pod_identity)
+        {
+            Some(m) if !m.is_empty() => format!("container {}: {m}", c.name),
+            _ => format!("container {}: {what}", c.name),
         };
         if let (Some("CrashLoopBackOff"), Some(t)) =
             (waiting, policy.trigger(TriggerType::CrashLoopBackOff))
@@ -427,7 +488,10 @@ fn pod_symptoms(
                     out.push((
                         TriggerType::OOMKilled,
                         at,
-                        format!("OOMKilled ({}: exit code {})", c.name, term.exit_code),
+                        format!(
+                            "container {}: OOMKilled, exit code {}",
+                            c.name, term.exit_code
+                        ),
                     ));
                 }
             }
@@ -440,9 +504,9 @@ fn pod_symptoms(
                 TriggerType::Unschedulable,
                 s.since.or(pod.created).unwrap_or(now),
                 if msg.is_empty() {
-                    "Unschedulable".into()
+                    "the scheduler finds no node".into()
                 } else {
-                    format!("Unschedulable ({msg})")
+                    format!("the scheduler says: {msg}")
                 },
             ));
         }
@@ -452,7 +516,11 @@ fn pod_symptoms(
         // become one) is not reported as merely NotReady.
         let explained = !out.is_empty() || pod.containers.iter().any(|c| c.waiting.is_some());
         if !explained && pod.ready.as_ref().is_some_and(|r| !r.status) {
-            out.push((TriggerType::NotReady, unready_since, "NotReady".into()));
+            out.push((
+                TriggerType::NotReady,
+                unready_since,
+                "Running but not Ready".into(),
+            ));
         }
     }
     out
@@ -494,19 +562,17 @@ pub fn assess(
     }
     let live_pods = pods.iter().filter(|p| !p.deleting).count();
 
-    let mut candidates: Vec<(TriggerType, Timestamp, String)> = by_trigger
+    // (trigger, since, headline, details)
+    let mut candidates: Vec<(TriggerType, Timestamp, String, String)> = by_trigger
         .into_iter()
         .map(|(t, (names, since, detail))| {
-            let n = names.len();
-            let what = if n == 1 {
-                format!(
-                    "pod {} in {detail}",
-                    names.iter().next().map_or("", |s| s.as_str())
-                )
-            } else {
-                format!("{n}/{live_pods} pods in {detail}")
-            };
-            (t, since, what)
+            let headline = format!("{} {}", t.as_str(), pod_extent(names.len(), live_pods));
+            (
+                t,
+                since,
+                headline,
+                format!("{}; {detail}", pod_list(&names)),
+            )
         })
         .collect();
 
@@ -514,13 +580,14 @@ pub fn assess(
     if let Some(t) = policy.trigger(TriggerType::RestartStorm) {
         let (n, first) = ledger.restarts_within(workload, t.window, now);
         if n >= t.restarts {
+            let window = crate::api::format_duration(t.window);
             candidates.push((
                 TriggerType::RestartStorm,
                 first.unwrap_or(now),
+                format!("RestartStorm ({n} restarts in {window})"),
                 format!(
-                    "{n} restarts within {} across {}'s pods",
-                    crate::api::format_duration(t.window),
-                    workload.name
+                    "{n} container restarts within {window} across {}'s current pods (threshold {})",
+                    workload.name, t.restarts
                 ),
             ));
         }
@@ -551,13 +618,17 @@ pub fn assess(
                     .or_else(|| {
                         // Available stays True within maxUnavailable: use the
                         // pods' own times.
-                        candidates.iter().map(|(_, s, _)| *s).min()
+                        candidates.iter().map(|(_, s, _, _)| *s).min()
                     })
                     .unwrap_or(now);
                 candidates.push((
                     TriggerType::Unavailable,
                     since,
-                    format!("{unavailable}/{desired} replicas of {} unavailable", d.name),
+                    format!("Unavailable ({unavailable} of {desired} replicas)"),
+                    format!(
+                        "{unavailable}/{desired} replicas of {} unavailable ({} ready, {} up to date)",
+                        d.name, d.ready, d.updated
+                    ),
                 ));
             }
         }
@@ -569,6 +640,7 @@ pub fn assess(
                 candidates.push((
                     TriggerType::ProgressDeadlineExceeded,
                     c.since.unwrap_or(now),
+                    "ProgressDeadlineExceeded".to_string(),
                     format!(
                         "rollout of {} exceeded its progress deadline{}",
                         d.name,
@@ -595,10 +667,11 @@ pub fn assess(
         impact,
         ..Default::default()
     };
-    for (trigger, since, message) in candidates {
+    for (trigger, since, headline, message) in candidates {
         let for_ = policy.trigger(trigger).map_or(Duration::ZERO, |t| t.for_);
         let symptom = Symptom {
             trigger,
+            headline,
             message,
             since,
         };

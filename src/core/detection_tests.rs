@@ -128,12 +128,10 @@ fn crashloop_needs_min_restarts() {
     assert_eq!(a.pending.len(), 1);
     assert_eq!(a.pending[0].0.trigger, TriggerType::Unavailable);
     assert_eq!(a.pending[0].1, t(60));
-    assert!(
-        a.symptoms[0]
-            .message
-            .starts_with("2/2 pods in CrashLoopBackOff"),
-        "{}",
-        a.symptoms[0].message
+    assert_eq!(a.symptoms[0].headline, "CrashLoopBackOff (2 of 2 pods)");
+    assert_eq!(
+        a.symptoms[0].message,
+        "pods a and b; container app: back-off 40s restarting failed container"
     );
     // First visible when the first pod went unready.
     assert_eq!(a.first_observed_at, Some(t(-60)));
@@ -234,9 +232,10 @@ fn unavailable_ratio_for_duration() {
     d.available_cond = cond(false, Some("MinimumReplicasUnavailable"), -130);
     let a = run(Some(&d), &[], 0);
     assert_eq!(triggers(&a), vec![TriggerType::Unavailable]);
+    assert_eq!(a.symptoms[0].headline, "Unavailable (3 of 4 replicas)");
     assert_eq!(
         a.symptoms[0].message,
-        "3/4 replicas of checkout unavailable"
+        "3/4 replicas of checkout unavailable (1 ready, 4 up to date)"
     );
     assert_eq!(a.impact_severity, Some(Severity::SEV2));
     d.available_cond = cond(false, Some("MinimumReplicasUnavailable"), -60);
@@ -437,4 +436,78 @@ fn conversions_from_api_objects() {
     let a = run(None, &[v], 0);
     assert_eq!(triggers(&a), vec![TriggerType::CrashLoopBackOff]);
     assert_eq!(a.first_observed_at, Some(t(-60)));
+}
+
+#[test]
+fn titles_name_the_workload_and_the_symptom_never_a_pod() {
+    // What the kubelet really writes: the pod's name, namespace and UID.
+    let kubelet = |pod: &str| {
+        format!(
+            "back-off 40s restarting failed container=app pod={pod}_shop(0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0)"
+        )
+    };
+    let crashing = |name: &str| {
+        let mut c = container(Some("CrashLoopBackOff"), 3);
+        c.waiting = Some(("CrashLoopBackOff".into(), Some(kubelet(name))));
+        pod(name, c, false, -60)
+    };
+    let pods = [
+        crashing("checkout-7f9c-aaaaa"),
+        crashing("checkout-7f9c-bbbbb"),
+        crashing("checkout-7f9c-ccccc"),
+    ];
+    let a = run(Some(&deploy(3, 0)), &pods, 0);
+    assert_eq!(a.symptoms[0].trigger, TriggerType::CrashLoopBackOff);
+    let title = a.title("checkout");
+    assert!(
+        title.starts_with("checkout: CrashLoopBackOff (3 of 3 pods)"),
+        "{title}"
+    );
+    for s in &a.symptoms {
+        assert!(!s.message.contains("0b1c2d3e"), "{}", s.message);
+        // The headline (title, Opened) and the details (Symptom entries) differ.
+        assert_ne!(s.headline, s.message);
+        assert!(!s.message.contains(&s.headline), "{s:?}");
+    }
+    assert!(
+        !title.contains("0b1c2d3e") && !title.contains("aaaaa"),
+        "{title}"
+    );
+    assert_eq!(
+        a.symptoms[0].message,
+        "pods checkout-7f9c-aaaaa, checkout-7f9c-bbbbb and checkout-7f9c-ccccc; container app: back-off 40s restarting failed container=app"
+    );
+    // Same title whatever pods and back-off are current.
+    let pods = [
+        crashing("checkout-7f9c-xxxxx"),
+        crashing("checkout-7f9c-yyyyy"),
+        crashing("checkout-7f9c-zzzzz"),
+    ];
+    assert_eq!(run(Some(&deploy(3, 0)), &pods, 0).title("checkout"), title);
+    // A bare pod, and the cap.
+    let bare = [crashing("batch-1")];
+    let a = run(None, &bare, 0);
+    assert_eq!(a.title("batch-1"), "batch-1: CrashLoopBackOff (1 pod)");
+    let long = "x".repeat(300);
+    let t = a.title(&long);
+    assert_eq!(t.chars().count(), TITLE_MAX);
+    assert!(t.ends_with('…'));
+    assert_eq!(
+        without_pod_identity("back-off 5m0s restarting failed container=app pod=web-1_ns(uid)"),
+        "back-off 5m0s restarting failed container=app"
+    );
+    assert_eq!(
+        pod_list(
+            &[
+                "a".to_string(),
+                "b".into(),
+                "c".into(),
+                "d".into(),
+                "e".into()
+            ]
+            .into_iter()
+            .collect()
+        ),
+        "pods a, b, c and 2 more"
+    );
 }

@@ -10,7 +10,10 @@
 //! - events: the newest [`Caps::events`] Events (default 40);
 //! - rollout history: the newest [`Caps::revisions`] revisions (default 10);
 //! - the whole ConfigMap: [`Caps::total_bytes`] (default 256 KiB, far below
-//!   the 1 MiB object limit); logs are cut first, newest kept.
+//!   the 1 MiB object limit); logs are cut first, newest kept;
+//! - time: before a mitigation's first workload write, collection waits at
+//!   most [`Caps::max_wait`] (flag `--evidence-timeout`, default 5s); what
+//!   it could not read by then is listed as missing (`missing.txt`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +31,8 @@ pub struct Caps {
     pub events: usize,
     pub revisions: usize,
     pub total_bytes: usize,
+    /// How long gathering may take; the rest is recorded as missing.
+    pub max_wait: Duration,
 }
 
 impl Default for Caps {
@@ -39,6 +44,7 @@ impl Default for Caps {
             events: 40,
             revisions: 10,
             total_bytes: 256 * 1024,
+            max_wait: Duration::from_secs(5),
         }
     }
 }
@@ -47,6 +53,9 @@ impl Default for Caps {
 pub const SUMMARY_KEY: &str = "summary.txt";
 pub const EVENTS_KEY: &str = "events.txt";
 pub const HISTORY_KEY: &str = "rollout-history.txt";
+/// What should be in the evidence and is not, one line each (only present
+/// when something is missing).
+pub const MISSING_KEY: &str = "missing.txt";
 
 /// The logs of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +101,9 @@ pub struct Gathered {
     pub history: Vec<Revision>,
     /// Problems while gathering (shown in the summary).
     pub problems: Vec<String>,
+    /// Pieces of evidence that could not be captured (a read failed, or did
+    /// not finish within [`Caps::max_wait`]), each with the reason.
+    pub missing: Vec<String>,
 }
 
 /// The last `max_bytes` of `text`, cut at a line boundary, with a marker
@@ -252,7 +264,21 @@ pub fn build(g: &Gathered, caps: &Caps, now: Timestamp) -> BTreeMap<String, Stri
     for p in &g.problems {
         summary.push_str(&format!("problem: {p}\n"));
     }
-    summary.push_str("keys: summary.txt, events.txt, rollout-history.txt, logs.<pod>.<container>[.previous].txt\n");
+    for m in &g.missing {
+        summary.push_str(&format!("missing: {m}\n"));
+    }
+    summary.push_str(
+        "keys: summary.txt, events.txt, rollout-history.txt, logs.<pod>.<container>[.previous].txt",
+    );
+    if !g.missing.is_empty() {
+        summary.push_str(", missing.txt");
+        let mut text: String = g.missing.iter().map(|m| format!("{m}\n")).collect();
+        if text.len() > caps.log_bytes {
+            text = tail_bytes(&text, caps.log_bytes);
+        }
+        data.insert(MISSING_KEY.to_string(), text);
+    }
+    summary.push('\n');
     data.insert(SUMMARY_KEY.to_string(), summary);
     data.insert(EVENTS_KEY.to_string(), format_events(&g.events, caps, now));
     data.insert(
@@ -381,5 +407,40 @@ mod tests {
         let key = log_key("checkout-1", "app", true);
         assert_eq!(key, "logs.checkout-1.app.previous.txt");
         assert!(data[&key].ends_with("log line 4999\n"));
+        assert!(!data.contains_key(MISSING_KEY), "nothing missing");
+    }
+
+    #[test]
+    fn what_could_not_be_captured_is_listed_as_missing() {
+        let g = Gathered {
+            reason: "before mitigation \"rollback\"".into(),
+            target: "Deployment shop/checkout".into(),
+            events: vec![EventLine {
+                time: None,
+                type_: "Warning".into(),
+                reason: "BackOff".into(),
+                object: "Pod/checkout-1".into(),
+                message: "Back-off restarting failed container".into(),
+                count: 4,
+            }],
+            missing: vec![
+                "logs of pod checkout-1 container app: not captured within 5s".into(),
+                "events of Deployment/checkout: not captured within 5s".into(),
+            ],
+            ..Default::default()
+        };
+        let data = build(&g, &Caps::default(), now());
+        assert_eq!(
+            data[MISSING_KEY],
+            "logs of pod checkout-1 container app: not captured within 5s\nevents of Deployment/checkout: not captured within 5s\n"
+        );
+        let s = &data[SUMMARY_KEY];
+        assert!(
+            s.contains("missing: logs of pod checkout-1 container app: not captured within 5s"),
+            "{s}"
+        );
+        assert!(s.contains("missing.txt"), "{s}");
+        // What was captured is kept.
+        assert!(data[EVENTS_KEY].contains("BackOff"));
     }
 }

@@ -490,13 +490,7 @@ pub fn reconcile(
     b.status.severity = Some(effective);
     if previous != effective {
         let by_impact = impact_severity == Some(effective) && effective != spec.severity;
-        b.timeline(
-            TimelineType::SeverityChanged,
-            format!(
-                "severity {previous} -> {effective}{}",
-                if by_impact { " (impact grew)" } else { "" }
-            ),
-        );
+        severity_timeline(&mut b, previous, effective, by_impact);
         b.transitions.push(Transition::SeverityChanged {
             from: previous,
             to: effective,
@@ -572,6 +566,44 @@ pub fn reconcile(
     }
 }
 
+/// The timeline entry of a severity change. Changes within one second
+/// (SEV3 -> SEV2 -> SEV1 as the impact climbs) are one entry with the
+/// final severity: the newest entry is replaced when it is a severity
+/// change of this same second (and dropped when the severity came back to
+/// where that entry started).
+fn severity_timeline(b: &mut Builder, previous: Severity, effective: Severity, by_impact: bool) {
+    let same_second = b
+        .status
+        .timeline
+        .last()
+        .filter(|e| e.type_ == TimelineType::SeverityChanged && e.time.0 == b.now)
+        .and_then(|e| severity_change_from(&e.message));
+    let from = match same_second {
+        Some(from) => {
+            b.status.timeline.pop();
+            from
+        }
+        None => previous,
+    };
+    if from == effective {
+        return;
+    }
+    b.timeline(
+        TimelineType::SeverityChanged,
+        format!(
+            "severity {from} -> {effective}{}",
+            if by_impact { " (impact grew)" } else { "" }
+        ),
+    );
+}
+
+/// The `from` of a `severity FROM -> TO` timeline message.
+fn severity_change_from(message: &str) -> Option<Severity> {
+    let rest = message.strip_prefix("severity ")?;
+    let (from, _) = rest.split_once(" -> ")?;
+    from.parse().ok()
+}
+
 fn open(b: &mut Builder, incident: &IncidentView<'_>) {
     if b.status.opened_at.is_some() {
         return;
@@ -625,6 +657,15 @@ fn open(b: &mut Builder, incident: &IncidentView<'_>) {
 /// Minimum spacing of `lastSeenAt` updates (bounds status writes while a
 /// symptom persists).
 pub const LAST_SEEN_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// The recurrence an Incident's `kubeincident.io/recurred-at` annotation
+/// records (written by the Alertmanager intake when a resolved group fires
+/// again), if it parses.
+pub fn recurred_at(annotations: &std::collections::BTreeMap<String, String>) -> Option<Timestamp> {
+    annotations
+        .get(crate::api::RECURRED_AT_ANNOTATION)
+        .and_then(|v| v.trim().parse().ok())
+}
 
 fn reopen(b: &mut Builder, spec: &IncidentSpec, observation: &Observation) {
     let (Some(resolved_at), Some(again)) = (

@@ -669,6 +669,71 @@ fn severity_changes() {
 }
 
 #[test]
+fn severity_changes_within_one_second_are_one_timeline_entry() {
+    let sp = spec(Severity::SEV3);
+    let s = run(&sp, None, &obs(TargetHealth::Unknown), t(0)).status;
+    let impact = |sev: Severity| Observation {
+        impact_severity: Some(sev),
+        ..Default::default()
+    };
+    // SEV3 -> SEV2 -> SEV1 within the same second (two reconciles).
+    let d1 = run(&sp, Some(&s), &impact(Severity::SEV2), t(30));
+    let d2 = reconcile(
+        IncidentView {
+            spec: &sp,
+            generation: Some(1),
+            created_at: Some(t(0)),
+            status: Some(&d1.status),
+        },
+        &impact(Severity::SEV1),
+        &Policy::default(),
+        t(30) + jiff::SignedDuration::from_millis(400),
+    );
+    let changes: Vec<&str> = d2
+        .status
+        .timeline
+        .iter()
+        .filter(|e| e.type_ == TimelineType::SeverityChanged)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(changes, vec!["severity SEV3 -> SEV1 (impact grew)"]);
+    assert_eq!(d2.status.severity, Some(Severity::SEV1));
+    // The transition (Event, notification) is this reconcile's change.
+    assert_eq!(
+        d2.transitions,
+        vec![Transition::SeverityChanged {
+            from: Severity::SEV2,
+            to: Severity::SEV1,
+            by_impact: true
+        }]
+    );
+    // A change in a later second is an entry of its own.
+    let mut manual = spec(Severity::SEV3);
+    let s = run(&manual, None, &obs(TargetHealth::Unknown), t(0)).status;
+    manual.severity = Severity::SEV2;
+    let a = run(&manual, Some(&s), &obs(TargetHealth::Unknown), t(40)).status;
+    manual.severity = Severity::SEV1;
+    let b = run(&manual, Some(&a), &obs(TargetHealth::Unknown), t(41)).status;
+    let changes: Vec<&str> = b
+        .timeline
+        .iter()
+        .filter(|e| e.type_ == TimelineType::SeverityChanged)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        changes,
+        vec!["severity SEV3 -> SEV2", "severity SEV2 -> SEV1"]
+    );
+    // Back where it started within the second: no entry at all.
+    manual.severity = Severity::SEV3;
+    let d = run(&manual, Some(&a), &obs(TargetHealth::Unknown), t(40)).status;
+    assert!(d
+        .timeline
+        .iter()
+        .all(|e| e.type_ != TimelineType::SeverityChanged));
+}
+
+#[test]
 fn impact_raises_severity_and_never_silently_lowers_it() {
     let sp = spec(Severity::SEV3);
     let s = run(&sp, None, &obs(TargetHealth::Unknown), t(0)).status;
@@ -873,6 +938,63 @@ fn symptoms_are_recorded_once_per_episode() {
             message: "3/4 replicas unavailable".into()
         }]
     );
+}
+
+#[test]
+fn an_alertmanager_incident_firing_again_is_reopened_like_a_detector_one() {
+    let mut sp = spec(Severity::SEV2);
+    sp.source = IncidentSource::Alertmanager;
+    sp.target = None;
+    let s = run(&sp, None, &obs(TargetHealth::Unknown), t(0)).status;
+    // All alerts resolved: the intake sets spec.resolution.
+    let mut resolved_spec = sp.clone();
+    resolved_spec.resolution = Some(Resolution {
+        by: "alertmanager".into(),
+        summary: "all 1 alert(s) of the Alertmanager group resolved".into(),
+    });
+    let resolved = run(&resolved_spec, Some(&s), &obs(TargetHealth::Unknown), t(60)).status;
+    assert_eq!(resolved.phase, Some(Phase::Resolved));
+    // Firing again: the intake removes spec.resolution and annotates the
+    // recurrence (sub-second precision, later in the same second as the
+    // resolution was processed).
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        crate::api::RECURRED_AT_ANNOTATION.to_string(),
+        (t(60) + jiff::SignedDuration::from_millis(250)).to_string(),
+    );
+    let again = recurred_at(&annotations).expect("the annotation parses");
+    let fired = Observation {
+        recurrence: Some(again),
+        ..Default::default()
+    };
+    let d = run(&sp, Some(&resolved), &fired, t(61));
+    assert_eq!(d.status.phase, Some(Phase::Investigating));
+    assert_eq!(d.status.occurrences, Some(2));
+    assert!(d
+        .transitions
+        .contains(&Transition::Reopened { occurrences: 2 }));
+    assert_eq!(cond(&d.status, condition::RESOLVED), ("False", "Reopened"));
+    // Resolved again later: the old annotation does not reopen it.
+    let r2 = run(&resolved_spec, Some(&d.status), &fired, t(120)).status;
+    assert_eq!(r2.phase, Some(Phase::Resolved));
+    assert_eq!(
+        run(&sp, Some(&r2), &fired, t(180)).status.phase,
+        Some(Phase::Resolved),
+        "a recurrence older than the latest resolution is history"
+    );
+    // Without the annotation, removing spec.resolution alone reopens nothing.
+    assert_eq!(
+        run(&sp, Some(&resolved), &obs(TargetHealth::Unknown), t(61))
+            .status
+            .phase,
+        Some(Phase::Resolved)
+    );
+    let mut bad = BTreeMap::new();
+    bad.insert(
+        crate::api::RECURRED_AT_ANNOTATION.to_string(),
+        "yesterday".into(),
+    );
+    assert_eq!(recurred_at(&bad), None);
 }
 
 #[test]

@@ -10,10 +10,15 @@
 //! computes, and sends it with a resourceVersion precondition; after a crash
 //! it asks [`is_applied`] before acting again, so an action is applied once.
 //!
-//! Every patch is a JSON patch (RFC 6902) whose first operation tests
-//! `metadata.generation` against the generation the plan was computed
-//! from: kube-apiserver rejects it (422) if the spec changed in between,
-//! instead of applying a stale plan.
+//! Every patch is a JSON patch (RFC 6902) whose first operation is a
+//! precondition. Deployment writes test `metadata.generation` against the
+//! generation the plan was computed from: kube-apiserver rejects it (422)
+//! if the spec changed in between, instead of applying a stale plan.
+//! kube-apiserver sets no `metadata.generation` on HorizontalPodAutoscalers,
+//! so HPA writes are fenced by the `resourceVersion` they were planned from
+//! instead (the first op replaces it with the read value; a newer object
+//! is a 409 Conflict), and "unchanged since the intent" compares a digest
+//! of the HPA's spec ([`hpa_spec_digest`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,7 +64,11 @@ pub mod key {
     pub const REPLICAS: &str = "replicas";
     pub const HPA: &str = "hpa";
     pub const HPA_MIN_REPLICAS: &str = "hpaMinReplicas";
+    /// Written by earlier versions (kube-apiserver sets no generation on
+    /// HPAs); read only to finish a step such a version started.
     pub const HPA_GENERATION: &str = "hpaGeneration";
+    /// Digest of the HPA's spec when the intent was recorded.
+    pub const HPA_SPEC: &str = "hpaSpec";
     pub const ENV: &str = "env";
     pub const RESTARTED_AT: &str = "restartedAt";
     pub const DRY_RUN: &str = "dryRun";
@@ -446,6 +455,30 @@ fn precondition(generation: Option<i64>) -> Value {
     json!({"op": "test", "path": "/metadata/generation", "value": generation.unwrap_or(0)})
 }
 
+/// The precondition op of objects without a generation (HPAs): the patched
+/// object carries the resourceVersion the plan was computed from, which
+/// kube-apiserver enforces as an optimistic-concurrency precondition (409
+/// Conflict when the object changed since). A `test` op on the
+/// resourceVersion would fail with the same 422 as an invalid change.
+fn rv_precondition(resource_version: &str) -> Value {
+    json!({"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version})
+}
+
+/// A digest of an HPA's spec: what "unchanged since the intent was
+/// recorded" compares for HPAs (their status changes all the time, their
+/// resourceVersion with it, and they carry no generation).
+pub fn hpa_spec_digest(h: &HorizontalPodAutoscaler) -> String {
+    use sha2::{Digest, Sha256};
+    let spec = h
+        .spec
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .map(|v| normalize(&v))
+        .unwrap_or(Value::Null);
+    let d = Sha256::digest(spec.to_string().as_bytes());
+    hex::encode(&d[..8])
+}
+
 /// The generation a write's precondition expects.
 pub fn expected_generation(write: &Write) -> Option<i64> {
     write
@@ -651,14 +684,16 @@ fn plan_scale(actor: Actor<'_>, w: Workload<'_>) -> Plan {
             min.map_or(ABSENT.to_string(), |m| m.to_string()),
         );
         before.insert(key::REPLICAS.into(), current.to_string());
+        let Some(rv) = hpa.metadata.resource_version.as_deref() else {
+            return Plan::Refuse(format!(
+                "HorizontalPodAutoscaler {hpa_name} was read without a resourceVersion; not writing it unconditionally"
+            ));
+        };
         let mut intent = BTreeMap::new();
         intent.insert(key::ACTION.into(), "Scale".into());
         intent.insert(key::HPA.into(), hpa_name.clone());
         intent.insert(key::HPA_MIN_REPLICAS.into(), target.to_string());
-        intent.insert(
-            key::HPA_GENERATION.into(),
-            hpa.metadata.generation.unwrap_or(0).to_string(),
-        );
+        intent.insert(key::HPA_SPEC.into(), hpa_spec_digest(hpa));
         return Plan::Act(Box::new(Planned {
             before,
             intent,
@@ -669,7 +704,7 @@ fn plan_scale(actor: Actor<'_>, w: Workload<'_>) -> Plan {
             write: Write {
                 target: WriteTarget::Hpa(hpa_name),
                 patch: json!([
-                    precondition(hpa.metadata.generation),
+                    rv_precondition(rv),
                     {"op": "add", "path": "/spec/minReplicas", "value": target},
                     annotate(&hpa.metadata, "/metadata", LAST_ACTION_ANNOTATION, &mark),
                 ]),
@@ -999,9 +1034,13 @@ pub fn unchanged_since_intent(intent: &BTreeMap<String, String>, w: Workload<'_>
             .hpas
             .iter()
             .find(|h| h.metadata.name.as_ref() == Some(hpa_name))
-            .is_some_and(|h| {
-                Some(h.metadata.generation.unwrap_or(0).to_string()).as_ref()
-                    == intent.get(key::HPA_GENERATION)
+            .is_some_and(|h| match intent.get(key::HPA_SPEC) {
+                Some(digest) => hpa_spec_digest(h) == *digest,
+                // An intent recorded by an earlier version.
+                None => {
+                    Some(h.metadata.generation.unwrap_or(0).to_string()).as_ref()
+                        == intent.get(key::HPA_GENERATION)
+                }
             });
     }
     Some(generation(w.deployment)).as_ref() == intent.get(key::GENERATION)
@@ -1220,11 +1259,16 @@ pub fn plan_revert(
                     Some(v) => json!({"op": "replace", "path": "/spec/minReplicas", "value": v}),
                     None => json!({"op": "remove", "path": "/spec/minReplicas"}),
                 };
+                let Some(rv) = hpa.metadata.resource_version.as_deref() else {
+                    return Revert::Refuse(format!(
+                        "not reverted: HorizontalPodAutoscaler {hpa_name} was read without a resourceVersion"
+                    ));
+                };
                 return Revert::Act {
                     write: Write {
                         target: WriteTarget::Hpa(hpa_name.clone()),
                         patch: json!([
-                            precondition(hpa.metadata.generation),
+                            rv_precondition(rv),
                             op,
                             annotate(&hpa.metadata, "/metadata", LAST_ACTION_ANNOTATION, &mark),
                         ]),
@@ -1776,6 +1820,99 @@ mod tests {
             ),
             Plan::Refuse(_)
         ));
+    }
+
+    #[test]
+    fn hpa_writes_are_fenced_by_resource_version_not_generation() {
+        // kube-apiserver sets no metadata.generation on HPAs.
+        let no_generation = |min: Option<i32>, rv: &str, current: i32| -> HorizontalPodAutoscaler {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web-hpa", "resourceVersion": rv},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": min, "maxReplicas": 10},
+                "status": {"currentReplicas": current, "desiredReplicas": current}
+            }))
+            .unwrap()
+        };
+        let d = dep(3, "web:v3", json!({}));
+        let mut s = step(MitigationAction::Scale);
+        s.replicas = Some(6);
+        let hpas = [no_generation(Some(2), "41", 3)];
+        let p = act(plan(
+            Actor {
+                incident: "i",
+                step: &s,
+            },
+            w(&d, &[], &hpas),
+            None,
+            now(),
+        ));
+        assert_eq!(
+            p.write.patch[0],
+            json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "41"}),
+            "the HPA write carries the resourceVersion it was planned from"
+        );
+        assert!(
+            !p.write.patch.to_string().contains("/metadata/generation"),
+            "no generation test on an object without a generation: {}",
+            p.write.patch
+        );
+        assert_eq!(expected_generation(&p.write), None);
+        assert!(!p.intent.contains_key(key::HPA_GENERATION));
+        // The autoscaler's status writes move the resourceVersion, not the spec:
+        // the recorded plan still applies (re-planned from the fresh read).
+        let status_moved = [no_generation(Some(2), "57", 4)];
+        assert!(unchanged_since_intent(&p.intent, w(&d, &[], &status_moved)));
+        let again = act(plan(
+            Actor {
+                incident: "i",
+                step: &s,
+            },
+            w(&d, &[], &status_moved),
+            None,
+            now(),
+        ));
+        assert_eq!(again.intent, p.intent);
+        assert_eq!(again.write.patch[0]["value"], "57");
+        // Someone changed the spec: not the state the intent was planned on.
+        let spec_moved = [no_generation(Some(4), "60", 4)];
+        assert!(!unchanged_since_intent(&p.intent, w(&d, &[], &spec_moved)));
+        // The revert is fenced the same way.
+        let raised = [no_generation(Some(6), "70", 6)];
+        match plan_revert(
+            Actor {
+                incident: "i",
+                step: &s,
+            },
+            &p.before,
+            &p.intent,
+            &[],
+            w(&d, &[], &raised),
+        ) {
+            Revert::Act { write, .. } => {
+                assert_eq!(
+                    write.patch[0],
+                    json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "70"})
+                );
+                assert_eq!(
+                    write.patch[1],
+                    json!({"op": "replace", "path": "/spec/minReplicas", "value": 2})
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A Deployment write keeps its generation test.
+        s.replicas = Some(5);
+        let p = act(plan(
+            Actor {
+                incident: "i",
+                step: &s,
+            },
+            w(&d, &[], &[]),
+            None,
+            now(),
+        ));
+        assert_eq!(expected_generation(&p.write), Some(5));
     }
 
     #[test]

@@ -107,6 +107,26 @@ pub fn runbook_for<'a>(
     local.into_iter().chain(global).next()
 }
 
+/// Why a Runbook's `namespaceSelector` is not used, when it is not: only a
+/// Runbook in the operator's own namespace covers other namespaces (see
+/// [`runbook_for`]). `None`: no `namespaceSelector`, or it is honoured.
+pub fn ignored_namespace_selector(
+    rb: &Runbook,
+    operator_namespace: Option<&str>,
+) -> Option<String> {
+    rb.spec.namespace_selector.as_ref()?;
+    let rb_ns = rb.metadata.namespace.as_deref().unwrap_or_default();
+    match operator_namespace {
+        Some(op) if op == rb_ns => None,
+        Some(op) => Some(format!(
+            "namespaceSelector is ignored: only Runbooks in the operator's namespace {op:?} cover other namespaces; this Runbook covers Deployments of namespace {rb_ns:?} only"
+        )),
+        None => Some(format!(
+            "namespaceSelector is ignored: the operator's namespace is not known (set --operator-namespace or POD_NAMESPACE); this Runbook covers Deployments of namespace {rb_ns:?} only"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +193,37 @@ mod tests {
             "s"
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_ignored_namespace_selector_is_said_so() {
+        let sneaky = runbook(
+            "other",
+            "all",
+            json!({"selector": {}, "namespaceSelector": {}}),
+        );
+        let m = ignored_namespace_selector(&sneaky, Some("kube-incident")).unwrap();
+        assert!(m.starts_with("namespaceSelector is ignored"), "{m}");
+        assert!(
+            m.contains("\"kube-incident\"") && m.contains("\"other\" only"),
+            "{m}"
+        );
+        let m = ignored_namespace_selector(&sneaky, None).unwrap();
+        assert!(m.contains("--operator-namespace"), "{m}");
+        let platform = runbook(
+            "kube-incident",
+            "platform",
+            json!({"selector": {}, "namespaceSelector": {}}),
+        );
+        assert_eq!(
+            ignored_namespace_selector(&platform, Some("kube-incident")),
+            None
+        );
+        let plain = runbook("other", "web", json!({"selector": {}}));
+        assert_eq!(
+            ignored_namespace_selector(&plain, Some("kube-incident")),
+            None
+        );
     }
 
     #[test]

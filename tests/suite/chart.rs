@@ -9,6 +9,7 @@ use crate::render;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -18,7 +19,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube_incident::operator::RunArgs;
-use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 

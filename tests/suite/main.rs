@@ -8,6 +8,7 @@
 mod chart;
 mod cli;
 mod crds;
+mod defects;
 mod detection;
 mod harness;
 mod leader;

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
+use emulator::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kube_incident::api::{Incident, IncidentStatus, Phase, Runbook, StepState, TimelineType};
-use emulator::{FaultAction, FaultRule};
 use serde_json::json;
 
 use crate::detection::{deployment, set_behavior};

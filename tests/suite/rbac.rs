@@ -9,8 +9,8 @@ use crate::render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
 use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
+use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
 
 const RULES_TPL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

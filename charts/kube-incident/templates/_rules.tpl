@@ -31,7 +31,7 @@ GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
 # Scale mitigations on a Deployment an HPA manages: raise (and on revert restore) its minReplicas
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["list", "patch"]
+  verbs: ["get", "list", "patch"]
 # attribute pods to their Deployment (metadata only); find the revision to roll back to (RolloutUndo)
 - apiGroups: ["apps"]
   resources: ["replicasets"]

@@ -102,7 +102,8 @@ pub type RuleId = u64;
 
 #[derive(Debug)]
 struct Inner {
-    rules: Mutex<Vec<(RuleId, FaultRule)>>,
+    /// Rules with the number of requests each matched so far.
+    rules: Mutex<Vec<(RuleId, FaultRule, u64)>>,
     next_id: AtomicU64,
     drop_tx: tokio::sync::watch::Sender<u64>,
     store: Arc<Store>,
@@ -155,8 +156,21 @@ impl FaultInjector {
             .rules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((id, rule));
+            .push((id, rule, 0));
         id
+    }
+
+    /// How many requests rule `id` has matched (and acted on) so far;
+    /// `None` once it is removed or spent. A `Latency(Duration::ZERO)` rule
+    /// counts requests without changing them.
+    pub fn hits(&self, id: RuleId) -> Option<u64> {
+        self.inner
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, _, h)| *h)
     }
 
     /// Remove a rule; false if it was not there (or already spent).
@@ -167,7 +181,7 @@ impl FaultInjector {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let before = rules.len();
-        rules.retain(|(i, _)| *i != id);
+        rules.retain(|(i, _, _)| *i != id);
         rules.len() != before
     }
 
@@ -216,7 +230,7 @@ impl FaultInjector {
         let mut delay = Duration::ZERO;
         let mut error = None;
         let mut rng = rand::rng();
-        for (_, rule) in rules.iter_mut() {
+        for (_, rule, hits) in rules.iter_mut() {
             if rule.count == Some(0) {
                 continue;
             }
@@ -231,6 +245,7 @@ impl FaultInjector {
             if rule.probability < 1.0 && rng.random::<f64>() >= rule.probability {
                 continue;
             }
+            *hits += 1;
             match &rule.action {
                 FaultAction::Latency(d) => delay += *d,
                 other => {
@@ -252,7 +267,7 @@ impl FaultInjector {
                 *c -= 1;
             }
         }
-        rules.retain(|(_, r)| r.count != Some(0));
+        rules.retain(|(_, r, _)| r.count != Some(0));
         (delay, error)
     }
 }
@@ -279,12 +294,18 @@ mod tests {
                 .resource("deployments")
                 .times(1),
         );
-        f.add(FaultRule::new(FaultAction::Latency(Duration::from_millis(5))).name("x"));
+        let slow = f.add(FaultRule::new(FaultAction::Latency(Duration::from_millis(5))).name("x"));
         let (d, e) = f.check(req);
         assert_eq!(d, Duration::from_millis(5));
         assert_eq!(e.map(|e| e.code), Some(409));
         let (_, e) = f.check(req);
         assert!(e.is_none());
+        assert_eq!(f.hits(slow), Some(2));
+        f.check(RequestInfo {
+            name: Some("y"),
+            ..req
+        });
+        assert_eq!(f.hits(slow), Some(2), "another object does not count");
         let id = f.add(
             FaultRule::new(FaultAction::TooManyRequests {
                 retry_after_secs: 2,

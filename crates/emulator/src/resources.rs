@@ -257,7 +257,8 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["po"],
             true,
             false,
-            false,
+            // kube-apiserver v1.36 sets and bumps a Pod's generation.
+            true,
             &[
                 "spec.nodeName",
                 "spec.restartPolicy",
@@ -383,7 +384,8 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["hpa"],
             true,
             false,
-            true,
+            // kube-apiserver sets no metadata.generation on HPAs.
+            false,
             &[],
             true,
         ),
@@ -435,5 +437,31 @@ mod tests {
         assert!(
             pods.is_some_and(|p| p.field_supported("status.phase") && !p.field_supported("spec.x"))
         );
+        // As kube-apiserver v1.36 does (checked against the real server):
+        // generation on workloads, Pods and CRDs; none on HPAs, ConfigMaps,
+        // Secrets, ServiceAccounts, Namespaces, Events or Leases.
+        let tracks: Vec<(&str, &str, bool)> = defs
+            .iter()
+            .map(|d| (d.group.as_str(), d.plural.as_str(), d.tracks_generation))
+            .collect();
+        for (group, plural, want) in [
+            ("apps", "deployments", true),
+            ("apps", "replicasets", true),
+            ("", "pods", true),
+            ("apiextensions.k8s.io", "customresourcedefinitions", true),
+            ("autoscaling", "horizontalpodautoscalers", false),
+            ("", "configmaps", false),
+            ("", "secrets", false),
+            ("", "serviceaccounts", false),
+            ("", "namespaces", false),
+            ("", "events", false),
+            ("events.k8s.io", "events", false),
+            ("coordination.k8s.io", "leases", false),
+        ] {
+            assert!(
+                tracks.contains(&(group, plural, want)),
+                "{group}/{plural} generation {want}"
+            );
+        }
     }
 }

@@ -219,10 +219,31 @@ pub fn is_qualified_name(s: &str) -> bool {
     }
 }
 
-/// Validate `metadata.labels` (keys and values) and finalizer names.
+/// kube-apiserver's limit on the total size of an object's annotations
+/// (the sum of key and value lengths): `TotalAnnotationSizeLimitB`.
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Validate `metadata.labels` (keys and values), the total size of
+/// `metadata.annotations` and finalizer names.
 pub fn validate_metadata(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let md = obj.get("metadata");
+    if let Some(annotations) = md
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        let total: usize = annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+            ));
+        }
+    }
     if let Some(labels) = md.and_then(|m| m.get("labels")).and_then(Value::as_object) {
         for (k, v) in labels {
             if !is_qualified_name(k) {
@@ -296,6 +317,15 @@ mod tests {
         );
         let fields: Vec<&str> = c.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["metadata.labels", "metadata.finalizers[1]"]);
+        // kube-apiserver: "metadata.annotations: Too long: may not be more than 262144 bytes".
+        let fits = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT - 3);
+        assert!(validate_metadata(&json!({"metadata": {"annotations": {"big": fits}}})).is_empty());
+        let over = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT - 2);
+        let c = validate_metadata(&json!({"metadata": {"annotations": {"big": over}}}));
+        assert_eq!(
+            c.iter().map(Cause::text).collect::<Vec<_>>(),
+            vec!["metadata.annotations: Too long: may not be more than 262144 bytes"]
+        );
         let s = generate_suffix();
         assert_eq!(s.len(), 5);
         assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -12,7 +13,6 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, CustomResourceExt};
 use kube_incident::api::{Incident, Runbook};
-use emulator::{Emulator, EmulatorConfig};
 use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
 use serde_json::json;
 
@@ -276,6 +276,11 @@ impl Cluster {
         real.operator_kubeconfig.as_ref()?;
         let log = real.audit_log.as_ref()?;
         Some(audit_writes(log, &real.operator_user, ns))
+    }
+
+    /// The real API server's audit log, where it is known.
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.real.as_ref()?.audit_log.as_deref()
     }
 
     /// How many times the operator wrote `resource` (not a subresource) in `ns`.

@@ -2,10 +2,10 @@
 
 use crate::harness::env;
 use crate::util::{api_err, cm};
+use emulator::{FaultAction, FaultRule};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchParams};
-use emulator::{FaultAction, FaultRule};
 use std::time::{Duration, Instant};
 
 #[tokio::test]

@@ -2,10 +2,10 @@
 //! always, and against a real cluster when `KUBE_INCIDENT_E2E=1` (using the
 //! default kubeconfig). Emulator-only tests skip themselves on a real cluster.
 
+use emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
-use emulator::{Emulator, EmulatorConfig};
 use std::time::Duration;
 
 /// A test environment: a client, the emulator (absent on a real cluster)

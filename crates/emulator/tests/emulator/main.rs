@@ -13,6 +13,6 @@ mod lists;
 mod logs;
 mod patching;
 mod perf;
+mod simulation;
 mod util;
 mod watch;
-mod simulation;

@@ -3,11 +3,11 @@
 //! `#[ignore]`d variants use the sizes of the benchmark (100k pods).
 
 use crate::harness::{emu_config, env_with};
+use emulator::store::WriteCtx;
+use emulator::EmulatorConfig;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
-use emulator::store::WriteCtx;
-use emulator::EmulatorConfig;
 use serde_json::json;
 use std::time::Instant;
 

@@ -5,12 +5,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use emulator::sim::{self, SimConfig, SimHandle};
+use emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use emulator::sim::{self, SimConfig, SimHandle};
-use emulator::{Emulator, EmulatorConfig};
 use serde_json::{json, Value};
 
 struct Env {

@@ -3,11 +3,11 @@
 
 use crate::harness::{emu_config, env, env_with};
 use crate::util::cm;
+use emulator::EmulatorConfig;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
-use emulator::EmulatorConfig;
 use serde_json::json;
 use std::time::Duration;
 
