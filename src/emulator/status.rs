@@ -203,6 +203,16 @@ impl ApiError {
         )
         .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes_json}))
     }
+    /// 422 Invalid for bad request options, e.g. `PatchOptions.meta.k8s.io ""
+    /// is invalid: fieldManager: Required value: is required for apply patch`
+    /// (kube-apiserver validates the options object like any other).
+    pub fn invalid_options(options_kind: &str, causes: &[Cause]) -> Self {
+        let mut e = ApiError::invalid(options_kind, "meta.k8s.io", "", causes);
+        if let Some(d) = e.details.as_mut().and_then(Value::as_object_mut) {
+            d.remove("name");
+        }
+        e
+    }
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(403, "Forbidden", message)
@@ -302,6 +312,23 @@ mod tests {
         assert_eq!(
             inv.to_status()["details"]["causes"][0]["reason"],
             "FieldValueRequired"
+        );
+        let opt = ApiError::invalid_options(
+            "PatchOptions",
+            &[Cause::new(
+                "FieldValueRequired",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            )],
+        );
+        assert_eq!(
+            opt.message,
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+        );
+        assert_eq!(
+            opt.to_status()["details"],
+            json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired",
+                "message": "Required value: is required for apply patch", "field": "fieldManager"}]})
         );
         let tm = ApiError::too_many_requests(3);
         assert_eq!(tm.to_status()["code"], 429);

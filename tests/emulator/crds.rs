@@ -30,9 +30,11 @@ fn crd(group: &str) -> CustomResourceDefinition {
 
 async fn install(client: &kube::Client, group: &str) -> Api<DynamicObject> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd(group))
+    let created = crds
+        .create(&PostParams::default(), &crd(group))
         .await
         .expect("create crd");
+    assert_eq!(created.metadata.generation, Some(1));
     let name = format!("widgets.{group}");
     let est = eventually(30, || {
         let crds = crds.clone();
@@ -110,13 +112,16 @@ async fn crd_lifecycle_defaults_validation_status() {
         .patch_status(
             "w1",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": "L"}})),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": "L"},
+                "metadata": {"labels": {"z": "1"}}})),
         )
         .await
         .expect("status");
     assert_eq!(s.data["status"]["phase"], "Ready");
     assert_eq!(s.data["spec"]["size"], "M");
     assert_eq!(s.metadata.generation, Some(1));
+    // Unlike most built-in kinds, a custom resource's status takes no metadata.
+    assert!(s.metadata.labels.is_none_or(|l| !l.contains_key("z")));
     let m = api
         .patch(
             "w1",
