@@ -1099,10 +1099,16 @@ fn delete(
             .pointer("/metadata/uid")
             .cloned()
             .unwrap_or(Value::Null);
+        let mut details =
+            json!({"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid});
+        if t.def.group.is_empty() {
+            // Go's omitempty.
+            details.as_object_mut().map(|d| d.remove("group"));
+        }
         return Ok(json_value(
             StatusCode::OK,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid}}),
+                "details": details}),
         ));
     }
     Ok(json_value(

@@ -108,7 +108,12 @@ impl ApiError {
             retry_after: None,
         }
     }
-    fn with_details(mut self, details: Value) -> Self {
+    /// Set `details`, leaving out empty strings as Go's `omitempty` does
+    /// (no `"group": ""` for the core group, no `"name": ""`).
+    fn with_details(mut self, mut details: Value) -> Self {
+        if let Some(d) = details.as_object_mut() {
+            d.retain(|_, v| v.as_str() != Some(""));
+        }
         self.details = Some(details);
         self
     }
@@ -207,11 +212,7 @@ impl ApiError {
     /// is invalid: fieldManager: Required value: is required for apply patch`
     /// (kube-apiserver validates the options object like any other).
     pub fn invalid_options(options_kind: &str, causes: &[Cause]) -> Self {
-        let mut e = ApiError::invalid(options_kind, "meta.k8s.io", "", causes);
-        if let Some(d) = e.details.as_mut().and_then(Value::as_object_mut) {
-            d.remove("name");
-        }
-        e
+        ApiError::invalid(options_kind, "meta.k8s.io", "", causes)
     }
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -329,6 +330,10 @@ mod tests {
             opt.to_status()["details"],
             json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired",
                 "message": "Required value: is required for apply patch", "field": "fieldManager"}]})
+        );
+        assert_eq!(
+            ApiError::not_found("pods", "", "p").to_status()["details"],
+            json!({"name": "p", "kind": "pods"})
         );
         let tm = ApiError::too_many_requests(3);
         assert_eq!(tm.to_status()["code"], 429);

@@ -1611,6 +1611,22 @@ impl Inner {
             }
         }
         self.default_and_validate(&def, &mut new, ctx)?;
+        // apps/v1 selectors are immutable.
+        if def.builtin
+            && def.group == "apps"
+            && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+        {
+            return Err(ApiError::invalid(
+                &def.kind,
+                &def.group,
+                name,
+                &[Cause::invalid(
+                    "spec.selector",
+                    new.pointer("/spec/selector").unwrap_or(&Value::Null),
+                    "field is immutable",
+                )],
+            ));
+        }
         if def.tracks_generation
             && ctx.subresource.as_deref() != Some("status")
             && generation_changes(&def, &old, &new)

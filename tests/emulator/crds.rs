@@ -68,13 +68,23 @@ async fn crd_lifecycle_defaults_validation_status() {
     let gvk = GroupVersionKind::gvk(&group, "v1", "Widget");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let api: Api<DynamicObject> = Api::namespaced_with(e.client.clone(), &e.ns, &ar);
-    // Discovery serves it.
-    let disc = Discovery::new(e.client.clone())
-        .filter(&[group.as_str()])
-        .run()
-        .await
-        .expect("discovery");
-    assert!(disc.groups().any(|g| g.name() == group));
+    // Discovery serves it (kube-apiserver may list the group a moment
+    // before its group-version path answers: poll).
+    let served = eventually(30, || {
+        let client = e.client.clone();
+        let group = group.clone();
+        async move {
+            let disc = Discovery::new(client)
+                .filter(&[group.as_str()])
+                .run()
+                .await
+                .ok()?;
+            let found = disc.groups().any(|g| g.name() == group);
+            found.then_some(())
+        }
+    })
+    .await;
+    assert!(served.is_some(), "discovery serves {group}");
     // Defaults and pruning.
     let mut w = widget(&e.ns, "w1", json!({"size": "M", "unknown": 1}));
     w.types = Some(kube::api::TypeMeta {

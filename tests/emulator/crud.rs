@@ -732,3 +732,28 @@ async fn table_responses_for_kubectl() {
     assert_eq!(v["rows"][0]["object"]["metadata"]["name"], "t");
     e.finish().await;
 }
+
+#[tokio::test]
+async fn apps_selectors_are_immutable() {
+    let e = env("selector_immutable").await;
+    let deps: Api<Deployment> = e.api();
+    deps.create(&PostParams::default(), &deployment("sel", 0))
+        .await
+        .expect("create");
+    let err = api_err(
+        deps.patch(
+            "sel",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "selector": {"matchLabels": {"app": "sel", "x": "y"}},
+                "template": {"metadata": {"labels": {"app": "sel", "x": "y"}}}}})),
+        )
+        .await,
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "Deployment.apps \"sel\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"sel\",\"x\":\"y\"}}: field is immutable"
+    );
+    e.finish().await;
+}

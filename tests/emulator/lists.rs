@@ -1,7 +1,7 @@
 //! List semantics: label and field selectors, pagination with continue
 //! tokens, list resourceVersion and resourceVersionMatch.
 
-use crate::harness::env;
+use crate::harness::{env, eventually};
 use crate::util::{api_err, cm, labelled, pod, unscheduled_pod, SET};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, VersionMatch};
@@ -215,21 +215,35 @@ async fn resource_version_match_on_list() {
         Some(rv1.as_str())
     );
     assert_eq!(names(&exact.items), vec!["a"]);
-    let newer = cms
-        .list(
-            &ListParams::default()
-                .labels(SET)
-                .at(&rv1)
-                .matching(VersionMatch::NotOlderThan),
-        )
-        .await
-        .expect("not older than");
-    assert_eq!(names(&newer.items), vec!["b"]);
-    let any = cms
-        .list(&ListParams::default().labels(SET).at("0"))
-        .await
-        .expect("rv 0");
-    assert_eq!(names(&any.items), vec!["b"]);
+    // NotOlderThan and "0" (any) may be served by a watch cache a moment
+    // behind the latest write: at least rv1, and the latest state soon.
+    let rv_of = |l: &kube::core::ObjectList<ConfigMap>| -> u64 {
+        l.metadata
+            .resource_version
+            .as_deref()
+            .unwrap_or("0")
+            .parse()
+            .expect("rv")
+    };
+    let rv1n: u64 = rv1.parse().expect("rv");
+    for lp in [
+        ListParams::default()
+            .labels(SET)
+            .at(&rv1)
+            .matching(VersionMatch::NotOlderThan),
+        ListParams::default().labels(SET).at("0"),
+    ] {
+        let latest = eventually(10, || {
+            let (cms, lp) = (cms.clone(), lp.clone());
+            async move {
+                let l = cms.list(&lp).await.expect("list");
+                assert!(rv_of(&l) >= rv1n, "not older than {rv1n}");
+                (names(&l.items) == vec!["b"]).then_some(())
+            }
+        })
+        .await;
+        assert!(latest.is_some(), "{lp:?} reaches the latest state");
+    }
     e.finish().await;
 }
 
