@@ -95,6 +95,29 @@ impl ResourceDef {
             other => other.to_string(),
         }
     }
+    /// Whether an annotation change bumps `metadata.generation` too: the
+    /// Deployment strategy does so because the deployment controller copies
+    /// annotations to ReplicaSets (label changes do not).
+    pub fn annotations_bump_generation(&self) -> bool {
+        self.builtin && self.group == "apps" && self.kind == "Deployment"
+    }
+    /// The `metadata` fields a write to the `status` subresource may not
+    /// change (kube-apiserver's per-kind status strategies; server-owned
+    /// metadata such as uid or generation is never writable). The others
+    /// (labels, annotations, finalizers, ownerReferences) are taken from the
+    /// request, as for the main resource.
+    pub fn status_keeps_metadata(&self) -> &'static [&'static str] {
+        if !self.builtin {
+            // Custom resources: the status strategy copies the old object
+            // and sets only `status`.
+            return &["labels", "annotations", "finalizers", "ownerReferences"];
+        }
+        match (self.group.as_str(), self.kind.as_str()) {
+            ("apps", "Deployment") => &["labels"],
+            ("", "Pod") => &["ownerReferences"],
+            _ => &[],
+        }
+    }
     /// The `APIResource` entries (main resource + subresources) for discovery.
     pub fn discovery_entries(&self) -> Vec<Value> {
         let verbs = json!([
@@ -257,7 +280,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["po"],
             true,
             false,
-            // kube-apiserver v1.36 sets and bumps a Pod's generation.
+            // Pods have a generation since v1.33 (PodObservedGenerationTracking).
             true,
             &[
                 "spec.nodeName",
@@ -384,7 +407,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["hpa"],
             true,
             false,
-            // kube-apiserver sets no metadata.generation on HPAs.
+            // kube-apiserver's HPA strategy never sets `metadata.generation`.
             false,
             &[],
             true,

@@ -307,14 +307,31 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     }
 }
 
+/// The options object kube-apiserver validates for a verb (its name is
+/// in the 422 message of a bad option).
+fn options_kind(verb: &str) -> &'static str {
+    match verb {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        "patch" | "apply" => "PatchOptions",
+        _ => "DeleteOptions",
+    }
+}
+
 fn field_manager(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
+    verb: &str,
 ) -> Result<Option<String>, ApiError> {
     if let Some(m) = param(q, "fieldManager") {
         if m.len() > 128 {
-            return Err(ApiError::bad_request(
-                "fieldManager: Too long: must have at most 128 bytes",
+            return Err(ApiError::invalid_options(
+                options_kind(verb),
+                &[Cause::new(
+                    "FieldValueTooLong",
+                    "fieldManager",
+                    "Too long: may not be more than 128 bytes",
+                )],
             ));
         }
         return Ok(Some(m.to_string()));
@@ -326,13 +343,18 @@ fn field_manager(
     Ok(Some(ua.split('/').next().unwrap_or("unknown").to_string()))
 }
 
-fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+fn dry_run(q: &HashMap<String, String>, verb: &str) -> Result<bool, ApiError> {
     match param(q, "dryRun") {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-        ))),
+        Some(other) => Err(ApiError::invalid_options(
+            options_kind(verb),
+            &[Cause::not_supported(
+                "dryRun",
+                &json!([other]),
+                &[json!("All")],
+            )],
+        )),
     }
 }
 
@@ -450,8 +472,8 @@ fn ctx_for(
     Ok(WriteCtx {
         verb,
         subresource: t.sub.clone(),
-        field_manager: field_manager(q, headers)?,
-        dry_run: dry_run(q)?,
+        field_manager: field_manager(q, headers, verb)?,
+        dry_run: dry_run(q, verb)?,
         api_version: t.def.api_version(&t.version),
     })
 }
@@ -804,33 +826,18 @@ fn respond_write(t: &Target, out: Value, created: bool) -> Result<Response, ApiE
     Ok(json_value(code, &with_version(out, &t.def, &t.version)))
 }
 
-fn patch_error(e: PatchError, t: &Target) -> ApiError {
+fn patch_error(e: PatchError) -> ApiError {
     match e {
         PatchError::Invalid(m) => ApiError::bad_request(m),
         PatchError::Unprocessable(m) => ApiError::new(422, "Invalid", m),
         PatchError::Conflicts(cs) => {
-            let name = t.name.clone().unwrap_or_default();
-            let list: Vec<String> = cs
-                .iter()
-                .map(|c| format!("- {:?}: {}", c.manager, c.field))
-                .collect();
+            // `NewApplyConflict`: the details carry only the causes.
             let causes: Vec<Value> = cs
                 .iter()
-                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {:?}", c.manager), "field": c.field}))
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.printed_manager), "field": c.field}))
                 .collect();
-            let mut err = ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Apply failed with {} conflict{}: {}",
-                    cs.len(),
-                    if cs.len() == 1 { "" } else { "s" },
-                    list.join("\n")
-                ),
-            );
-            err.details = Some(
-                json!({"name": name, "group": t.def.group, "kind": t.def.plural, "causes": causes}),
-            );
+            let mut err = ApiError::new(409, "Conflict", patch::conflict_message(&cs));
+            err.details = Some(json!({ "causes": causes }));
             err
         }
     }
@@ -877,8 +884,13 @@ fn patch_req(
         match param(q, "fieldManager") {
             Some(m) if !m.is_empty() => ctx.field_manager = Some(m.to_string()),
             _ => {
-                return Err(ApiError::bad_request(
-                    "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+                return Err(ApiError::invalid_options(
+                    "PatchOptions",
+                    &[Cause::new(
+                        "FieldValueRequired",
+                        "fieldManager",
+                        "Required value: is required for apply patch",
+                    )],
                 ))
             }
         }
@@ -892,8 +904,12 @@ fn patch_req(
     };
     let force = bool_param(q, "force");
     if force && !is_apply {
-        return Err(ApiError::bad_request(
-            "force: Invalid value: true: may not be specified for non-apply patch",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            &[Cause::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            )],
         ));
     }
     let is_scale = t.sub.as_deref() == Some("scale");
@@ -932,7 +948,7 @@ fn patch_req(
                     let scale = scale_of(&def, cur);
                     let new_scale =
                         apply_patch(&ct, &scale, &patch_body, "autoscaling", "v1", "Scale")
-                            .map_err(|e| patch_error(e, &target))?;
+                            .map_err(patch_error)?;
                     let mut n = cur.clone();
                     set_scale_replicas(&def, &mut n, &new_scale)?;
                     if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -955,7 +971,7 @@ fn patch_req(
                         &schema,
                         &now,
                     )
-                    .map_err(|e| patch_error(e, &target));
+                    .map_err(patch_error);
                 }
                 let Some(cur) = cur else {
                     return Err(ApiError::not_found(
@@ -972,7 +988,7 @@ fn patch_req(
                     &target.version,
                     &def.kind,
                 )
-                .map_err(|e| patch_error(e, &target))?;
+                .map_err(patch_error)?;
                 // A patch that does not mention resourceVersion is unconditional.
                 let patch_rv = patch_body.pointer("/metadata/resourceVersion").is_some()
                     || (ct == "application/json-patch+json"
@@ -1042,9 +1058,15 @@ fn delete_opts(
         (Some("Orphan"), _) | (None, Some(true)) => Propagation::Orphan,
         (Some("Background"), _) | (None, _) => Propagation::Background,
         (Some(other), _) => {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )))
+            let supported = ["Foreground", "Background", "Orphan", "nil"].map(|s| json!(s));
+            return Err(ApiError::invalid_options(
+                "DeleteOptions",
+                &[Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(other),
+                    &supported,
+                )],
+            ));
         }
     };
     opts.precondition_uid = b
@@ -1055,7 +1077,7 @@ fn delete_opts(
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let dry = dry_run(q)?
+    let dry = dry_run(q, "delete")?
         || b.get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|x| x == "All"));
@@ -1090,10 +1112,16 @@ fn delete(
             .pointer("/metadata/uid")
             .cloned()
             .unwrap_or(Value::Null);
+        let mut details =
+            json!({"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid});
+        if t.def.group.is_empty() {
+            // Go's omitempty.
+            details.as_object_mut().map(|d| d.remove("group"));
+        }
         return Ok(json_value(
             StatusCode::OK,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid}}),
+                "details": details}),
         ));
     }
     Ok(json_value(

@@ -108,7 +108,12 @@ impl ApiError {
             retry_after: None,
         }
     }
-    fn with_details(mut self, details: Value) -> Self {
+    /// Set `details`, leaving out empty strings as Go's `omitempty` does
+    /// (no `"group": ""` for the core group, no `"name": ""`).
+    fn with_details(mut self, mut details: Value) -> Self {
+        if let Some(d) = details.as_object_mut() {
+            d.retain(|_, v| v.as_str() != Some(""));
+        }
         self.details = Some(details);
         self
     }
@@ -202,6 +207,12 @@ impl ApiError {
             format!("{} {name:?} is invalid: {joined}", qualified(kind, group)),
         )
         .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes_json}))
+    }
+    /// 422 Invalid for bad request options, e.g. `PatchOptions.meta.k8s.io ""
+    /// is invalid: fieldManager: Required value: is required for apply patch`
+    /// (kube-apiserver validates the options object like any other).
+    pub fn invalid_options(options_kind: &str, causes: &[Cause]) -> Self {
+        ApiError::invalid(options_kind, "meta.k8s.io", "", causes)
     }
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -302,6 +313,27 @@ mod tests {
         assert_eq!(
             inv.to_status()["details"]["causes"][0]["reason"],
             "FieldValueRequired"
+        );
+        let opt = ApiError::invalid_options(
+            "PatchOptions",
+            &[Cause::new(
+                "FieldValueRequired",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            )],
+        );
+        assert_eq!(
+            opt.message,
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+        );
+        assert_eq!(
+            opt.to_status()["details"],
+            json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired",
+                "message": "Required value: is required for apply patch", "field": "fieldManager"}]})
+        );
+        assert_eq!(
+            ApiError::not_found("pods", "", "p").to_status()["details"],
+            json!({"name": "p", "kind": "pods"})
         );
         let tm = ApiError::too_many_requests(3);
         assert_eq!(tm.to_status()["code"], 429);

@@ -397,6 +397,49 @@ fn spec_changed(def: &ResourceDef, old: &Value, new: &Value) -> bool {
         .any(|k| o.get(k) != n.get(k))
 }
 
+/// Whether an update bumps `metadata.generation` (the kind's strategy):
+/// a spec change, or for Deployments also an annotation change. Setting a
+/// pod's `spec.nodeName` is how the simulated scheduler binds (kube-apiserver
+/// binds through `pods/binding`, which leaves the generation alone).
+fn generation_changes(def: &ResourceDef, old: &Value, new: &Value) -> bool {
+    if def.annotations_bump_generation()
+        && md(old).and_then(|m| m.get("annotations")) != md(new).and_then(|m| m.get("annotations"))
+    {
+        return true;
+    }
+    if def.builtin && def.group.is_empty() && def.kind == "Pod" {
+        let unbound = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if unbound && new.pointer("/spec/nodeName").is_some() {
+            let mut bound = old.clone();
+            if let (Some(spec), Some(node)) = (
+                bound.get_mut("spec").and_then(Value::as_object_mut),
+                new.pointer("/spec/nodeName"),
+            ) {
+                spec.insert("nodeName".into(), node.clone());
+            }
+            return spec_changed(def, &bound, new);
+        }
+    }
+    spec_changed(def, old, new)
+}
+
+/// The etcd key of an object as kube-apiserver names it in storage errors.
+fn storage_key(def: &ResourceDef, ns: &str, name: &str) -> String {
+    let prefix = if def.builtin && def.group != "apiextensions.k8s.io" {
+        def.plural.clone()
+    } else {
+        format!("{}/{}", def.group, def.plural)
+    };
+    if def.namespaced {
+        format!("/registry/{prefix}/{ns}/{name}")
+    } else {
+        format!("/registry/{prefix}/{name}")
+    }
+}
+
 fn namespace_key() -> ResKey {
     (String::new(), "namespaces".to_string())
 }
@@ -1437,21 +1480,63 @@ impl Inner {
         if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
             return Err(ApiError::conflict(&def.plural, &def.group, name));
         }
-        // Status subresource isolation.
+        // A uid in the body of a PUT is a precondition (409); a patch that
+        // changes it is invalid (422), as in kube-apiserver.
+        let want_uid = md_str(&candidate, "uid");
+        if !want_uid.is_empty() && want_uid != cur.uid {
+            if ctx.verb == "update" {
+                return Err(ApiError::conflict_msg(
+                    &def.plural,
+                    &def.group,
+                    name,
+                    &format!(
+                        "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {want_uid}, UID in object meta: {}",
+                        storage_key(&def, ns, name),
+                        cur.uid
+                    ),
+                ));
+            }
+            return Err(ApiError::invalid(
+                &def.kind,
+                &def.group,
+                name,
+                &[Cause::invalid(
+                    "metadata.uid",
+                    &json!(want_uid),
+                    "field is immutable",
+                )],
+            ));
+        }
+        // Status subresource isolation: a status write changes `status` and
+        // the metadata the kind's status strategy lets through.
         let mut new = match ctx.subresource.as_deref() {
             Some("status") => {
-                let mut n = old.clone();
-                match candidate.get("status") {
-                    Some(s) => n["status"] = s.clone(),
-                    None => {
-                        if let Some(o) = n.as_object_mut() {
-                            o.remove("status");
+                let mut n = candidate;
+                let keep_top: Vec<String> = old
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                if let Some(o) = n.as_object_mut() {
+                    o.retain(|k, _| k == "metadata" || k == "status");
+                    for k in keep_top {
+                        if k != "metadata" && k != "status" {
+                            if let Some(v) = old.get(&k) {
+                                o.insert(k, v.clone());
+                            }
                         }
                     }
                 }
-                if let Some(mf) = md(&candidate).and_then(|m| m.get("managedFields")) {
-                    if let Some(m) = md_mut(&mut n) {
-                        m.insert("managedFields".into(), mf.clone());
+                let om = md(&old).cloned().unwrap_or_default();
+                if let Some(m) = md_mut(&mut n) {
+                    for k in def.status_keeps_metadata() {
+                        match om.get(*k) {
+                            Some(v) => {
+                                m.insert((*k).into(), v.clone());
+                            }
+                            None => {
+                                m.remove(*k);
+                            }
+                        }
                     }
                 }
                 n
@@ -1526,7 +1611,26 @@ impl Inner {
             }
         }
         self.default_and_validate(&def, &mut new, ctx)?;
-        if def.tracks_generation && spec_changed(&def, &old, &new) {
+        // apps/v1 selectors are immutable.
+        if def.builtin
+            && def.group == "apps"
+            && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+        {
+            return Err(ApiError::invalid(
+                &def.kind,
+                &def.group,
+                name,
+                &[Cause::invalid(
+                    "spec.selector",
+                    new.pointer("/spec/selector").unwrap_or(&Value::Null),
+                    "field is immutable",
+                )],
+            ));
+        }
+        if def.tracks_generation
+            && ctx.subresource.as_deref() != Some("status")
+            && generation_changes(&def, &old, &new)
+        {
             let g = md(&old)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -1619,14 +1723,15 @@ impl Inner {
             .and_then(|t| t.objects.get(&key))
             .cloned()
             .ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))?;
+        // kube-apiserver's `BeforeDelete` names the kind, not the resource.
         if let Some(uid) = &opts.precondition_uid {
             if *uid != cur.uid {
                 return Err(ApiError::conflict_msg(
-                    &def.plural,
+                    &def.kind,
                     &def.group,
                     name,
                     &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                         cur.uid
                     ),
                 ));
@@ -1635,10 +1740,13 @@ impl Inner {
         if let Some(rv) = &opts.precondition_rv {
             if *rv != cur.rv.to_string() {
                 return Err(ApiError::conflict_msg(
-                    &def.plural,
+                    &def.kind,
                     &def.group,
                     name,
-                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.rv),
+                    &format!(
+                        "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                        cur.rv
+                    ),
                 ));
             }
         }

@@ -186,7 +186,11 @@ pub fn serve(
                 }
             }
             cursor = rv;
-            if params.send_initial_events == Some(true)
+            // sendInitialEvents defaults to true for a watch from "" or "0"
+            // (KEP-3157): with bookmarks allowed, the initial ADDED events
+            // end with the initial-events-end bookmark there too.
+            if params.allow_bookmarks
+                && params.send_initial_events != Some(false)
                 && tx.send(bookmark(&def, &version, rv, true)).await.is_err()
             {
                 return;

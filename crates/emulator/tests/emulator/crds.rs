@@ -30,9 +30,11 @@ fn crd(group: &str) -> CustomResourceDefinition {
 
 async fn install(client: &kube::Client, group: &str) -> Api<DynamicObject> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd(group))
+    let created = crds
+        .create(&PostParams::default(), &crd(group))
         .await
         .expect("create crd");
+    assert_eq!(created.metadata.generation, Some(1));
     let name = format!("widgets.{group}");
     let est = eventually(30, || {
         let crds = crds.clone();
@@ -66,13 +68,23 @@ async fn crd_lifecycle_defaults_validation_status() {
     let gvk = GroupVersionKind::gvk(&group, "v1", "Widget");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let api: Api<DynamicObject> = Api::namespaced_with(e.client.clone(), &e.ns, &ar);
-    // Discovery serves it.
-    let disc = Discovery::new(e.client.clone())
-        .filter(&[group.as_str()])
-        .run()
-        .await
-        .expect("discovery");
-    assert!(disc.groups().any(|g| g.name() == group));
+    // Discovery serves it (kube-apiserver may list the group a moment
+    // before its group-version path answers: poll).
+    let served = eventually(30, || {
+        let client = e.client.clone();
+        let group = group.clone();
+        async move {
+            let disc = Discovery::new(client)
+                .filter(&[group.as_str()])
+                .run()
+                .await
+                .ok()?;
+            let found = disc.groups().any(|g| g.name() == group);
+            found.then_some(())
+        }
+    })
+    .await;
+    assert!(served.is_some(), "discovery serves {group}");
     // Defaults and pruning.
     let mut w = widget(&e.ns, "w1", json!({"size": "M", "unknown": 1}));
     w.types = Some(kube::api::TypeMeta {
@@ -110,13 +122,16 @@ async fn crd_lifecycle_defaults_validation_status() {
         .patch_status(
             "w1",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": "L"}})),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}, "spec": {"size": "L"},
+                "metadata": {"labels": {"z": "1"}}})),
         )
         .await
         .expect("status");
     assert_eq!(s.data["status"]["phase"], "Ready");
     assert_eq!(s.data["spec"]["size"], "M");
     assert_eq!(s.metadata.generation, Some(1));
+    // Unlike most built-in kinds, a custom resource's status takes no metadata.
+    assert!(s.metadata.labels.is_none_or(|l| !l.contains_key("z")));
     let m = api
         .patch(
             "w1",

@@ -2,7 +2,7 @@
 //! generation, status isolation, server-set metadata, errors.
 
 use crate::harness::env;
-use crate::util::{api_err, cm, deployment, pod};
+use crate::util::{api_err, cm, deployment, pod, unscheduled_pod};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -15,6 +15,10 @@ fn rv<K: kube::Resource>(k: &K) -> u64 {
         .unwrap_or("0")
         .parse()
         .expect("numeric rv")
+}
+
+fn gen<K: kube::Resource>(k: &K) -> Option<i64> {
+    k.meta().generation
 }
 
 #[tokio::test]
@@ -67,12 +71,19 @@ async fn create_existing_is_already_exists_and_stale_update_is_conflict() {
     );
     assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(err.message, "deployments.apps \"x\" already exists");
-    let mut fresh = d.clone();
-    fresh.spec.as_mut().expect("spec").replicas = Some(2);
-    let updated = deps
-        .replace("x", &PostParams::default(), &fresh)
-        .await
-        .expect("update");
+    // An update from a fresh read succeeds. On a real cluster the deployment
+    // controller writes the status at once, so read-modify-write retries on
+    // Conflict as any client must.
+    let mut attempts = 0;
+    let updated = loop {
+        let mut fresh = deps.get("x").await.expect("get");
+        fresh.spec.as_mut().expect("spec").replicas = Some(2);
+        match deps.replace("x", &PostParams::default(), &fresh).await {
+            Ok(u) => break u,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempts < 10 => attempts += 1,
+            Err(other) => panic!("update: {other:?}"),
+        }
+    };
     assert!(rv(&updated) > rv(&d));
     let mut stale = d.clone();
     stale.spec.as_mut().expect("spec").replicas = Some(3);
@@ -138,34 +149,247 @@ async fn generation_bumps_on_spec_changes_only() {
         .patch(
             "g",
             &pp,
-            &Patch::Merge(
-                json!({"metadata": {"labels": {"extra": "1"}, "annotations": {"a": "b"}}}),
-            ),
+            &Patch::Merge(json!({"metadata": {"labels": {"extra": "1"}}})),
         )
         .await
-        .expect("meta patch");
-    assert_eq!(d.metadata.generation, Some(1));
+        .expect("label patch");
+    assert_eq!(d.metadata.generation, Some(1), "labels do not bump");
+    // The Deployment strategy bumps the generation on annotation changes too
+    // (the controller copies annotations to the ReplicaSets).
+    let d = deps
+        .patch(
+            "g",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
+        )
+        .await
+        .expect("annotation patch");
+    assert_eq!(d.metadata.generation, Some(2), "annotations bump");
     let d = deps
         .patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}})))
         .await
         .expect("spec patch");
-    assert_eq!(d.metadata.generation, Some(2));
+    assert_eq!(d.metadata.generation, Some(3));
     let d = deps
         .patch_status(
             "g",
             &pp,
-            &Patch::Merge(json!({"status": {"replicas": 4, "observedGeneration": 2}})),
+            &Patch::Merge(json!({"status": {"replicas": 4, "observedGeneration": 3}})),
         )
         .await
         .expect("status");
-    assert_eq!(d.metadata.generation, Some(2));
-    // A no-op patch changes neither generation nor resourceVersion.
-    let before = rv(&d);
-    let d = deps
-        .patch("g", &pp, &Patch::Merge(json!({"spec": {"replicas": 4}})))
+    assert_eq!(d.metadata.generation, Some(3));
+    // A no-op patch changes neither generation nor resourceVersion. (A pod
+    // no scheduler picks: no controller writes to it in between.)
+    let pods: Api<Pod> = e.api();
+    let p = pods
+        .create(&PostParams::default(), &unscheduled_pod("noop", &[]))
+        .await
+        .expect("pod");
+    let again = pods
+        .patch(
+            "noop",
+            &pp,
+            &Patch::Merge(json!({"spec": {"schedulerName": "kube-incident-nobody"}})),
+        )
         .await
         .expect("noop");
-    assert_eq!((d.metadata.generation, rv(&d)), (Some(2), before));
+    assert_eq!(
+        (again.metadata.generation, rv(&again)),
+        (p.metadata.generation, rv(&p))
+    );
+    e.finish().await;
+}
+
+/// Which kinds carry `metadata.generation` and what bumps it, per kind, as
+/// kube-apiserver v1.36's registry strategies do it: Deployments (spec and
+/// annotations), ReplicaSets and Pods (spec), on deletion with finalizers
+/// (+1); never ConfigMaps, Secrets, ServiceAccounts, Leases,
+/// HorizontalPodAutoscalers, Events or Namespaces.
+#[tokio::test]
+async fn generation_per_kind() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Event, Namespace, Secret, ServiceAccount};
+    let e = env("generation_kinds").await;
+    let pp = PatchParams::default();
+    let labels = Patch::Merge(json!({"metadata": {"labels": {"l": "1"}}}));
+    let annotations = Patch::Merge(json!({"metadata": {"annotations": {"a": "1"}}}));
+    let hold = Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold"]}}));
+    let release = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+
+    // Pods: generation 1, bumped by spec changes only, and when deleted.
+    let pods: Api<Pod> = e.api();
+    let p = pods
+        .create(&PostParams::default(), &unscheduled_pod("p", &[]))
+        .await
+        .expect("pod");
+    assert_eq!(gen(&p), Some(1));
+    let p = pods.patch("p", &pp, &labels).await.expect("labels");
+    assert_eq!(gen(&p), Some(1));
+    let p = pods
+        .patch("p", &pp, &annotations)
+        .await
+        .expect("annotations");
+    assert_eq!(gen(&p), Some(1));
+    let p = pods
+        .patch(
+            "p",
+            &pp,
+            &Patch::Merge(json!({"spec": {"activeDeadlineSeconds": 3000}})),
+        )
+        .await
+        .expect("spec");
+    assert_eq!(gen(&p), Some(2));
+    let p = pods
+        .patch_status("p", &pp, &Patch::Merge(json!({"status": {"message": "m"}})))
+        .await
+        .expect("status");
+    assert_eq!(gen(&p), Some(2));
+    pods.patch("p", &pp, &hold).await.expect("finalizer");
+    pods.delete("p", &Default::default()).await.expect("delete");
+    let p = pods.get("p").await.expect("terminating");
+    assert!(p.metadata.deletion_timestamp.is_some());
+    assert_eq!(gen(&p), Some(3), "deletion bumps the generation");
+    pods.patch("p", &pp, &release).await.expect("release");
+    if let Some(_emu) = e.emu.as_ref() {
+        // Emulator only: it has no pods/binding, and its simulated scheduler
+        // binds by setting spec.nodeName, which (like a binding) leaves the
+        // generation alone. kube-apiserver rejects that update of a pod.
+        pods.create(&PostParams::default(), &unscheduled_pod("b", &[]))
+            .await
+            .expect("pod");
+        let b = pods
+            .patch(
+                "b",
+                &pp,
+                &Patch::Merge(json!({"spec": {"nodeName": "node-1"}})),
+            )
+            .await
+            .expect("bind");
+        assert_eq!(gen(&b), Some(1));
+    }
+
+    // ReplicaSets: spec only (annotations do not bump, unlike Deployments).
+    let rss: Api<ReplicaSet> = e.api();
+    let mut rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "rs"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "rs"}},
+            "template": {"metadata": {"labels": {"app": "rs"}},
+                "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]}}}}))
+    .expect("rs");
+    rs = rss.create(&PostParams::default(), &rs).await.expect("rs");
+    assert_eq!(gen(&rs), Some(1));
+    rs = rss.patch("rs", &pp, &labels).await.expect("labels");
+    assert_eq!(gen(&rs), Some(1));
+    rs = rss
+        .patch("rs", &pp, &annotations)
+        .await
+        .expect("annotations");
+    assert_eq!(gen(&rs), Some(1));
+    rs = rss
+        .patch(
+            "rs",
+            &pp,
+            &Patch::Merge(json!({"spec": {"minReadySeconds": 3}})),
+        )
+        .await
+        .expect("spec");
+    assert_eq!(gen(&rs), Some(2));
+
+    // Deployments: spec and annotations.
+    let deps: Api<Deployment> = e.api();
+    let d = deps
+        .create(&PostParams::default(), &deployment("d", 0))
+        .await
+        .expect("deployment");
+    assert_eq!(gen(&d), Some(1));
+    let d = deps.patch("d", &pp, &labels).await.expect("labels");
+    assert_eq!(gen(&d), Some(1));
+    let d = deps
+        .patch("d", &pp, &annotations)
+        .await
+        .expect("annotations");
+    assert_eq!(gen(&d), Some(2));
+
+    // No generation at all, before or after an update.
+    let cms: Api<ConfigMap> = e.api();
+    let c = cms
+        .create(&PostParams::default(), &cm("c", &[("a", "1")]))
+        .await
+        .expect("cm");
+    assert_eq!(gen(&c), None);
+    let c = cms
+        .patch("c", &pp, &Patch::Merge(json!({"data": {"a": "2"}})))
+        .await
+        .expect("cm data");
+    assert_eq!(gen(&c), None);
+    let secrets: Api<Secret> = e.api();
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "1"}}))
+            .expect("secret");
+    assert_eq!(
+        gen(&secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("secret")),
+        None
+    );
+    let sas: Api<ServiceAccount> = e.api();
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "sa"}})).expect("sa");
+    assert_eq!(
+        gen(&sas.create(&PostParams::default(), &sa).await.expect("sa")),
+        None
+    );
+    let leases: Api<Lease> = e.api();
+    let l: Lease =
+        serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "x"}}))
+            .expect("lease");
+    assert_eq!(
+        gen(&leases
+            .create(&PostParams::default(), &l)
+            .await
+            .expect("lease")),
+        None
+    );
+    let l = leases
+        .patch(
+            "l",
+            &pp,
+            &Patch::Merge(json!({"spec": {"holderIdentity": "y"}})),
+        )
+        .await
+        .expect("lease spec");
+    assert_eq!(gen(&l), None);
+    let hpas: Api<HorizontalPodAutoscaler> = e.api();
+    let h: HorizontalPodAutoscaler = serde_json::from_value(json!({"metadata": {"name": "h"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+            "minReplicas": 1, "maxReplicas": 3}}))
+    .expect("hpa");
+    assert_eq!(
+        gen(&hpas.create(&PostParams::default(), &h).await.expect("hpa")),
+        None
+    );
+    let h = hpas
+        .patch("h", &pp, &Patch::Merge(json!({"spec": {"maxReplicas": 4}})))
+        .await
+        .expect("hpa spec");
+    assert_eq!(gen(&h), None, "HPAs have no generation");
+    let events: Api<Event> = e.api();
+    let ev: Event = serde_json::from_value(json!({"metadata": {"name": "ev"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": e.ns},
+        "reason": "R", "message": "m", "type": "Normal"}))
+    .expect("event");
+    assert_eq!(
+        gen(&events
+            .create(&PostParams::default(), &ev)
+            .await
+            .expect("event")),
+        None
+    );
+    let nss: Api<Namespace> = Api::all(e.client.clone());
+    assert_eq!(gen(&nss.get(&e.ns).await.expect("namespace")), None);
     e.finish().await;
 }
 
@@ -177,7 +401,8 @@ async fn status_subresource_isolates_status_and_spec() {
         .await
         .expect("create");
     let pp = PatchParams::default();
-    // Main resource ignores status.
+    // Main resource ignores status. (On a real cluster the deployment
+    // controller writes the status concurrently: only our value is excluded.)
     let d = deps
         .patch(
             "s",
@@ -187,10 +412,17 @@ async fn status_subresource_isolates_status_and_spec() {
         .await
         .expect("patch");
     assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
-    assert_eq!(d.status.as_ref().and_then(|s| s.replicas), None);
-    // Status ignores spec and metadata.
+    assert_ne!(d.status.as_ref().and_then(|s| s.replicas), Some(9));
+    // Status ignores spec; the Deployment status strategy also keeps the
+    // labels but lets annotations through (the controller's revision).
     let d = deps
-        .patch_status("s", &pp, &Patch::Merge(json!({"spec": {"replicas": 7}, "metadata": {"labels": {"z": "1"}}, "status": {"replicas": 5}})))
+        .patch_status(
+            "s",
+            &pp,
+            &Patch::Merge(json!({"spec": {"replicas": 7},
+                "metadata": {"labels": {"z": "1"}, "annotations": {"w": "1"}},
+                "status": {"replicas": 5}})),
+        )
         .await
         .expect("status patch");
     assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
@@ -200,20 +432,64 @@ async fn status_subresource_isolates_status_and_spec() {
         .labels
         .as_ref()
         .is_none_or(|l| !l.contains_key("z")));
-    // PUT of the main resource with a different status keeps the stored status.
-    let mut put = deps.get("s").await.expect("get");
-    put.status.as_mut().expect("status").replicas = Some(1);
-    let d = deps
-        .replace("s", &PostParams::default(), &put)
-        .await
-        .expect("put");
-    assert_eq!(d.status.and_then(|s| s.replicas), Some(5));
-    // Pods created with a status start Pending.
+    assert_eq!(
+        d.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("w"))
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(d.metadata.generation, Some(2), "status writes never bump");
+    // Pods (no scheduler picks this one, so nothing else writes its status).
+    // Created with a status, they start Pending.
     let pods: Api<Pod> = e.api();
-    let mut p = pod("p", &[]);
+    let mut p = unscheduled_pod("p", &[]);
     p.status = Some(serde_json::from_value(json!({"phase": "Running"})).expect("status"));
     let p = pods.create(&PostParams::default(), &p).await.expect("pod");
-    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    assert_eq!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Pending")
+    );
+    // PUT of the main resource with a different status keeps the stored status.
+    let mut put = p.clone();
+    put.status.as_mut().expect("status").phase = Some("Running".into());
+    let p = pods
+        .replace("p", &PostParams::default(), &put)
+        .await
+        .expect("put");
+    assert_eq!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Pending")
+    );
+    // The pod status strategy lets labels through but not ownerReferences.
+    let owner = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "s",
+        "uid": d.metadata.uid}]);
+    let p = pods
+        .patch_status(
+            "p",
+            &pp,
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"z": "1"}, "ownerReferences": owner},
+                "spec": {"activeDeadlineSeconds": 5}, "status": {"phase": "Running"}}),
+            ),
+        )
+        .await
+        .expect("pod status");
+    assert_eq!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Running")
+    );
+    assert_eq!(
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("z"))
+            .map(String::as_str),
+        Some("1")
+    );
+    assert!(p.metadata.owner_references.is_none());
+    assert_eq!(p.spec.and_then(|s| s.active_deadline_seconds), None);
     e.finish().await;
 }
 
@@ -230,8 +506,37 @@ async fn server_sets_uid_and_creation_timestamp_immutably() {
     let uid = created.metadata.uid.clone().expect("uid");
     assert_ne!(uid, "client-chosen");
     assert!(created.metadata.creation_timestamp.is_some());
+    // A uid in a PUT body is a precondition: 409 when it differs.
+    let mut other = created.clone();
+    other.metadata.uid = Some("other".into());
+    let err = api_err(cms.replace("m", &PostParams::default(), &other).await);
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert!(
+        err.message
+            .starts_with("Operation cannot be fulfilled on configmaps \"m\": ")
+            && err.message.ends_with(&format!(
+                "Precondition failed: UID in precondition: other, UID in object meta: {uid}"
+            )),
+        "{}",
+        err.message
+    );
+    // A patch may not change it: 422.
+    let err = api_err(
+        cms.patch(
+            "m",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"uid": "other"}})),
+        )
+        .await,
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "ConfigMap \"m\" is invalid: metadata.uid: Invalid value: \"other\": field is immutable"
+    );
+    // Without a uid, the stored uid and creationTimestamp stay.
     let mut changed = created.clone();
-    changed.metadata.uid = Some("other".into());
+    changed.metadata.uid = None;
     changed.metadata.creation_timestamp = None;
     changed.data = Some([("a".to_string(), "2".to_string())].into());
     let updated = cms
@@ -244,9 +549,36 @@ async fn server_sets_uid_and_creation_timestamp_immutably() {
         created.metadata.creation_timestamp
     );
     assert_eq!(
-        updated.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        updated
+            .data
+            .as_ref()
+            .and_then(|d| d.get("a"))
+            .map(String::as_str),
         Some("2")
     );
+    // Delete preconditions name the kind.
+    let dp = |uid: Option<&str>, rv: Option<&str>| kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: uid.map(str::to_string),
+            resource_version: rv.map(str::to_string),
+        }),
+        ..Default::default()
+    };
+    let err = api_err(cms.delete("m", &dp(Some("other"), None)).await);
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        err.message,
+        format!("Operation cannot be fulfilled on ConfigMap \"m\": the UID in the precondition (other) does not match the UID in record ({uid}). The object might have been deleted and then recreated")
+    );
+    let err = api_err(cms.delete("m", &dp(None, Some("1"))).await);
+    assert_eq!(err.code, 409);
+    assert_eq!(
+        err.message,
+        format!("Operation cannot be fulfilled on ConfigMap \"m\": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record ({}). The object might have been modified", rv(&updated))
+    );
+    cms.delete("m", &dp(Some(&uid), Some(&rv(&updated).to_string())))
+        .await
+        .expect("delete with matching preconditions");
     e.finish().await;
 }
 
@@ -478,6 +810,28 @@ async fn protobuf_bodies_and_accept_negotiation() {
             .get("content-type")
             .and_then(|v| v.to_str().ok()),
         Some("application/json")
+
+#[tokio::test]
+async fn apps_selectors_are_immutable() {
+    let e = env("selector_immutable").await;
+    let deps: Api<Deployment> = e.api();
+    deps.create(&PostParams::default(), &deployment("sel", 0))
+        .await
+        .expect("create");
+    let err = api_err(
+        deps.patch(
+            "sel",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "selector": {"matchLabels": {"app": "sel", "x": "y"}},
+                "template": {"metadata": {"labels": {"app": "sel", "x": "y"}}}}})),
+        )
+        .await,
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "Deployment.apps \"sel\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"sel\",\"x\":\"y\"}}: field is immutable"
     );
     e.finish().await;
 }

@@ -91,12 +91,16 @@ async fn server_side_apply_creates_and_requires_field_manager() {
                 && m.operation.as_deref() == Some("Apply")),
         "{mf:?}"
     );
-    // Missing fieldManager: 400.
+    // Missing fieldManager: the PatchOptions are invalid (422).
     let err = api_err(
         cms.patch("ssa", &PatchParams::default(), &Patch::Apply(&applied))
             .await,
     );
-    assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
     // Re-applying the same configuration is a no-op (same resourceVersion).
     let again = cms
         .patch(
@@ -124,6 +128,158 @@ async fn server_side_apply_creates_and_requires_field_manager() {
         mf.iter().any(|m| m.manager.as_deref() == Some("my-updater")
             && m.operation.as_deref() == Some("Update")),
         "{mf:?}"
+    );
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn server_side_apply_conflicts_and_force() {
+    let e = env("ssa_conflicts").await;
+    let cms: Api<ConfigMap> = e.api();
+    let cfg = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": v}});
+    let apply = |m: &str| PatchParams::apply(m);
+    cms.patch("c", &apply("first"), &Patch::Apply(cfg("1")))
+        .await
+        .expect("first applies");
+    // Another applier changing an owned field: 409 with one cause per field.
+    let err = api_err(
+        cms.patch("c", &apply("second"), &Patch::Apply(cfg("2")))
+            .await,
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"first\": .data.a"
+    );
+    let causes = err.details.expect("details").causes;
+    assert_eq!(causes.len(), 1);
+    assert_eq!(
+        (
+            causes[0].reason.as_str(),
+            causes[0].field.as_str(),
+            causes[0].message.as_str()
+        ),
+        ("FieldManagerConflict", ".data.a", "conflict with \"first\"")
+    );
+    // Applying the same value is no conflict: both own the field.
+    let shared = cms
+        .patch("c", &apply("second"), &Patch::Apply(cfg("1")))
+        .await
+        .expect("same value");
+    let mut owners: Vec<String> = shared
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    owners.sort();
+    assert_eq!(owners, vec!["first", "second"]);
+    // An Update takes the field from both appliers.
+    let upd = PatchParams {
+        field_manager: Some("editor".into()),
+        ..Default::default()
+    };
+    let edited = cms
+        .patch("c", &upd, &Patch::Merge(json!({"data": {"a": "3"}})))
+        .await
+        .expect("update");
+    let mf = edited.metadata.managed_fields.unwrap_or_default();
+    assert_eq!(
+        mf.iter()
+            .map(|m| (m.manager.as_deref(), m.operation.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(Some("editor"), Some("Update"))]
+    );
+    // A conflict with an updater names its API version.
+    let err = api_err(
+        cms.patch("c", &apply("first"), &Patch::Apply(cfg("1")))
+            .await,
+    );
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"editor\" using v1: .data.a"
+    );
+    // force takes ownership.
+    let forced = cms
+        .patch("c", &apply("first").force(), &Patch::Apply(cfg("1")))
+        .await
+        .expect("forced");
+    assert_eq!(
+        forced.data.and_then(|d| d.get("a").cloned()).as_deref(),
+        Some("1")
+    );
+    let mf = forced.metadata.managed_fields.unwrap_or_default();
+    assert_eq!(
+        mf.iter()
+            .map(|m| (m.manager.as_deref(), m.operation.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(Some("first"), Some("Apply"))]
+    );
+    e.finish().await;
+}
+
+/// Bad request options are 422 Invalid on the options object, as
+/// kube-apiserver validates them (raw requests: kube-rs checks some of
+/// these itself before sending).
+#[tokio::test]
+async fn request_options_are_validated() {
+    let e = env("options").await;
+    let cms: Api<ConfigMap> = e.api();
+    cms.create(&PostParams::default(), &cm("o", &[]))
+        .await
+        .expect("create");
+    let base = format!("/api/v1/namespaces/{}/configmaps", e.ns);
+    let send = |method: &str, uri: String, ct: &str, body: &str| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Content-Type", ct)
+            .body(body.as_bytes().to_vec())
+            .expect("request");
+        let client = e.client.clone();
+        async move { api_err(client.request::<serde_json::Value>(req).await) }
+    };
+    let merge = "application/merge-patch+json";
+    let err = send("PATCH", format!("{base}/o?force=true"), merge, "{}").await;
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
+    );
+    let err = send("PATCH", format!("{base}/o?dryRun=Bogus"), merge, "{}").await;
+    assert_eq!(
+        err.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"Bogus\"]: supported values: \"All\""
+    );
+    let long = "m".repeat(129);
+    let err = send(
+        "POST",
+        format!("{base}?fieldManager={long}"),
+        "application/json",
+        r#"{"metadata": {"name": "p"}}"#,
+    )
+    .await;
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            422,
+            "CreateOptions.meta.k8s.io \"\" is invalid: fieldManager: Too long: may not be more than 128 bytes"
+        )
+    );
+    let err = send(
+        "DELETE",
+        format!("{base}/o?propagationPolicy=Bogus"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            422,
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Bogus\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+        )
     );
     e.finish().await;
 }

@@ -37,3 +37,30 @@ pub fn deployment(name: &str, replicas: i32) -> Deployment {
                 "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}}}}))
     .expect("deployment")
 }
+
+/// A pod no scheduler picks up (`schedulerName` names none), so on a real
+/// cluster neither the scheduler nor the kubelet touches it.
+pub fn unscheduled_pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+    let mut p = pod(name, labels);
+    if let Some(spec) = p.spec.as_mut() {
+        spec.scheduler_name = Some("kube-incident-nobody".into());
+    }
+    p
+}
+
+/// The label selector of the ConfigMaps a test creates with [`labelled`]
+/// and lists or watches: a real cluster adds ConfigMaps of its own to every
+/// namespace (`kube-root-ca.crt`, and more in some distributions), and does
+/// so asynchronously, so tests select their own.
+pub const SET: &str = "kube-incident.test/set=mine";
+
+/// A ConfigMap carrying the [`SET`] label.
+pub fn labelled(name: &str) -> ConfigMap {
+    let mut c = cm(name, &[]);
+    let (k, v) = SET.split_once('=').unwrap_or((SET, ""));
+    c.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(k.to_string(), v.to_string());
+    c
+}
