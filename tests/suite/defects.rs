@@ -494,7 +494,14 @@ async fn bad_rollout(client: &Client, ns: &str, name: &str) {
         .await
         .unwrap();
     available(client, ns, name, 3).await;
-    set_behavior(client, ns, name, "crashloop", &format!("registry.example/{name}:v2")).await;
+    set_behavior(
+        client,
+        ns,
+        name,
+        "crashloop",
+        &format!("registry.example/{name}:v2"),
+    )
+    .await;
     wait_for(WAIT, || async {
         let d = api.get(name).await.ok()?;
         (d.annotations().get(REVISION).map(String::as_str) == Some("2")).then_some(())

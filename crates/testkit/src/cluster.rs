@@ -88,12 +88,7 @@ impl Cluster {
                 })
             }
             Backend::Real(env) => {
-                let client = match &env.admin_kubeconfig {
-                    Some(path) => client_from(path).await,
-                    None => Client::try_default()
-                        .await
-                        .expect("KUBE_INCIDENT_E2E=1 needs a kubeconfig"),
-                };
+                let client = admin_client(env).await;
                 let operator_client = match &env.operator_kubeconfig {
                     Some(path) => client_from(path).await,
                     None => client.clone(),
@@ -332,6 +327,16 @@ impl Drop for Cluster {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+/// An administrator's client for a real back end.
+pub async fn admin_client(env: &RealEnv) -> Client {
+    match &env.admin_kubeconfig {
+        Some(path) => client_from(path).await,
+        None => Client::try_default()
+            .await
+            .expect("KUBE_INCIDENT_E2E=1 needs a kubeconfig"),
     }
 }
 

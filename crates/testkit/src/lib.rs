@@ -26,7 +26,7 @@ mod operator;
 mod wait;
 
 pub use backend::{Backend, BackendKind, RealEnv};
-pub use cluster::{install_crds, Cluster, Write};
+pub use cluster::{admin_client, install_crds, Cluster, Write};
 pub use operator::RunningOperator;
 pub use wait::{eventually, wait_for};
 

@@ -1,6 +1,8 @@
-//! Conformance harness: the same test bodies run against the emulator
-//! always, and against a real cluster when `KUBE_INCIDENT_E2E=1` (using the
-//! default kubeconfig). Emulator-only tests skip themselves on a real cluster.
+//! Conformance harness: the same test bodies run against the emulator by
+//! default, and against a real API server with `KUBE_INCIDENT_BACKEND=real`
+//! (../shared/k8s) or `KUBE_INCIDENT_E2E=1` (the current kubeconfig), as the
+//! test kit decides (docs/testing.md). Emulator-only tests skip themselves
+//! on a real cluster with one line saying why.
 
 use emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
@@ -14,10 +16,9 @@ pub struct Env {
     pub client: Client,
     pub emu: Option<Emulator>,
     pub ns: String,
-}
-
-pub fn e2e() -> bool {
-    std::env::var("KUBE_INCIDENT_E2E").is_ok_and(|v| v == "1")
+    /// An administrator's kubeconfig on a real back end (`None`: the
+    /// default kubeconfig, or the emulator's, written on demand).
+    real_kubeconfig: Option<std::path::PathBuf>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -33,23 +34,28 @@ pub fn emu_config() -> EmulatorConfig {
     }
 }
 
-/// Start an environment with a unique namespace named after the test.
-pub async fn env(test: &str) -> Env {
+/// Start an environment with a unique namespace named after the test, or
+/// `None` (after one line saying why) where the chosen back end is absent.
+pub async fn env(test: &str) -> Option<Env> {
     env_with(test, emu_config()).await
 }
 
 /// Like [`env`] with a custom emulator configuration.
-pub async fn env_with(test: &str, cfg: EmulatorConfig) -> Env {
-    let (client, emu) = if e2e() {
-        (
-            Client::try_default()
-                .await
-                .expect("kubeconfig for KUBE_INCIDENT_E2E=1"),
+pub async fn env_with(test: &str, cfg: EmulatorConfig) -> Option<Env> {
+    let (client, emu, kubeconfig) = match testkit::Backend::get() {
+        testkit::Backend::Skip(why) => {
+            eprintln!("skipped {test}: {why}");
+            return None;
+        }
+        testkit::Backend::Real(real) => (
+            testkit::admin_client(real).await,
             None,
-        )
-    } else {
-        let emu = Emulator::start(cfg).await.expect("emulator starts");
-        (emu.client(), Some(emu))
+            real.admin_kubeconfig.clone(),
+        ),
+        testkit::Backend::Emulator => {
+            let emu = Emulator::start(cfg).await.expect("emulator starts");
+            (emu.client(), Some(emu), None)
+        }
     };
     let ns = unique(&format!("t-{}", test.replace('_', "-")));
     let nss: Api<Namespace> = Api::all(client.clone());
@@ -58,7 +64,12 @@ pub async fn env_with(test: &str, cfg: EmulatorConfig) -> Env {
     nss.create(&PostParams::default(), &n)
         .await
         .expect("create test namespace");
-    Env { client, emu, ns }
+    Some(Env {
+        client,
+        emu,
+        ns,
+        real_kubeconfig: kubeconfig,
+    })
 }
 
 impl Env {
@@ -68,6 +79,20 @@ impl Env {
             eprintln!("skipping {test}: emulator-only test on a real cluster");
         }
         self.emu.as_ref()
+    }
+
+    /// A kubeconfig for `kubectl` run as a process: the emulator's (written
+    /// into `dir`), the real back end's admin kubeconfig, or `None` for the
+    /// default one.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        match &self.emu {
+            Some(emu) => {
+                let p = dir.join("kubeconfig");
+                emu.write_kubeconfig(&p).expect("kubeconfig");
+                Some(p)
+            }
+            None => self.real_kubeconfig.clone(),
+        }
     }
 
     /// Typed namespaced Api in the test namespace.
@@ -92,20 +117,4 @@ impl Env {
     }
 }
 
-/// Poll `f` until it returns `Some`, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use testkit::eventually;

@@ -85,14 +85,12 @@ async fn kubectl_drives_the_emulator() {
         eprintln!("skipping kubectl_drives_the_emulator: no kubectl ($KUBECTL or PATH)");
         return;
     }
-    let e = env("kubectl").await;
+    let Some(e) = env("kubectl").await else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("kube-incident-kubectl-{}", e.ns));
     std::fs::create_dir_all(&dir).expect("tmp dir");
-    let kubeconfig = e.emu.as_ref().map(|emu| {
-        let p = dir.join("kubeconfig");
-        emu.write_kubeconfig(&p).expect("kubeconfig");
-        p
-    });
+    let kubeconfig = e.kubeconfig(&dir);
     let k = Kubectl {
         kubeconfig,
         ns: e.ns.clone(),
@@ -251,14 +249,12 @@ async fn kubectl_rollout_undo_with_simulation() {
         time_scale: 10.0,
         ..crate::harness::emu_config()
     };
-    let e = crate::harness::env_with("kubectl_undo", cfg).await;
+    let Some(e) = crate::harness::env_with("kubectl_undo", cfg).await else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("kube-incident-kubectl-{}", e.ns));
     std::fs::create_dir_all(&dir).expect("tmp dir");
-    let kubeconfig = e.emu.as_ref().map(|emu| {
-        let p = dir.join("kubeconfig");
-        emu.write_kubeconfig(&p).expect("kubeconfig");
-        p
-    });
+    let kubeconfig = e.kubeconfig(&dir);
     let k = Kubectl {
         kubeconfig,
         ns: e.ns.clone(),
@@ -310,14 +306,12 @@ async fn kubectl_create_commands_send_protobuf() {
         eprintln!("skipping kubectl_create_commands_send_protobuf: no kubectl ($KUBECTL or PATH)");
         return;
     }
-    let e = env("kubectl_proto").await;
+    let Some(e) = env("kubectl_proto").await else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("kube-incident-kubectl-{}", e.ns));
     std::fs::create_dir_all(&dir).expect("tmp dir");
-    let kubeconfig = e.emu.as_ref().map(|emu| {
-        let p = dir.join("kubeconfig");
-        emu.write_kubeconfig(&p).expect("kubeconfig");
-        p
-    });
+    let kubeconfig = e.kubeconfig(&dir);
     let k = Kubectl {
         kubeconfig,
         ns: e.ns.clone(),

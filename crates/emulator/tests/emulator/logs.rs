@@ -7,7 +7,9 @@ use kube::api::{Api, LogParams, PostParams};
 
 #[tokio::test]
 async fn pod_logs_with_previous_tail_and_container() {
-    let e = env("pod_logs").await;
+    let Some(e) = env("pod_logs").await else {
+        return;
+    };
     let Some(emu) = e.emulator("pod_logs_with_previous_tail_and_container") else {
         return e.finish().await;
     };

@@ -100,7 +100,9 @@ async fn run(n: usize) {
         watch_history: n + 1000,
         ..emu_config()
     };
-    let e = env_with("perf", cfg).await;
+    let Some(e) = env_with("perf", cfg).await else {
+        return;
+    };
     let Some(emu) = e.emulator("perf") else {
         return e.finish().await;
     };
