@@ -2,6 +2,11 @@
 //! (real HTTP + JSON, so kube-rs clients, watchers and `kubectl` work against
 //! it) plus a kwok-like workload simulation.
 //!
+//! Its public API is small: [`Emulator`] and [`EmulatorConfig`], fault
+//! injection ([`FaultInjector`], [`FaultRule`]), the write log
+//! ([`WriteRecord`]), pod logs ([`PodLogs`]) and the simulation ([`sim`]);
+//! everything else is internal to the crate.
+//!
 //! Used three ways: integration tests of the real operator code,
 //! `kube-incident demo`, and the scale benchmarks.
 
@@ -9,24 +14,24 @@
 // Today's discipline, kept by the compiler: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod crd;
-pub mod defaults;
-pub mod faults;
-pub mod logs;
-pub mod managed;
-pub mod openapi;
-pub mod pagination;
-pub mod patch;
-pub mod protobuf;
-pub mod resources;
-pub mod selectors;
-pub mod server;
+mod crd;
+mod defaults;
+mod faults;
+mod logs;
+mod managed;
+mod openapi;
+mod pagination;
+mod patch;
+mod protobuf;
+mod resources;
+mod selectors;
+mod server;
 pub mod sim;
-pub mod status;
-pub mod store;
-pub mod table;
-pub mod validation;
-pub mod watch;
+mod status;
+mod store;
+mod table;
+mod validation;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,7 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use faults::{FaultAction, FaultInjector, FaultRule, RuleId};
-pub use store::WriteRecord;
+pub use logs::PodLogs;
+pub use store::{Store, WriteCtx, WriteRecord};
 
 /// Errors starting the emulator.
 #[derive(Debug, thiserror::Error)]

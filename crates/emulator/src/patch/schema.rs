@@ -237,6 +237,7 @@ impl MergeSchema {
     }
 
     /// Whether the kind has a `/status` subresource (see [`MergeSchema::with_status_subresource`]).
+    #[cfg(test)]
     pub fn has_status_subresource(&self) -> bool {
         self.status_subresource
     }

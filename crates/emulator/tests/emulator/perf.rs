@@ -3,7 +3,7 @@
 //! `#[ignore]`d variants use the sizes of the benchmark (100k pods).
 
 use crate::harness::{emu_config, env_with};
-use emulator::store::WriteCtx;
+use emulator::WriteCtx;
 use emulator::EmulatorConfig;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
