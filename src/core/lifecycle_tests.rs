@@ -164,7 +164,7 @@ fn flag_overrides_change_deadlines() {
     policy
         .targets
         .apply_overrides(
-            crate::core::targets::TargetKind::Response,
+            crate::core::targets::TargetField::Response,
             &["SEV2=2m".into()],
         )
         .unwrap();
