@@ -16,7 +16,7 @@ use tracing::{error, info};
 use crate::api::{Incident, GROUP, VERSION};
 use crate::controller::detector::{self, Detections, DetectorConfig, IncidentLookup};
 use crate::controller::{self, incident, Clock};
-use crate::core::targets::{SeverityTargets, TargetKind, TargetOverrideError};
+use crate::core::targets::{SeverityTargets, TargetField, TargetOverrideError};
 use crate::http::{self, HttpState};
 use crate::leader::{ElectionConfig, LeaderElector, LeaderError, Leadership};
 use crate::metrics::Metrics;
@@ -204,9 +204,9 @@ impl RunArgs {
     /// The severity targets after flag overrides.
     pub fn severity_targets(&self) -> Result<SeverityTargets, TargetOverrideError> {
         let mut t = SeverityTargets::default();
-        t.apply_overrides(TargetKind::Response, &self.response_targets)?;
-        t.apply_overrides(TargetKind::Resolution, &self.resolution_targets)?;
-        t.apply_overrides(TargetKind::MonitoringWindow, &self.monitoring_windows)?;
+        t.apply_overrides(TargetField::Response, &self.response_targets)?;
+        t.apply_overrides(TargetField::Resolution, &self.resolution_targets)?;
+        t.apply_overrides(TargetField::MonitoringWindow, &self.monitoring_windows)?;
         Ok(t)
     }
 

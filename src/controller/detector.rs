@@ -23,20 +23,17 @@ use serde_json::json;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
-use super::lite::PodLite;
 use super::Clock;
 use crate::api::{
     Incident, IncidentSource, IncidentSpec, LocalObjectReference, Runbook, RunbookStatus,
     TargetKind, TargetRef, FIELD_MANAGER, FINGERPRINT_LABEL, IGNORE_LABEL,
 };
 use crate::core::conditions::set_condition;
-use crate::core::detection::{
-    self, attribute, Assessment, DetectionPolicy, RestartLedger, WorkloadKey,
-};
+use crate::core::detection::{self, attribute, Assessment, DetectionPolicy, RestartLedger};
 use crate::core::lifecycle::truncate_to_seconds;
 use crate::core::selector;
 use crate::core::validation::{summarize, validate_runbook};
-use crate::core::views::{DeploymentView, PodView};
+use crate::core::workload::{DeploymentView, PodLite, PodView, WorkloadKey};
 use crate::metrics::Metrics;
 
 /// Label on detector-opened Incidents: the episode number of the workload.

@@ -6,7 +6,6 @@ pub mod detector;
 pub mod evidence;
 pub mod executor;
 pub mod incident;
-pub mod lite;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::core::views::{CondView, ContainerView, OwnerView, Termination};
+use crate::core::workload::{CondView, ContainerView, OwnerView, PodLite, Termination};
 
 fn t(s: i64) -> Timestamp {
     let base: Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
@@ -392,34 +392,8 @@ fn attribution() {
 }
 
 #[test]
-fn deterministic_names() {
-    let k = key();
-    assert_eq!(k.incident_name(1), k.incident_name(1));
-    assert_ne!(k.incident_name(1), k.incident_name(2));
-    assert!(k.incident_name(1).starts_with("checkout-"));
-    assert!(k.incident_name(1).ends_with("-1"));
-    let long = WorkloadKey {
-        namespace: "n".into(),
-        kind: "Pod".into(),
-        name: "a".repeat(80),
-    };
-    let n = long.incident_name(12);
-    assert!(n.len() <= 63, "{n}");
-    assert!(n.starts_with("pod-aaa"));
-    let other = WorkloadKey {
-        namespace: "other".into(),
-        ..key()
-    };
-    assert_ne!(
-        other.fingerprint(),
-        key().fingerprint(),
-        "namespace is part of the fingerprint"
-    );
-}
-
-#[test]
 fn conversions_from_api_objects() {
-    let p: crate::controller::lite::PodLite = serde_json::from_value(json!({
+    let p: PodLite = serde_json::from_value(json!({
         "metadata": {"name": "web-1", "namespace": "shop", "creationTimestamp": "2026-11-22T02:00:00Z",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7f", "uid": "u", "controller": true}]},
         "status": {"phase": "Running",

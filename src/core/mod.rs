@@ -13,4 +13,4 @@ pub mod postmortem;
 pub mod selector;
 pub mod targets;
 pub mod validation;
-pub mod views;
+pub mod workload;

@@ -45,9 +45,10 @@ impl Default for SeverityTargets {
     }
 }
 
-/// Which target an override sets.
+/// Which of the [`Targets`] an override sets (not to be confused with
+/// [`crate::api::TargetKind`], the kind of an Incident's target object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
+pub enum TargetField {
     Response,
     Resolution,
     MonitoringWindow,
@@ -81,15 +82,15 @@ impl SeverityTargets {
     }
 
     /// Replace one target of one severity.
-    pub fn set(&mut self, severity: Severity, kind: TargetKind, value: Duration) {
+    pub fn set(&mut self, severity: Severity, field: TargetField, value: Duration) {
         let entry = self
             .by_severity
             .entry(severity)
             .or_insert_with(|| SeverityTargets::default_for(severity));
-        match kind {
-            TargetKind::Response => entry.response = value,
-            TargetKind::Resolution => entry.resolution = value,
-            TargetKind::MonitoringWindow => entry.monitoring_window = value,
+        match field {
+            TargetField::Response => entry.response = value,
+            TargetField::Resolution => entry.resolution = value,
+            TargetField::MonitoringWindow => entry.monitoring_window = value,
         }
     }
 
@@ -97,7 +98,7 @@ impl SeverityTargets {
     /// `--resolution-target` and `--monitoring-window` flags take them).
     pub fn apply_overrides(
         &mut self,
-        kind: TargetKind,
+        field: TargetField,
         overrides: &[String],
     ) -> Result<(), TargetOverrideError> {
         for o in overrides {
@@ -112,7 +113,7 @@ impl SeverityTargets {
                         reason,
                     })?;
             let d = parse_go_duration(dur.trim())?;
-            self.set(severity, kind, d);
+            self.set(severity, field, d);
         }
         Ok(())
     }
@@ -166,8 +167,11 @@ mod tests {
     #[test]
     fn overrides() {
         let mut t = SeverityTargets::default();
-        t.apply_overrides(TargetKind::Response, &["SEV1=2m".into(), "sev4=12h".into()])
-            .unwrap();
+        t.apply_overrides(
+            TargetField::Response,
+            &["SEV1=2m".into(), "sev4=12h".into()],
+        )
+        .unwrap();
         assert_eq!(t.get(Severity::SEV1).response, Duration::from_secs(120));
         assert_eq!(
             t.get(Severity::SEV4).response,
@@ -175,15 +179,15 @@ mod tests {
         );
         assert_eq!(t.get(Severity::SEV1).resolution, Duration::from_secs(7200));
         assert!(matches!(
-            t.apply_overrides(TargetKind::Response, &["SEV1".into()]),
+            t.apply_overrides(TargetField::Response, &["SEV1".into()]),
             Err(TargetOverrideError::Syntax(_))
         ));
         assert!(matches!(
-            t.apply_overrides(TargetKind::Response, &["SEV9=1m".into()]),
+            t.apply_overrides(TargetField::Response, &["SEV9=1m".into()]),
             Err(TargetOverrideError::Severity { .. })
         ));
         assert!(matches!(
-            t.apply_overrides(TargetKind::Response, &["SEV1=soon".into()]),
+            t.apply_overrides(TargetField::Response, &["SEV1=soon".into()]),
             Err(TargetOverrideError::Duration(_))
         ));
     }

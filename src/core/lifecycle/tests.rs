@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
 use crate::api::{
-    Approval, IncidentSource, IncidentSpec, MitigationAction, MitigationStep, Resolution, Severity,
-    StepState, TargetKind, TargetRef, TimelineType,
+    Approval, Impact, IncidentSource, IncidentSpec, IncidentStatus, MitigationAction,
+    MitigationStep, Phase, Resolution, Severity, StepState, TargetKind, TargetRef, TimelineType,
 };
 use crate::core::conditions::get_condition;
 
@@ -164,7 +165,7 @@ fn flag_overrides_change_deadlines() {
     policy
         .targets
         .apply_overrides(
-            crate::core::targets::TargetKind::Response,
+            crate::core::targets::TargetField::Response,
             &["SEV2=2m".into()],
         )
         .unwrap();

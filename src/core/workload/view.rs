@@ -2,13 +2,15 @@
 //! (identity, owner, phase, conditions, per-container waiting reason,
 //! restart count, readiness, last termination). A full Pod costs tens of KB
 //! in memory; a `PodView` a few hundred bytes. Pods are decoded straight
-//! into a lean wire type (`controller::lite::PodLite`) and converted to a
-//! `PodView`; Deployments are converted here.
+//! into a lean wire type ([`super::PodLite`], in `wire.rs`) and converted to
+//! a `PodView`; Deployments are converted here.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
+
+use super::key::WorkloadKey;
 
 /// A condition's state and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +89,8 @@ pub struct DeploymentView {
 
 impl DeploymentView {
     /// The workload key of this Deployment.
-    pub fn key(&self) -> crate::core::detection::WorkloadKey {
-        crate::core::detection::WorkloadKey::deployment(self.namespace.clone(), self.name.clone())
+    pub fn key(&self) -> WorkloadKey {
+        WorkloadKey::deployment(self.namespace.clone(), self.name.clone())
     }
 }
 

@@ -2,6 +2,8 @@
 //! fields detection needs and skips the rest of each object (spec,
 //! managedFields, annotations, ...) without allocating it. A full `Pod`
 //! allocates tens of KB while decoding; a `PodLite` a few hundred bytes.
+//! Serde and the `kube::Resource` trait only (so `Api<PodLite>` can watch
+//! it): no client here.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use kube::core::NamespaceResourceScope;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 
-use crate::core::views::{CondView, ContainerView, OwnerView, PodView, Termination};
+use super::view::{CondView, ContainerView, OwnerView, PodView, Termination};
 
 /// The metadata fields detection reads; everything else is skipped.
 #[derive(Deserialize, Default)]

@@ -1,0 +1,14 @@
+//! Workloads as detection sees them: the identity of a workload
+//! ([`WorkloadKey`], in `key.rs`), the lean wire type a Pod is decoded into
+//! from the watch ([`PodLite`], in `wire.rs`), and the compact views the
+//! core judges ([`PodView`], [`DeploymentView`], in `view.rs`).
+//!
+//! Dependencies run one way: `wire` -> `view` -> `key`.
+
+mod key;
+mod view;
+mod wire;
+
+pub use self::key::WorkloadKey;
+pub use self::view::{CondView, ContainerView, DeploymentView, OwnerView, PodView, Termination};
+pub use self::wire::{PodLite, PodStatusLite};
