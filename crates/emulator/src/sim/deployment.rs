@@ -14,9 +14,9 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
 use super::events::EventReq;
-use super::hash::{compute_hash, equal_ignore_hash, POD_TEMPLATE_HASH_LABEL};
 use super::rollout::*;
 use super::{Shared, SimError, CONTROLLER_MANAGER};
+use ::rollout::{compute_hash, equal_ignore_hash, POD_TEMPLATE_HASH_LABEL};
 
 fn pp() -> PostParams {
     PostParams {

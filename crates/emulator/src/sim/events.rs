@@ -116,7 +116,7 @@ impl EventRecorder {
     }
 
     fn shard(&self, uid: &str) -> &mpsc::Sender<Cmd> {
-        let h = super::hash::fnv32a(uid.as_bytes()) as usize;
+        let h = ::rollout::hash::fnv32a(uid.as_bytes()) as usize;
         &self.tx[h % self.tx.len()]
     }
 

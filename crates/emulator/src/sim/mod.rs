@@ -2,9 +2,10 @@
 //! controllers that act on the emulated API server through a real
 //! `kube::Client`, exactly as the real controllers act on kube-apiserver.
 //!
-//! - [`rollout`], [`hash`]: pure deployment-controller logic (revisions,
-//!   rollout math, status and conditions), transcribed from
-//!   kube-controller-manager.
+//! - [`rollout`]: pure deployment-controller logic (revisions, rollout
+//!   math, status and conditions), transcribed from kube-controller-manager;
+//!   what the operator shares with it (annotations, pod-template-hash,
+//!   template comparison) is in the `rollout` crate.
 //! - [`replicaset`]: the ReplicaSet controller (pure status/ranking + sync).
 //! - [`kubelet`]: the pure pod state machine (behaviour annotations
 //!   `sim.kubeincident.io/behavior` / `sim.kubeincident.io/after`).
@@ -22,7 +23,6 @@
 pub mod cache;
 pub mod deployment;
 pub mod events;
-pub mod hash;
 pub mod kubelet;
 pub mod queue;
 pub mod replicaset;

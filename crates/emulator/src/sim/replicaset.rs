@@ -20,9 +20,9 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use super::events::EventReq;
-use super::hash::SAFE_ALPHABET;
 use super::rollout::{now_secs, rs_replicas, scale_duration};
 use super::{Shared, SimError, CONTROLLER_MANAGER};
+use ::rollout::hash::SAFE_ALPHABET;
 
 /// `burstReplicas`: at most this many creates/deletes per sync.
 pub const BURST_REPLICAS: usize = 500;

@@ -1,15 +1,16 @@
 //! Pod-template hashing, as `controller.ComputeHash` in kube-controller-manager:
 //! FNV-32a over the template (plus the little-endian collision count), printed
-//! in decimal and mapped through `rand.SafeEncodeString`'s alphabet.
+//! in decimal and mapped through `rand.SafeEncodeString`'s alphabet; and
+//! template equality ignoring the hash label (`EqualIgnoreHash`).
 //!
 //! Real Kubernetes hashes a `spew` dump of the Go struct, which cannot be
 //! reproduced outside Go; this hashes a canonical JSON rendering instead. The
 //! shape (alphabet, length, stability, collision-count handling) is the same.
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
-/// The label each ReplicaSet and its pods carry (`apps/v1.DefaultDeploymentUniqueLabelKey`).
-pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+use crate::annotations::POD_TEMPLATE_HASH_LABEL;
 
 /// The alphabet of `k8s.io/apimachinery/pkg/util/rand.SafeEncodeString`
 /// (no vowels, no `0`, `1`, `3`, so no bad words and no ambiguity).
@@ -65,8 +66,9 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// Removes nulls, empty objects and empty arrays (which the API server treats
-/// like absent fields), recursively.
+/// Removes nulls, empty objects and empty arrays, recursively: the API
+/// server treats them like absent fields, and Go's semantic equality treats
+/// nil and empty alike.
 pub fn normalize(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
@@ -102,7 +104,7 @@ pub fn compute_hash(template: &Value, collision_count: Option<i32>) -> String {
     safe_encode(&fnv32a(&bytes).to_string())
 }
 
-/// A copy of a pod template without the `pod-template-hash` label.
+/// A copy of a pod template (as JSON) without the `pod-template-hash` label.
 pub fn strip_hash_label(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(labels) = t
@@ -115,10 +117,31 @@ pub fn strip_hash_label(template: &Value) -> Value {
     t
 }
 
-/// `deploymentutil.EqualIgnoreHash`: templates equal once the
-/// `pod-template-hash` label is removed from both.
+/// A typed pod template as JSON (`null` when absent).
+pub fn template_value(template: Option<&PodTemplateSpec>) -> Value {
+    template
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// A typed pod template as JSON without the `pod-template-hash` label: what
+/// `kubectl rollout undo` writes back into the Deployment.
+pub fn template_without_hash(template: Option<&PodTemplateSpec>) -> Value {
+    strip_hash_label(&template_value(template))
+}
+
+/// `deploymentutil.EqualIgnoreHash` (and kubectl's `equalIgnoreHash`):
+/// templates equal once the `pod-template-hash` label is removed from both.
 pub fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
     normalize(&strip_hash_label(a)) == normalize(&strip_hash_label(b))
+}
+
+/// [`equal_ignore_hash`] of typed templates.
+pub fn templates_equal_ignore_hash(
+    a: Option<&PodTemplateSpec>,
+    b: Option<&PodTemplateSpec>,
+) -> bool {
+    equal_ignore_hash(&template_value(a), &template_value(b))
 }
 
 #[cfg(test)]
@@ -169,5 +192,27 @@ mod tests {
         assert!(equal_ignore_hash(&a, &b));
         let c = json!({"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"app","image":"y"}]}});
         assert!(!equal_ignore_hash(&a, &c));
+    }
+
+    #[test]
+    fn typed_templates_compare_ignoring_hash_and_empty_fields() {
+        let t = |v: Value| -> PodTemplateSpec { serde_json::from_value(v).unwrap() };
+        let with_hash = t(
+            json!({"metadata":{"labels":{"app":"web","pod-template-hash":"abc"}},"spec":{"containers":[{"name":"app","image":"x","env":[]}]}}),
+        );
+        let plain = t(
+            json!({"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"app","image":"x"}]}}),
+        );
+        assert!(templates_equal_ignore_hash(Some(&with_hash), Some(&plain)));
+        let other = t(
+            json!({"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"app","image":"y"}]}}),
+        );
+        assert!(!templates_equal_ignore_hash(Some(&with_hash), Some(&other)));
+        assert!(!templates_equal_ignore_hash(None, Some(&plain)));
+        assert!(templates_equal_ignore_hash(None, None));
+        let stripped = template_without_hash(Some(&with_hash));
+        assert_eq!(stripped["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(stripped["spec"]["containers"][0]["image"], "x");
+        assert!(template_without_hash(None).is_null());
     }
 }
