@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use tracing::{error, info};
 
 use crate::api::{Incident, GROUP, VERSION};
-use crate::controller::detector::{self, Detections, DetectorConfig, IncidentLookup};
+use crate::controller::detector::{Detections, Detector, DetectorConfig, IncidentLookup};
 use crate::controller::{self, incident, Clock};
 use crate::core::targets::{SeverityTargets, TargetKind, TargetOverrideError};
 use crate::http::{self, HttpState};
@@ -323,7 +323,7 @@ pub async fn run(
         controller: "kube-incident".into(),
         instance: args.instance.clone(),
     };
-    let ctx = Arc::new(incident::Context {
+    let ctx = Arc::new(controller::context::Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
@@ -439,9 +439,15 @@ pub async fn run(
                 if caches_rx.wait_for(|ready| *ready).await.is_err() {
                     return;
                 }
-                detector::run(
-                    client, cfg, detections, lookup, trigger_tx, metrics, shutdown, mark,
-                )
+                Detector {
+                    client,
+                    cfg,
+                    detections,
+                    lookup,
+                    reconcile: trigger_tx,
+                    metrics,
+                }
+                .run(shutdown, mark)
                 .await;
             }
             .boxed(),
