@@ -2,7 +2,11 @@
 //! warm so that a failover is fast.
 //!
 //! [`Leadership`] is the shared flag the controllers check before every
-//! write. [`LeaderElector`] drives it from a `coordination.k8s.io/v1` Lease,
+//! write, and a `tokio::sync::watch` channel of it
+//! ([`Leadership::subscribe`], [`Leadership::gains`]): a follower waits for
+//! leadership instead of polling, and a lost lease is seen at once (the
+//! channel turns `false` when a renewal is rejected, the lease shows another
+//! holder, or the renew deadline passes). [`LeaderElector`] drives it from a `coordination.k8s.io/v1` Lease,
 //! the way Kubernetes' own controllers elect a leader:
 //!
 //! - the holder renews `spec.renewTime` every retry period; every write is
@@ -17,14 +21,16 @@
 //!   so it stops before anyone may take over), and it steps down at once when
 //!   a renewal is rejected or the lease shows another holder.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::Stream;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use kube::Client;
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::controller::Clock;
@@ -34,13 +40,22 @@ const NO_DEADLINE: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct Inner {
-    leading: AtomicBool,
+    /// Whether this instance leads, as its waiters see it: turned `false`
+    /// at once when leadership ends (a rejected renewal, another holder,
+    /// the renew deadline passing; see [`Leadership::lapse_at_deadlines`]).
+    leading: watch::Sender<bool>,
+    /// How many times this instance has become the leader (a waiter that
+    /// missed a quick loss and regain still sees a new term).
+    terms: AtomicU64,
     /// Nanoseconds after `base` at which leadership lapses by itself.
     until: AtomicU64,
+    /// Signalled when the deadline moves (a renewal).
+    renewed: Notify,
     base: Instant,
 }
 
-/// A cheap handle on "am I the leader right now".
+/// A cheap handle on "am I the leader right now", and a `watch` channel of
+/// it for those who wait for leadership instead of polling.
 #[derive(Debug, Clone)]
 pub struct Leadership {
     inner: Arc<Inner>,
@@ -48,10 +63,13 @@ pub struct Leadership {
 
 impl Leadership {
     fn new(leading: bool) -> Self {
+        let (tx, _) = watch::channel(leading);
         Leadership {
             inner: Arc::new(Inner {
-                leading: AtomicBool::new(leading),
+                leading: tx,
+                terms: AtomicU64::new(u64::from(leading)),
                 until: AtomicU64::new(NO_DEADLINE),
+                renewed: Notify::new(),
                 base: Instant::now(),
             }),
         }
@@ -67,16 +85,59 @@ impl Leadership {
         Leadership::new(false)
     }
 
-    /// Whether this instance may act and write now.
+    /// Whether this instance may act and write now (checked against the
+    /// deadline itself, so it never says yes after the deadline, even
+    /// before the channel has turned `false`).
     pub fn is_leader(&self) -> bool {
-        self.inner.leading.load(Ordering::SeqCst)
-            && self.nanos_since_base(Instant::now()) < self.inner.until.load(Ordering::SeqCst)
+        *self.inner.leading.borrow() && self.within_deadline(Instant::now())
+    }
+
+    /// How many times this instance has become the leader so far.
+    pub fn term(&self) -> u64 {
+        self.inner.terms.load(Ordering::SeqCst)
+    }
+
+    /// The is-leader channel: `true` while leading, `false` from the moment
+    /// leadership ends.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.inner.leading.subscribe()
+    }
+
+    /// Resolves once this instance is the leader (at once if it is).
+    pub async fn acquired(&self) {
+        let mut rx = self.subscribe();
+        // The sender lives in `self`: the channel cannot close meanwhile.
+        let _ = rx.wait_for(|leading| *leading).await;
+    }
+
+    /// One item each time this instance becomes the leader again after
+    /// subscribing (a new term): what a controller needs to look at
+    /// everything it skipped as a follower.
+    pub fn gains(&self) -> impl Stream<Item = ()> + Send + 'static {
+        let mut rx = self.subscribe();
+        rx.mark_unchanged();
+        let inner = self.inner.clone();
+        let seen = inner.terms.load(Ordering::SeqCst);
+        futures::stream::unfold((rx, inner, seen), |(mut rx, inner, mut seen)| async move {
+            loop {
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+                let leading = *rx.borrow_and_update();
+                let term = inner.terms.load(Ordering::SeqCst);
+                if leading && term != seen {
+                    seen = term;
+                    return Some(((), (rx, inner, seen)));
+                }
+            }
+        })
     }
 
     /// Record a change of leadership (without a deadline).
     pub fn set(&self, leading: bool) {
         self.inner.until.store(NO_DEADLINE, Ordering::SeqCst);
-        self.inner.leading.store(leading, Ordering::SeqCst);
+        self.inner.renewed.notify_waiters();
+        self.publish(leading);
     }
 
     /// Lead until `deadline` unless renewed: leadership lapses by itself
@@ -84,7 +145,56 @@ impl Leadership {
     pub fn lead_until(&self, deadline: Instant) {
         let nanos = self.nanos_since_base(deadline);
         self.inner.until.store(nanos, Ordering::SeqCst);
-        self.inner.leading.store(true, Ordering::SeqCst);
+        self.inner.renewed.notify_waiters();
+        self.publish(true);
+    }
+
+    /// Turn the channel `false` the moment a deadline passes without a
+    /// renewal. Runs as long as the election runs (never returns while a
+    /// handle exists).
+    pub async fn lapse_at_deadlines(&self) {
+        let mut rx = self.subscribe();
+        loop {
+            let renewed = self.inner.renewed.notified();
+            tokio::pin!(renewed);
+            renewed.as_mut().enable();
+            let until = self.inner.until.load(Ordering::SeqCst);
+            let leading = *rx.borrow_and_update();
+            if leading && until != NO_DEADLINE {
+                let at = self.inner.base + Duration::from_nanos(until);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        if !self.within_deadline(Instant::now()) {
+                            self.publish(false);
+                        }
+                    }
+                    _ = &mut renewed => {}
+                    changed = rx.changed() => if changed.is_err() { return },
+                }
+            } else {
+                tokio::select! {
+                    _ = &mut renewed => {}
+                    changed = rx.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+    }
+
+    fn publish(&self, leading: bool) {
+        self.inner.leading.send_if_modified(|current| {
+            if *current == leading {
+                return false;
+            }
+            if leading {
+                self.inner.terms.fetch_add(1, Ordering::SeqCst);
+            }
+            *current = leading;
+            true
+        });
+    }
+
+    fn within_deadline(&self, at: Instant) -> bool {
+        self.nanos_since_base(at) < self.inner.until.load(Ordering::SeqCst)
     }
 
     fn nanos_since_base(&self, at: Instant) -> u64 {
@@ -253,12 +363,35 @@ impl LeaderElector {
             "leader election: campaigning"
         );
         tokio::pin!(shutdown);
+        // The deadline watchdog runs beside the campaign: a renewal stuck
+        // in a slow request still ends leadership on time.
+        let leadership = self.leadership.clone();
+        tokio::select! {
+            _ = self.campaign(shutdown.as_mut()) => {}
+            _ = leadership.lapse_at_deadlines() => {}
+        }
+        let held = self.leadership.is_leader();
+        self.leadership.set(false);
+        if held {
+            match tokio::time::timeout(self.cfg.renew_deadline, self.release()).await {
+                Ok(Ok(())) => info!("leader election: released the lease"),
+                Ok(Err(e)) => warn!(error = %e, "leader election: cannot release the lease"),
+                Err(_) => warn!("leader election: releasing the lease timed out"),
+            }
+        }
+    }
+
+    /// Try, renew and follow every retry period until `shutdown` resolves.
+    async fn campaign(
+        &mut self,
+        mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) {
         let mut was_leader = false;
         loop {
             let started = Instant::now();
             let attempt = tokio::time::timeout(self.cfg.renew_deadline, self.attempt(started));
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => return,
                 result = attempt => {
                     let result = result.unwrap_or(Err(LeaderError::Timeout(self.cfg.renew_deadline)));
                     if let Err(e) = result {
@@ -276,17 +409,8 @@ impl LeaderElector {
                 was_leader = leading;
             }
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => return,
                 _ = tokio::time::sleep(self.cfg.retry_period) => {}
-            }
-        }
-        let held = self.leadership.is_leader();
-        self.leadership.set(false);
-        if held {
-            match tokio::time::timeout(self.cfg.renew_deadline, self.release()).await {
-                Ok(Ok(())) => info!("leader election: released the lease"),
-                Ok(Err(e)) => warn!(error = %e, "leader election: cannot release the lease"),
-                Err(_) => warn!("leader election: releasing the lease timed out"),
             }
         }
     }
@@ -476,6 +600,68 @@ mod tests {
         l.set(false);
         assert!(!l.is_leader());
         assert!(Leadership::always().is_leader());
+    }
+
+    #[tokio::test]
+    async fn the_channel_turns_false_the_moment_the_deadline_passes() {
+        let l = Leadership::follower();
+        let mut rx = l.subscribe();
+        let watchdog = tokio::spawn({
+            let l = l.clone();
+            async move { l.lapse_at_deadlines().await }
+        });
+        let started = Instant::now();
+        l.lead_until(started + Duration::from_millis(150));
+        assert!(*rx.borrow_and_update());
+        // A renewal moves the deadline: no lapse at the first one.
+        l.lead_until(started + Duration::from_millis(300));
+        tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|leading| !*leading))
+            .await
+            .expect("lapses")
+            .expect("channel open");
+        let after = started.elapsed();
+        assert!(after >= Duration::from_millis(300), "{after:?}");
+        assert!(after < Duration::from_millis(1300), "{after:?}");
+        assert!(!l.is_leader());
+        // A lease lost on a rejected write turns it false at once too.
+        l.lead_until(Instant::now() + Duration::from_secs(60));
+        assert!(*rx.borrow_and_update());
+        l.set(false);
+        assert!(rx.has_changed().expect("open"));
+        assert!(!*rx.borrow_and_update());
+        watchdog.abort();
+    }
+
+    #[tokio::test]
+    async fn gains_yield_once_per_new_term_even_after_a_quick_loss() {
+        use futures::StreamExt;
+        let l = Leadership::follower();
+        let mut gains = Box::pin(l.gains());
+        let next =
+            |g: &mut std::pin::Pin<Box<_>>| futures::FutureExt::now_or_never(StreamExt::next(g));
+        assert_eq!(next(&mut gains), None, "no leadership yet");
+        l.set(true);
+        assert_eq!(next(&mut gains), Some(Some(())));
+        assert_eq!(l.term(), 1);
+        // Renewals are not new terms.
+        l.lead_until(Instant::now() + Duration::from_secs(60));
+        assert_eq!(next(&mut gains), None);
+        // Lost and regained before anyone looked: still a new term.
+        l.set(false);
+        l.set(true);
+        assert_eq!(next(&mut gains), Some(Some(())));
+        assert_eq!(l.term(), 2);
+        // Lost: nothing until it is regained.
+        l.set(false);
+        assert_eq!(next(&mut gains), None);
+        tokio::time::timeout(Duration::from_secs(1), l.acquired())
+            .await
+            .expect_err("a follower waits");
+        l.set(true);
+        tokio::time::timeout(Duration::from_secs(1), l.acquired())
+            .await
+            .expect("the leader does not wait");
+        assert_eq!(next(&mut gains), Some(Some(())));
     }
 
     fn cfg() -> ElectionConfig {

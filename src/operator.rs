@@ -2,24 +2,29 @@
 //! controllers and servers that make up the operator.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::future::{join_all, BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
-use tracing::{error, info};
+use tokio::sync::{broadcast, watch};
+use tracing::{debug, error, info};
 
-use crate::api::{Incident, GROUP, VERSION};
-use crate::controller::detector::{self, Detections, DetectorConfig, IncidentLookup};
+use crate::alertmanager::{Intake, Mapping, TokenRef};
+use crate::api::{Incident, Severity, GROUP, VERSION};
+use crate::controller::context::Context;
+use crate::controller::detector::{Detections, Detector, DetectorConfig, IncidentLookup};
 use crate::controller::{self, incident, Clock};
+use crate::core::evidence::Caps;
 use crate::core::targets::{SeverityTargets, TargetField, TargetOverrideError};
 use crate::http::{self, HttpState};
 use crate::leader::{ElectionConfig, LeaderElector, LeaderError, Leadership};
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, RetryPolicy};
 
 /// Flags of `kube-incident run` (each also readable from an environment variable).
 #[derive(clap::Args, Debug, Clone)]
@@ -288,10 +293,27 @@ pub struct OperatorHandle {
     pub metrics_addr: Arc<Mutex<Option<SocketAddr>>>,
 }
 
+impl OperatorHandle {
+    fn new() -> OperatorHandle {
+        OperatorHandle {
+            metrics: Arc::new(Metrics::new()),
+            ready: Arc::new(AtomicBool::new(false)),
+            metrics_addr: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
 type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
 
+/// A part of the operator that runs until shutdown.
+type Component = BoxFuture<'static, ()>;
+
 /// Run the operator until `shutdown` resolves: one Incident controller per
-/// watched namespace (or one for all), and the HTTP endpoints.
+/// watched namespace (or one for all), the detector, the leader election
+/// and the HTTP endpoints.
+///
+/// Every component runs inside this future (none is spawned): dropping or
+/// aborting it stops them all at once, as a killed pod would.
 pub async fn run(
     client: Client,
     args: RunArgs,
@@ -300,212 +322,315 @@ pub async fn run(
     handle: Option<OperatorHandle>,
 ) -> Result<(), OperatorError> {
     check_crds(&client).await?;
-    let targets = args.severity_targets()?;
-    let election = args.election()?;
-    let handle = handle.unwrap_or_else(|| OperatorHandle {
-        metrics: Arc::new(Metrics::new()),
-        ready: Arc::new(AtomicBool::new(false)),
-        metrics_addr: Arc::new(Mutex::new(None)),
-    });
-    let metrics = handle.metrics.clone();
+    let handle = handle.unwrap_or_else(OperatorHandle::new);
     let shutdown: ShutdownSignal = shutdown.boxed().shared();
-    let mut tasks = Vec::new();
-    let leadership = match election {
+    let mut components: Vec<Component> = Vec::new();
+
+    let leadership = match args.election()? {
         Some(cfg) => {
             let elector = LeaderElector::new(client.clone(), cfg, clock.clone())?;
             let leadership = elector.leadership();
-            tasks.push(elector.run(shutdown.clone()).boxed());
+            components.push(elector.run(shutdown.clone()).boxed());
             leadership
         }
         None => Leadership::always(),
     };
-    let reporter = Reporter {
-        controller: "kube-incident".into(),
-        instance: args.instance.clone(),
-    };
-    let ctx = Arc::new(incident::Context {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: metrics.clone(),
-        targets,
-        clock: clock.clone(),
-        resync: Duration::from_secs(60),
-        detections: args.detect.then(|| Arc::new(Detections::default())),
-        leadership: leadership.clone(),
-        dry_run: args.dry_run,
-        notifier: if args.response.notify {
-            Some(Arc::new(crate::notify::Notifier::new(
-                metrics.clone(),
-                crate::notify::RetryPolicy {
-                    max_attempts: args.response.notify_max_attempts.max(1),
-                    base_backoff: args.response.notify_backoff,
-                    timeout: args.response.notify_timeout,
-                    ..Default::default()
-                },
-            )?))
-        } else {
-            None
-        },
-        evidence: args.response.evidence.then(|| crate::core::evidence::Caps {
-            pods: args.response.evidence_pods,
-            log_lines: args.response.evidence_log_lines.max(1),
-            max_wait: args.response.evidence_timeout,
-            ..Default::default()
-        }),
-    });
-    let (trigger_tx, _) = tokio::sync::broadcast::channel(4096);
+    let ctx = Arc::new(context(&client, &args, &clock, &handle, &leadership)?);
+    let alertmanager = alertmanager_intake(&client, &args, &clock, &leadership)?;
 
-    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
-        vec![None]
-    } else {
-        args.namespaces.iter().cloned().map(Some).collect()
-    };
-    let stores: Arc<Mutex<Vec<Store<Incident>>>> = Arc::default();
-    let (caches_tx, caches_rx) = tokio::sync::watch::channel(false);
+    let scopes = watch_scopes(&args.namespaces);
+    let caches = IncidentCaches::new(scopes.len());
     // Ready when every Incident cache and (if on) the detector have synced.
-    let expected_ready = scopes.len() + usize::from(args.detect);
-    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mark_synced = {
-        let synced = synced.clone();
-        let ready = handle.ready.clone();
-        move || {
-            if synced.fetch_add(1, Ordering::SeqCst) + 1 == expected_ready {
-                info!("caches synced; ready");
-                ready.store(true, Ordering::SeqCst);
-            }
-        }
-    };
+    let readiness = Readiness::new(scopes.len() + usize::from(args.detect), &handle.ready);
+    // The detector's reconcile requests, to every Incident controller.
+    let (requests, _) = broadcast::channel(4096);
     for scope in &scopes {
-        let (incidents, deployments): (Api<Incident>, Api<Deployment>) = match scope {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        let stores = stores.clone();
-        let expected = scopes.len();
-        let mark = mark_synced.clone();
-        let caches_tx = caches_tx.clone();
-        let on_ready = move |store: Store<Incident>| {
-            let mut s = stores.lock().unwrap_or_else(PoisonError::into_inner);
-            s.push(store);
-            tracing::debug!(synced = s.len(), expected, "incident cache synced");
-            if s.len() == expected {
-                let _ = caches_tx.send(true);
-            }
-            mark();
-        };
-        let triggers = args.detect.then(|| trigger_tx.subscribe());
-        tasks.push(
-            incident::run(
-                incidents,
-                (!args.detect).then_some(deployments),
-                ctx.clone(),
-                shutdown.clone(),
-                on_ready,
-                triggers,
-            )
-            .boxed(),
-        );
+        components.push(incident_controller(
+            &client,
+            scope.as_deref(),
+            &ctx,
+            &caches,
+            &readiness,
+            args.detect.then(|| requests.subscribe()),
+            &shutdown,
+        ));
     }
-
     if let Some(detections) = ctx.detections.clone() {
-        let lookup_stores = stores.clone();
-        let lookup: IncidentLookup = Arc::new(move |ns: &str| {
-            let stores = lookup_stores.lock().unwrap_or_else(PoisonError::into_inner);
-            stores
-                .iter()
-                .flat_map(|s| s.state())
-                .filter(|i| i.metadata.namespace.as_deref() == Some(ns))
-                .collect()
-        });
-        let cfg = DetectorConfig {
-            namespaces: args.namespaces.clone(),
-            operator_namespace: args.operator_namespace.clone(),
-            builtin_policy: args.builtin_policy,
-            clock: clock.clone(),
-            leadership: leadership.clone(),
-        };
-        let client = client.clone();
-        let metrics = metrics.clone();
-        let shutdown = shutdown.clone();
-        let trigger_tx = trigger_tx.clone();
-        let mut caches_rx = caches_rx.clone();
-        let mark = mark_synced.clone();
-        tasks.push(
-            async move {
-                // Decide only once the Incident caches know what exists.
-                if caches_rx.wait_for(|ready| *ready).await.is_err() {
-                    return;
-                }
-                detector::run(
-                    client, cfg, detections, lookup, trigger_tx, metrics, shutdown, mark,
-                )
-                .await;
-            }
-            .boxed(),
-        );
-    }
-    drop(caches_rx);
-    let refresh_stores = stores.clone();
-    let refresh_metrics = metrics.clone();
-    let alertmanager = match &args.response.alertmanager_token_secret {
-        Some(r) => {
-            let token =
-                crate::alertmanager::TokenRef::parse(r, &args.response.alertmanager_token_key)
-                    .ok_or_else(|| OperatorError::AlertmanagerToken(r.clone()))?;
-            let mapping = crate::alertmanager::Mapping {
-                namespace_label: args.response.alertmanager_namespace_label.clone(),
-                deployment_label: args.response.alertmanager_deployment_label.clone(),
-                pod_label: args.response.alertmanager_pod_label.clone(),
-                severity_label: args.response.alertmanager_severity_label.clone(),
-                default_severity: args.response.alertmanager_default_severity,
-                ..Default::default()
-            }
-            .with_severity_overrides(&args.response.alertmanager_severity_map)?;
-            info!(secret = %r, "Alertmanager intake on POST /alertmanager");
-            Some(Arc::new(crate::alertmanager::Intake {
-                client: client.clone(),
-                token,
-                mapping,
-                watched: args.namespaces.clone(),
-                leadership: leadership.clone(),
-                reopen_window: args.response.alertmanager_reopen_window,
+        let detector = Detector {
+            client: client.clone(),
+            cfg: DetectorConfig {
+                namespaces: args.namespaces.clone(),
+                operator_namespace: args.operator_namespace.clone(),
+                builtin_policy: args.builtin_policy,
                 clock: clock.clone(),
-            }))
-        }
-        None => None,
-    };
-    let state = HttpState {
-        alertmanager,
-        metrics: metrics.clone(),
-        ready: handle.ready.clone(),
-        refresh: Arc::new(move || {
-            let stores = refresh_stores
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let counts: Vec<_> = stores
-                .iter()
-                .flat_map(|s| s.state())
-                .filter(|i| i.status.as_ref().is_some_and(|s| s.resolved_at.is_none()))
-                .filter_map(|i| i.status.as_ref().and_then(|s| s.severity))
-                .map(|s| (s, 1))
-                .collect();
-            refresh_metrics.set_open(&counts);
-        }),
-    };
-    let addr_slot = handle.metrics_addr.clone();
-    let server = http::serve(args.metrics_addr, state, shutdown.clone(), move |a| {
-        *addr_slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(a);
-    });
+                leadership: leadership.clone(),
+            },
+            detections,
+            lookup: caches.lookup(),
+            reconcile: requests.clone(),
+            metrics: handle.metrics.clone(),
+        };
+        components.push(detector_after_caches(detector, &caches, &readiness, &shutdown));
+    }
+    let server = http_server(&args, &handle, &caches, alertmanager, &shutdown);
+
     info!(namespaces = ?args.namespaces, dry_run = args.dry_run, "kube-incident operator starting");
-    let (server_result, _) = tokio::join!(server, join_all(tasks));
+    let (server_result, _) = tokio::join!(server, join_all(components));
     if let Err(e) = &server_result {
         error!(error = %e, "HTTP server failed");
     }
     info!("kube-incident operator stopped");
     server_result.map_err(OperatorError::from)
+}
+
+/// One Incident controller per watched namespace, or one for all (`None`).
+fn watch_scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
+/// The Incident controllers' shared state: client, recorder, targets,
+/// detections, leadership, notifier and evidence settings.
+fn context(
+    client: &Client,
+    args: &RunArgs,
+    clock: &Clock,
+    handle: &OperatorHandle,
+    leadership: &Leadership,
+) -> Result<Context, OperatorError> {
+    let reporter = Reporter {
+        controller: "kube-incident".into(),
+        instance: args.instance.clone(),
+    };
+    let response = &args.response;
+    let notifier = if response.notify {
+        let retry = RetryPolicy {
+            max_attempts: response.notify_max_attempts.max(1),
+            base_backoff: response.notify_backoff,
+            timeout: response.notify_timeout,
+            ..Default::default()
+        };
+        Some(Arc::new(Notifier::new(handle.metrics.clone(), retry)?))
+    } else {
+        None
+    };
+    Ok(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: handle.metrics.clone(),
+        targets: args.severity_targets()?,
+        clock: clock.clone(),
+        resync: Duration::from_secs(60),
+        detections: args.detect.then(|| Arc::new(Detections::default())),
+        leadership: leadership.clone(),
+        dry_run: args.dry_run,
+        notifier,
+        evidence: response.evidence.then(|| Caps {
+            pods: response.evidence_pods,
+            log_lines: response.evidence_log_lines.max(1),
+            max_wait: response.evidence_timeout,
+            ..Default::default()
+        }),
+    })
+}
+
+/// The Alertmanager webhook intake (`None` without a token Secret).
+fn alertmanager_intake(
+    client: &Client,
+    args: &RunArgs,
+    clock: &Clock,
+    leadership: &Leadership,
+) -> Result<Option<Arc<Intake>>, OperatorError> {
+    let response = &args.response;
+    let Some(secret) = &response.alertmanager_token_secret else {
+        return Ok(None);
+    };
+    let token = TokenRef::parse(secret, &response.alertmanager_token_key)
+        .ok_or_else(|| OperatorError::AlertmanagerToken(secret.clone()))?;
+    let mapping = Mapping {
+        namespace_label: response.alertmanager_namespace_label.clone(),
+        deployment_label: response.alertmanager_deployment_label.clone(),
+        pod_label: response.alertmanager_pod_label.clone(),
+        severity_label: response.alertmanager_severity_label.clone(),
+        default_severity: response.alertmanager_default_severity,
+        ..Default::default()
+    }
+    .with_severity_overrides(&response.alertmanager_severity_map)?;
+    info!(secret = %secret, "Alertmanager intake on POST /alertmanager");
+    Ok(Some(Arc::new(Intake {
+        client: client.clone(),
+        token,
+        mapping,
+        watched: args.namespaces.clone(),
+        leadership: leadership.clone(),
+        reopen_window: response.alertmanager_reopen_window,
+        clock: clock.clone(),
+    })))
+}
+
+/// The Incident caches of the controllers, shared with the detector
+/// (which Incidents exist) and `/metrics` (open Incidents by severity).
+#[derive(Clone)]
+struct IncidentCaches {
+    stores: Arc<Mutex<Vec<Store<Incident>>>>,
+    expected: usize,
+    /// `true` once every controller's cache has synced.
+    synced: watch::Sender<bool>,
+}
+
+impl IncidentCaches {
+    fn new(expected: usize) -> IncidentCaches {
+        IncidentCaches {
+            stores: Arc::default(),
+            expected,
+            synced: watch::Sender::new(false),
+        }
+    }
+
+    /// A controller's cache has synced.
+    fn add(&self, store: Store<Incident>) {
+        let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
+        stores.push(store);
+        debug!(synced = stores.len(), expected = self.expected, "incident cache synced");
+        if stores.len() == self.expected {
+            self.synced.send_replace(true);
+        }
+    }
+
+    /// Resolves once every cache has synced.
+    async fn all_synced(&self) {
+        let mut rx = self.synced.subscribe();
+        // The sender lives in `self`: the channel cannot close meanwhile.
+        let _ = rx.wait_for(|synced| *synced).await;
+    }
+
+    /// The Incidents of a namespace, for the detector.
+    fn lookup(&self) -> IncidentLookup {
+        let stores = self.stores.clone();
+        Arc::new(move |ns: &str| {
+            let stores = stores.lock().unwrap_or_else(PoisonError::into_inner);
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter(|i| i.metadata.namespace.as_deref() == Some(ns))
+                .collect()
+        })
+    }
+
+    /// Open Incidents by severity (one entry each), for `/metrics`.
+    fn open_by_severity(&self) -> Vec<(Severity, i64)> {
+        let stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
+        stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter(|i| i.status.as_ref().is_some_and(|s| s.resolved_at.is_none()))
+            .filter_map(|i| i.status.as_ref().and_then(|s| s.severity))
+            .map(|s| (s, 1))
+            .collect()
+    }
+}
+
+/// Counts the parts that must sync before `/readyz` says ready.
+#[derive(Clone)]
+struct Readiness {
+    remaining: Arc<AtomicUsize>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    fn new(parts: usize, ready: &Arc<AtomicBool>) -> Readiness {
+        Readiness {
+            remaining: Arc::new(AtomicUsize::new(parts)),
+            ready: ready.clone(),
+        }
+    }
+
+    /// One part has synced.
+    fn synced(&self) {
+        if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            info!("caches synced; ready");
+            self.ready.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The Incident controller of one namespace (or all). Without the
+/// detector it watches Deployments itself; with it, it takes the
+/// detector's reconcile requests.
+fn incident_controller(
+    client: &Client,
+    scope: Option<&str>,
+    ctx: &Arc<Context>,
+    caches: &IncidentCaches,
+    readiness: &Readiness,
+    requests: Option<broadcast::Receiver<ObjectRef<Incident>>>,
+    shutdown: &ShutdownSignal,
+) -> Component {
+    let (incidents, deployments): (Api<Incident>, Api<Deployment>) = match scope {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (caches, readiness) = (caches.clone(), readiness.clone());
+    let on_ready = move |store: Store<Incident>| {
+        caches.add(store);
+        readiness.synced();
+    };
+    let deployments = requests.is_none().then_some(deployments);
+    incident::run(
+        incidents,
+        deployments,
+        ctx.clone(),
+        shutdown.clone(),
+        on_ready,
+        requests,
+    )
+    .boxed()
+}
+
+/// The detector, started once the Incident caches know what exists (it
+/// must not open what is already there).
+fn detector_after_caches(
+    detector: Detector,
+    caches: &IncidentCaches,
+    readiness: &Readiness,
+    shutdown: &ShutdownSignal,
+) -> Component {
+    let (caches, readiness, shutdown) = (caches.clone(), readiness.clone(), shutdown.clone());
+    async move {
+        tokio::select! {
+            () = caches.all_synced() => {}
+            () = shutdown.clone() => return,
+        }
+        detector.run(shutdown, move || readiness.synced()).await;
+    }
+    .boxed()
+}
+
+/// `/metrics`, `/healthz`, `/readyz` and (if on) `/alertmanager`.
+fn http_server(
+    args: &RunArgs,
+    handle: &OperatorHandle,
+    caches: &IncidentCaches,
+    alertmanager: Option<Arc<Intake>>,
+    shutdown: &ShutdownSignal,
+) -> impl std::future::Future<Output = Result<(), http::HttpError>> {
+    let (caches, metrics) = (caches.clone(), handle.metrics.clone());
+    let state = HttpState {
+        alertmanager,
+        metrics: handle.metrics.clone(),
+        ready: handle.ready.clone(),
+        refresh: Arc::new(move || metrics.set_open(&caches.open_by_severity())),
+    };
+    let addr_slot = handle.metrics_addr.clone();
+    http::serve(args.metrics_addr, state, shutdown.clone(), move |a| {
+        *addr_slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(a);
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

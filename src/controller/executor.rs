@@ -26,7 +26,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::incident::Context;
+use super::context::Context;
 use crate::api::{
     Incident, IncidentStatus, MitigationAction, MitigationStep, Runbook, RunbookSpec, StepState,
     TargetKind, FIELD_MANAGER,

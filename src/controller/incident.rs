@@ -9,21 +9,19 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::Clock;
+use super::context::Context;
 use crate::api::{Incident, IncidentStatus, Runbook, TargetKind, FIELD_MANAGER};
 use crate::core::health::{deployment_health, pod_health};
 use crate::core::lifecycle::{
     self, EventType, IncidentView, Observation, Policy, TargetHealth, Transition,
 };
-use crate::core::targets::SeverityTargets;
-use crate::metrics::Metrics;
 
 /// Errors of one reconcile. Each maps to a bounded `reason` label.
 #[derive(Debug, thiserror::Error)]
@@ -53,28 +51,6 @@ impl Error {
             Error::StatusWrite { .. } => "StatusWrite",
         }
     }
-}
-
-/// Shared state of the Incident controller.
-pub struct Context {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    pub targets: SeverityTargets,
-    pub clock: Clock,
-    /// How often an open incident with a target is looked at even without a
-    /// change (target health of Pods, which are not watched).
-    pub resync: Duration,
-    /// What the detector knows of workloads (None when detection is off).
-    pub detections: Option<Arc<super::detector::Detections>>,
-    /// Only the leader writes.
-    pub leadership: crate::leader::Leadership,
-    /// `--dry-run`: mitigations are planned and recorded, never applied.
-    pub dry_run: bool,
-    /// Sends notifications for transitions (None: notifications off).
-    pub notifier: Option<Arc<crate::notify::Notifier>>,
-    /// Evidence caps (None: evidence collection off).
-    pub evidence: Option<crate::core::evidence::Caps>,
 }
 
 /// Observe the target of an incident: from the detector's assessment when
@@ -176,8 +152,9 @@ async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
 /// One reconcile of one Incident.
 pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_leader() {
-        // A follower keeps its cache warm and looks again soon.
-        return Ok(Action::requeue(Duration::from_secs(2)));
+        // A follower keeps its cache warm and waits: becoming the leader
+        // reconciles every Incident (`reconcile_all_on` in `run`).
+        return Ok(Action::await_change());
     }
     ctx.metrics.reconciliations.inc();
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
@@ -376,6 +353,8 @@ pub async fn run(
         });
         controller = controller.reconcile_on(requests);
     }
+    // A new leader looks at every Incident: as a follower it skipped them.
+    controller = controller.reconcile_all_on(ctx.leadership.gains());
     let store = controller.store();
     let mapper_store = store.clone();
     let ready_store = store.clone();

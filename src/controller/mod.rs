@@ -2,6 +2,7 @@
 //! result with server-side apply (field manager `kube-incident`) and publish
 //! Events.
 
+pub mod context;
 pub mod detector;
 pub mod evidence;
 pub mod executor;

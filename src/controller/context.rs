@@ -1,0 +1,39 @@
+//! The shared state of the Incident controller and its helpers (the
+//! mitigation executor, evidence, post-mortems, notifications): one module
+//! that they all import, so that none of them imports another for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+use kube::Client;
+
+use super::detector::Detections;
+use super::Clock;
+use crate::core::evidence::Caps;
+use crate::core::targets::SeverityTargets;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+
+/// Shared state of the Incident controller.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub targets: SeverityTargets,
+    pub clock: Clock,
+    /// How often an open incident with a target is looked at even without a
+    /// change (target health of Pods, which are not watched).
+    pub resync: Duration,
+    /// What the detector knows of workloads (None when detection is off).
+    pub detections: Option<Arc<Detections>>,
+    /// Only the leader writes.
+    pub leadership: Leadership,
+    /// `--dry-run`: mitigations are planned and recorded, never applied.
+    pub dry_run: bool,
+    /// Sends notifications for transitions (None: notifications off).
+    pub notifier: Option<Arc<Notifier>>,
+    /// Evidence caps (None: evidence collection off).
+    pub evidence: Option<Caps>,
+}
