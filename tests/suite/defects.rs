@@ -655,13 +655,15 @@ async fn slow_evidence_is_recorded_as_missing_and_never_blocks_the_mitigation() 
     bad_rollout(&client, &ns, "web").await;
     let inc = wait_rollback_started(&client, &ns).await;
     let cm_name = format!("{}-evidence", inc.name_any());
-    let data = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .get(&cm_name)
-        .await
-        .unwrap()
-        .data
-        .unwrap_or_default();
-    let missing = data.get("missing.txt").expect("missing.txt");
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    // Under load the ConfigMap may be read before its write is visible.
+    let data = wait_for(WAIT, || async {
+        let data = cms.get(&cm_name).await.ok()?.data.unwrap_or_default();
+        data.contains_key("missing.txt").then_some(data)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{cm_name} has missing.txt"));
+    let missing = &data["missing.txt"];
     assert!(
         missing.contains("logs of pod web-") && missing.contains("not captured within 1s"),
         "{missing}"

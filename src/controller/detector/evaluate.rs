@@ -20,9 +20,9 @@ use crate::api::{
     FINGERPRINT_LABEL,
 };
 use crate::core::detection::{self, Assessment, DetectionPolicy};
-use crate::core::workload::WorkloadKey;
 use crate::core::lifecycle::truncate_to_seconds;
 use crate::core::workload::PodView;
+use crate::core::workload::WorkloadKey;
 
 /// How long a created Incident the cache does not show yet holds back
 /// another create of the same name. Only an optimisation (the API server's

@@ -26,11 +26,11 @@ use kube::{Resource, ResourceExt};
 use super::detections::Detections;
 use super::evaluate::InFlight;
 use crate::api::{Runbook, IGNORE_LABEL};
-use crate::core::workload::PodLite;
 use crate::core::detection::{attribute, RestartLedger};
-use crate::core::workload::WorkloadKey;
 use crate::core::selector;
 use crate::core::validation::validate_runbook;
+use crate::core::workload::PodLite;
+use crate::core::workload::WorkloadKey;
 use crate::core::workload::{DeploymentView, PodView};
 
 /// An object's (namespace, name); the namespace is empty for Namespaces.

@@ -3,8 +3,8 @@
 //! `#[ignore]`d variants use the sizes of the benchmark (100k pods).
 
 use crate::harness::{emu_config, env_with};
-use emulator::WriteCtx;
 use emulator::EmulatorConfig;
+use emulator::WriteCtx;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
