@@ -1087,8 +1087,13 @@ async fn the_whole_loop_notifies_each_transition_once() {
     wait_received(&recv, "team-hook", 4).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     op.stop().await.unwrap();
+    // Each transition exactly once. The first two are sent in the same
+    // reconcile and may arrive in either order (delivery order across
+    // transitions of one reconcile is not guaranteed; docs/notifications.md).
+    let mut got = recv.events("team-hook");
+    got[..2].sort();
     assert_eq!(
-        recv.events("team-hook"),
+        got,
         vec![
             "Declared",
             "MitigationAwaitingApproval",
