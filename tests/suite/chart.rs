@@ -214,7 +214,10 @@ fn parsed_args(c: &Container) -> RunArgs {
 /// The real binary accepts the chart's args: it gets past argument parsing
 /// (exit status 2 is clap's) to the point of contacting the API server.
 fn binary_accepts(c: &Container) {
-    let dir = std::env::temp_dir().join(format!("kube-incident-chart-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "kube-incident-chart-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
