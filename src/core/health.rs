@@ -2,7 +2,6 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-
 use rollout::conditions::TIMED_OUT_REASON;
 use rollout::RolloutStatus;
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::EnvVar;
+use rollout::{POD_TEMPLATE_HASH_LABEL, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
 use serde_json::{json, Value};
 
 use super::patch::{annotate, hpa_spec_digest, last_action, precondition, rv_precondition};
@@ -14,7 +15,6 @@ use super::workload::{
 };
 use super::{key, Actor, Plan, Planned, Workload, Write, WriteTarget, ABSENT};
 use crate::api::{MitigationAction, RecordedEnvVar, LAST_ACTION_ANNOTATION};
-use rollout::{POD_TEMPLATE_HASH_LABEL, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
 
 /// Plan a step against the workload. `recorded` is the intent already in
 /// the status (after a restart): a RolloutRestart re-uses its timestamp so

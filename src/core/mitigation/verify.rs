@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use rollout::{RolloutStatus, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
 
 use super::patch::hpa_spec_digest;
 use super::workload::{
@@ -12,7 +13,6 @@ use super::workload::{
 };
 use super::{key, Workload};
 use crate::api::{MitigationAction, MitigationStep};
-use rollout::{RolloutStatus, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
 
 /// Whether the recorded intent is in place on the workload now.
 pub fn is_applied(
