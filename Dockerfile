@@ -13,9 +13,10 @@ FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# The workspace's other members (the emulator, the test kit) must be present
-# for cargo to load the workspace; they are not built: `-p kube-incident`
-# without the `demo` feature leaves the emulator out of both binaries.
+# The workspace's other members must be present for cargo to load the
+# workspace. `crates/rollout` is a dependency of the operator; the emulator
+# and the test kit are not built: `-p kube-incident` without the `demo`
+# feature leaves the emulator out of both binaries.
 COPY crates ./crates
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -21,6 +21,7 @@ use crate::api::{Incident, TargetKind, FIELD_MANAGER};
 use crate::core::evidence::{self, Caps, ContainerLogs, EventLine, Gathered, Revision};
 use crate::core::lifecycle::Transition;
 use crate::core::postmortem;
+use crate::core::selector::{self, SelectorError};
 
 /// Errors writing artifacts (shown in an Event; no secret can be in them).
 #[derive(Debug, thiserror::Error)]
@@ -352,16 +353,27 @@ pub async fn write_evidence(
     ))
 }
 
-fn selector_of(d: &Deployment) -> Option<String> {
-    let labels = d.spec.as_ref()?.selector.match_labels.as_ref()?;
-    (!labels.is_empty()).then(|| {
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    })
+/// What a Deployment's selector lists.
+#[derive(Debug)]
+enum SelectedBy {
+    /// Its whole `spec.selector` (matchLabels and matchExpressions).
+    Selector(ListParams),
+    /// An empty selector: it would gather every pod of the namespace.
+    Everything,
+    /// A selector the API server would not have accepted.
+    Invalid(SelectorError),
 }
+
+fn list_params_of(d: &Deployment) -> SelectedBy {
+    match selector::deployment_selector(d) {
+        Ok(sel) if sel.selects_all() => SelectedBy::Everything,
+        Ok(sel) => SelectedBy::Selector(ListParams::default().labels_from(&sel)),
+        Err(e) => SelectedBy::Invalid(e),
+    }
+}
+
+#[cfg(test)]
+mod selector_tests;
 
 /// A pod is failing when not ready, restarting, or waiting with a reason.
 fn failing_score(p: &Pod) -> i32 {
@@ -455,21 +467,26 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
                 )
                 .await;
             match deploy {
-                Some(Some(d)) => {
-                    if let Some(sel) = selector_of(&d) {
+                Some(Some(d)) => match list_params_of(&d) {
+                    SelectedBy::Selector(lp) => {
                         if let Some(list) = budget
                             .read(
                                 &mut g.missing,
                                 || format!("pods of deployment {} (and their logs)", target.name),
-                                pods_api.list(&ListParams::default().labels(&sel)),
+                                pods_api.list(&lp),
                             )
                             .await
                         {
                             pods = list.items;
                         }
-                        g.history = history(client, &ns, &d, &sel, &budget, &mut g.missing).await;
+                        g.history = history(client, &ns, &d, &lp, &budget, &mut g.missing).await;
                     }
-                }
+                    SelectedBy::Everything => {}
+                    SelectedBy::Invalid(e) => g.problems.push(format!(
+                        "deployment {}: {e}; its pods and rollout history are not gathered",
+                        target.name
+                    )),
+                },
                 Some(None) => g
                     .problems
                     .push(format!("deployment {} not found", target.name)),
@@ -581,18 +598,17 @@ async fn history(
     client: &Client,
     ns: &str,
     d: &Deployment,
-    selector: &str,
+    lp: &ListParams,
     budget: &Budget,
     missing: &mut Vec<String>,
 ) -> Vec<Revision> {
     let uid = d.metadata.uid.clone().unwrap_or_default();
     let rs_api = Api::<ReplicaSet>::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(selector);
     let Some(list) = budget
         .read(
             missing,
             || "rollout history (replicasets)".to_string(),
-            rs_api.list(&lp),
+            rs_api.list(lp),
         )
         .await
     else {

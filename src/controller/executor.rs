@@ -35,6 +35,7 @@ use crate::core::lifecycle::{self, Decision, StepOutcome, Transition};
 use crate::core::mitigation::{
     self, key, Actor, Gate, GateInput, Plan, Revert, Verification, Workload, Write, WriteTarget,
 };
+use crate::core::selector;
 
 /// Errors of the executor; each is retried by the controller.
 #[derive(Debug, thiserror::Error)]
@@ -141,24 +142,8 @@ async fn read(
     else {
         return Ok(None);
     };
-    let selector = deployment
-        .spec
-        .as_ref()
-        .map(|s| &s.selector)
-        .filter(|s| s.match_expressions.as_ref().is_none_or(|e| e.is_empty()))
-        .and_then(|s| s.match_labels.as_ref())
-        .map(|l| {
-            l.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
-    let mut lp = ListParams::default();
-    if !selector.is_empty() {
-        lp = lp.labels(&selector);
-    }
+    let lp = replica_set_list_params(&deployment);
     let replica_sets = if replica_sets {
         rs_api
             .list(&lp)
@@ -191,6 +176,23 @@ async fn read(
         hpas,
     }))
 }
+
+/// The list parameters of a Deployment's ReplicaSets: its whole
+/// `spec.selector` (matchLabels and matchExpressions). A selector the API
+/// server would not have accepted lists the namespace's ReplicaSets; either
+/// way the core keeps only those the Deployment controls.
+fn replica_set_list_params(deployment: &Deployment) -> ListParams {
+    match selector::deployment_selector(deployment) {
+        Ok(sel) => ListParams::default().labels_from(&sel),
+        Err(e) => {
+            debug!(deployment = %deployment.name_any(), error = %e, "listing every ReplicaSet of the namespace");
+            ListParams::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod selector_tests;
 
 /// The result of a workload write.
 enum Written {

@@ -2,18 +2,23 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use rollout::conditions::TIMED_OUT_REASON;
+use rollout::RolloutStatus;
 
 use super::lifecycle::TargetHealth;
 use crate::api::Impact;
 
-/// Health and impact of a Deployment.
+/// Health and impact of a Deployment, on top of "rollout complete" as
+/// `kubectl rollout status` decides it ([`rollout::rollout_status`]):
 ///
-/// - Healthy: the controller observed the latest spec and every desired
-///   replica is updated and available (and no old replica is left).
+/// - Healthy: the rollout is complete (the controller observed the latest
+///   spec, every desired replica is updated, no old replica is left and
+///   the updated ones are available), or it is scaled to zero with no pod.
 /// - Unhealthy: the rollout exceeded its progress deadline, or the rollout
 ///   is complete but replicas are unavailable (or none is available).
 /// - Unknown: a rollout is in progress (a normal rolling update briefly
-///   dips below the desired count; that is not a relapse).
+///   dips below the desired count; that is not a relapse), or the latest
+///   spec is not observed yet (the conditions describe an older one).
 pub fn deployment_health(d: &Deployment) -> (TargetHealth, Impact) {
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = d.status.clone().unwrap_or_default();
@@ -21,11 +26,6 @@ pub fn deployment_health(d: &Deployment) -> (TargetHealth, Impact) {
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
-    let observed = match (d.metadata.generation, status.observed_generation) {
-        (Some(g), Some(o)) => o >= g,
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
     let impact = Impact {
         desired_replicas: Some(desired),
         ready_replicas: Some(ready),
@@ -33,36 +33,27 @@ pub fn deployment_health(d: &Deployment) -> (TargetHealth, Impact) {
         reasons: Vec::new(),
         severity: None,
     };
-    let deadline = status.conditions.as_ref().and_then(|cs| {
-        cs.iter().find(|c| {
-            c.type_ == "Progressing"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-        })
-    });
-    let health = if let Some(c) = deadline {
-        TargetHealth::Unhealthy(format!(
-            "ProgressDeadlineExceeded: {}",
-            c.message
-                .as_deref()
-                .unwrap_or("the rollout made no progress")
-        ))
-    } else if desired == 0 {
-        if total == 0 {
-            TargetHealth::Healthy
-        } else {
-            TargetHealth::Unknown
+    let health = match rollout::rollout_status(d) {
+        RolloutStatus::DeadlineExceeded { message } => TargetHealth::Unhealthy(format!(
+            "{TIMED_OUT_REASON}: {}",
+            message.as_deref().unwrap_or("the rollout made no progress")
+        )),
+        _ if desired == 0 => {
+            if total == 0 {
+                TargetHealth::Healthy
+            } else {
+                TargetHealth::Unknown
+            }
         }
-    } else if !observed {
-        TargetHealth::Unknown
-    } else if updated >= desired && available >= desired && total <= desired {
-        TargetHealth::Healthy
-    } else if available == 0 {
-        TargetHealth::Unhealthy(format!("0/{desired} replicas available"))
-    } else if updated >= desired && total <= desired {
-        TargetHealth::Unhealthy(format!("{available}/{desired} replicas available"))
-    } else {
-        TargetHealth::Unknown
+        RolloutStatus::SpecNotObserved => TargetHealth::Unknown,
+        // spec.replicas is always set on a served Deployment; without it
+        // kubectl does not compare the counts with the default of 1.
+        RolloutStatus::Complete if available >= desired => TargetHealth::Healthy,
+        _ if available == 0 => TargetHealth::Unhealthy(format!("0/{desired} replicas available")),
+        _ if updated >= desired && total <= desired => {
+            TargetHealth::Unhealthy(format!("{available}/{desired} replicas available"))
+        }
+        _ => TargetHealth::Unknown,
     };
     (health, impact)
 }
@@ -174,6 +165,52 @@ mod tests {
         assert!(
             matches!(deployment_health(&d).0, TargetHealth::Unhealthy(m) if m.starts_with("ProgressDeadlineExceeded"))
         );
+    }
+
+    #[test]
+    fn a_stale_deadline_is_not_a_verdict_until_the_spec_is_observed() {
+        // A rollback bumped the generation; the deadline condition is the old spec's.
+        let d = deploy(json!({
+            "metadata": {"name": "web", "generation": 4},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2,
+              "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}
+        }));
+        assert_eq!(deployment_health(&d).0, TargetHealth::Unknown);
+    }
+
+    #[test]
+    fn healthy_is_rollout_complete_as_kubectl_says() {
+        // One definition: Healthy exactly when `kubectl rollout status`
+        // (the executor's verification) says complete, for these states.
+        let states = [
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 5, "updatedReplicas": 5, "readyReplicas": 5, "availableReplicas": 5}),
+            json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "readyReplicas": 4, "availableReplicas": 4}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 3, "availableReplicas": 3}),
+            json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}),
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+                "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+        ];
+        for status in states {
+            let d = deploy(json!({
+                "metadata": {"name": "web", "generation": 2},
+                "spec": {"replicas": 3, "selector": {}, "template": {}},
+                "status": status
+            }));
+            let healthy = deployment_health(&d).0 == TargetHealth::Healthy;
+            let complete = crate::core::mitigation::rollout_complete(&d) == Ok(true);
+            assert_eq!(healthy, complete, "{status}");
+        }
+        // A scale-down whose old replicas are gone is complete (kubectl
+        // compares with the updated count): healthy.
+        let d = deploy(json!({
+            "metadata": {"name": "web", "generation": 2},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "replicas": 5, "updatedReplicas": 5, "readyReplicas": 5, "availableReplicas": 5}
+        }));
+        assert_eq!(deployment_health(&d).0, TargetHealth::Healthy);
     }
 
     #[test]

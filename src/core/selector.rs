@@ -1,8 +1,14 @@
 //! Label selectors (`metav1.LabelSelector`) and Runbook selection with tenancy.
+//!
+//! Matching and list parameters use [`kube::core::Selector`]; this module
+//! adds the API server's checks of a selector (with the field that is
+//! wrong) and the tenancy rules of Runbooks.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
 
 use crate::api::Runbook;
 
@@ -44,28 +50,33 @@ pub fn validate_selector(sel: &LabelSelector, field: &str) -> Result<(), Selecto
     Ok(())
 }
 
+/// The selector as a [`Selector`] (for [`SelectorExt::matches`] and, through
+/// its `Display`, for list parameters), once it passes [`validate_selector`].
+pub fn label_selector(sel: &LabelSelector, field: &str) -> Result<Selector, SelectorError> {
+    validate_selector(sel, field)?;
+    Selector::try_from(sel.clone()).map_err(|e| SelectorError {
+        field: field.to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// Whether `labels` match the selector. An empty selector matches everything;
 /// an invalid one matches nothing.
 pub fn matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    if validate_selector(sel, "selector").is_err() {
-        return false;
-    }
-    let labels_ok = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&e.key),
-            "DoesNotExist" => !labels.contains_key(&e.key),
-            _ => false,
-        }
-    });
-    labels_ok && exprs_ok
+    label_selector(sel, "selector").is_ok_and(|s| s.matches(labels))
+}
+
+/// The selector of a Deployment's pods and ReplicaSets: its whole
+/// `spec.selector`, matchLabels and matchExpressions. It selects everything
+/// when the selector is empty (or the Deployment has no spec), which the
+/// API server does not accept for a Deployment; callers decide what that means.
+pub fn deployment_selector(d: &Deployment) -> Result<Selector, SelectorError> {
+    let sel = d
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .unwrap_or_default();
+    label_selector(&sel, "spec.selector")
 }
 
 /// The Runbook that governs a Deployment, honouring tenancy:
@@ -193,6 +204,53 @@ mod tests {
             "s"
         )
         .is_err());
+    }
+
+    #[test]
+    fn deployment_selector_keeps_match_expressions() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "track", "operator": "In", "values": ["stable", "canary"]},
+                                     {"key": "debug", "operator": "DoesNotExist"}]},
+                "template": {}}
+        }))
+        .unwrap();
+        let s = deployment_selector(&d).unwrap();
+        assert_eq!(s.to_string(), "app=web,track in (canary,stable),!debug");
+        assert!(s.matches(&labels(&[("app", "web"), ("track", "canary")])));
+        assert!(!s.matches(&labels(&[("app", "web"), ("track", "beta")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("track", "stable"),
+            ("debug", "1")
+        ])));
+        assert!(!s.matches(&labels(&[("track", "stable")])));
+        // No spec: selects everything; an invalid selector names its field.
+        let bare: Deployment = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
+        assert!(deployment_selector(&bare).unwrap().selects_all());
+        let mut bad = d.clone();
+        bad.spec
+            .as_mut()
+            .unwrap()
+            .selector
+            .match_expressions
+            .as_mut()
+            .unwrap()[0]
+            .values = Some(vec![]);
+        let e = deployment_selector(&bad).unwrap_err();
+        assert_eq!(e.field, "spec.selector.matchExpressions[0]");
+        let mut unknown = d;
+        unknown
+            .spec
+            .as_mut()
+            .unwrap()
+            .selector
+            .match_expressions
+            .as_mut()
+            .unwrap()[1]
+            .operator = "Absent".into();
+        assert!(deployment_selector(&unknown).is_err());
     }
 
     #[test]

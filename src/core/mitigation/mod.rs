@@ -1,0 +1,142 @@
+//! Mitigation executors as pure decisions: the safety gate of a step
+//! (ignored workload, paused Runbook, `when.rolloutWithin`, cooldown,
+//! `maxActionsPerHour`, dry-run), the concrete plan of each action computed
+//! from the Deployment, its ReplicaSets and HPAs (the JSON patch to send,
+//! what was there before, the intent), "is the intent already applied?",
+//! "has it rolled out?", and the revert plan of `revertOnResolve`.
+//!
+//! The controller (`src/controller/executor.rs`) records `before` and the
+//! intent in the Incident status BEFORE it sends the patch this module
+//! computes, and sends it with a resourceVersion precondition; after a crash
+//! it asks [`is_applied`] before acting again, so an action is applied once.
+//!
+//! Every patch is a JSON patch (RFC 6902) whose first operation is a
+//! precondition. Deployment writes test `metadata.generation` against the
+//! generation the plan was computed from: kube-apiserver rejects it (422)
+//! if the spec changed in between, instead of applying a stale plan.
+//! kube-apiserver sets no `metadata.generation` on HorizontalPodAutoscalers,
+//! so HPA writes are fenced by the `resourceVersion` they were planned from
+//! instead (the first op replaces it with the read value; a newer object
+//! is a 409 Conflict), and "unchanged since the intent" compares a digest
+//! of the HPA's spec ([`hpa_spec_digest`]).
+//!
+//! Deployment rollout knowledge (revisions, the pod-template-hash, the
+//! rollback target, "rollout complete") comes from the shared `rollout`
+//! crate, so the operator and the emulator agree on it.
+//!
+//! - `mod.rs`: the public types (workload, writes, plans, actor);
+//! - `gate.rs`: the safety rails and the action history;
+//! - `plan.rs`: the plan of each action;
+//! - `verify.rs`: applied? unchanged since the intent? rolled out?
+//! - `revert.rs`: the revert of `revertOnResolve` steps;
+//! - `external.rs`: changes by other managers after a step succeeded;
+//! - `workload.rs`, `patch.rs`: reading the target, building the JSON
+//!   patch ops.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use serde_json::Value;
+
+use crate::api::{MitigationStep, RecordedEnvVar};
+
+mod external;
+mod gate;
+mod patch;
+mod plan;
+mod revert;
+#[cfg(test)]
+mod tests;
+mod verify;
+mod workload;
+
+pub use external::{external_change, last_update_manager};
+pub use gate::{actions_of, gate, ActionRecord, Gate, GateInput};
+pub use patch::{expected_generation, hpa_spec_digest, last_action};
+pub use plan::plan;
+pub use revert::{plan_revert, Revert};
+pub use rollout::{POD_TEMPLATE_HASH_LABEL, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
+pub use verify::{is_applied, rollout_complete, unchanged_since_intent, verify, Verification};
+pub use workload::{equal_ignore_hash, hpa_for, owned_replica_sets, rollback_target};
+
+/// Keys of `before`, `after` and `intent`.
+pub mod key {
+    pub const ACTION: &str = "action";
+    pub const REVISION: &str = "revision";
+    pub const TO_REVISION: &str = "toRevision";
+    pub const REPLICA_SET: &str = "replicaSet";
+    pub const POD_TEMPLATE_HASH: &str = "podTemplateHash";
+    pub const GENERATION: &str = "generation";
+    pub const IMAGES: &str = "images";
+    pub const REPLICAS: &str = "replicas";
+    pub const HPA: &str = "hpa";
+    pub const HPA_MIN_REPLICAS: &str = "hpaMinReplicas";
+    /// Written by earlier versions (kube-apiserver sets no generation on
+    /// HPAs); read only to finish a step such a version started.
+    pub const HPA_GENERATION: &str = "hpaGeneration";
+    /// Digest of the HPA's spec when the intent was recorded.
+    pub const HPA_SPEC: &str = "hpaSpec";
+    pub const ENV: &str = "env";
+    pub const RESTARTED_AT: &str = "restartedAt";
+    pub const DRY_RUN: &str = "dryRun";
+    /// Written into `after` once a revert was decided against (so it is not retried).
+    pub const REVERT: &str = "revert";
+}
+
+/// The value of a recorded field that did not exist.
+pub const ABSENT: &str = "<absent>";
+
+/// What the executor reads about the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    pub deployment: &'a Deployment,
+    /// ReplicaSets of the namespace (those not owned by the Deployment are ignored).
+    pub replica_sets: &'a [ReplicaSet],
+    /// HorizontalPodAutoscalers of the namespace.
+    pub hpas: &'a [HorizontalPodAutoscaler],
+}
+
+/// Which object a write goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteTarget {
+    Deployment(String),
+    Hpa(String),
+}
+
+/// One precise write: a JSON patch of one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub target: WriteTarget,
+    /// RFC 6902 operations, the first setting the resourceVersion precondition.
+    pub patch: Value,
+}
+
+/// A concrete action: what is there, what we will set, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub before: BTreeMap<String, String>,
+    pub intent: BTreeMap<String, String>,
+    pub previous_env: Vec<RecordedEnvVar>,
+    /// One line for the step message and the timeline ("roll back checkout
+    /// from revision 7 to revision 6").
+    pub description: String,
+    pub write: Write,
+}
+
+/// The plan of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Act(Box<Planned>),
+    /// The change would do nothing (already in place): skip the step.
+    Noop(String),
+    /// The action cannot be done; the reason is for the user.
+    Refuse(String),
+}
+
+/// Who the step acts for: `incident/step`.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub incident: &'a str,
+    pub step: &'a MitigationStep,
+}
