@@ -370,7 +370,9 @@ pub async fn run(
             reconcile: requests.clone(),
             metrics: handle.metrics.clone(),
         };
-        components.push(detector_after_caches(detector, &caches, &readiness, &shutdown));
+        components.push(detector_after_caches(
+            detector, &caches, &readiness, &shutdown,
+        ));
     }
     let server = http_server(&args, &handle, &caches, alertmanager, &shutdown);
 
@@ -494,7 +496,11 @@ impl IncidentCaches {
     fn add(&self, store: Store<Incident>) {
         let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
         stores.push(store);
-        debug!(synced = stores.len(), expected = self.expected, "incident cache synced");
+        debug!(
+            synced = stores.len(),
+            expected = self.expected,
+            "incident cache synced"
+        );
         if stores.len() == self.expected {
             self.synced.send_replace(true);
         }
