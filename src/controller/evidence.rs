@@ -1,62 +1,27 @@
-//! Artifacts owned by an Incident: the evidence ConfigMap (at open and when
-//! severity rises) and the post-mortem ConfigMap (on Resolved). Gathering
-//! and writing here; formatting, caps and rendering in `src/core/`.
-//!
-//! Both ConfigMaps carry an ownerReference to the Incident (deleted with
-//! it) and are written with server-side apply by `kube-incident`; the
-//! Incident's `status.evidenceRef` / `status.postmortemRef` point to them.
-
-use std::collections::BTreeMap;
+//! Evidence kept with an Incident: the failing pods' logs, their Events
+//! and the rollout history, gathered within a time budget into
+//! `<incident>-evidence` (an owned ConfigMap, see [`super::artifacts`]) at
+//! open, when severity rises, and before a mitigation's first workload
+//! write. Formatting and caps in [`crate::core::evidence`].
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Pod};
-use kube::api::{ListParams, LogParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Api, Client, Resource, ResourceExt};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use kube::api::{ListParams, LogParams};
+use kube::runtime::events::Recorder;
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::api::{Incident, TargetKind, FIELD_MANAGER};
+use super::artifacts::{apply_configmap, report, set_refs, ArtifactError};
+use crate::api::{Incident, TargetKind};
 use crate::core::evidence::{self, Caps, ContainerLogs, EventLine, Gathered, Revision};
 use crate::core::lifecycle::Transition;
-use crate::core::postmortem;
 use crate::core::selector::{self, SelectorError};
-
-/// Errors writing artifacts (shown in an Event; no secret can be in them).
-#[derive(Debug, thiserror::Error)]
-pub enum ArtifactError {
-    #[error("cannot read incident {name}: {source}")]
-    Read {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("cannot write ConfigMap {name}: {source}")]
-    ConfigMap {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("cannot record {field} on incident {name}: {source}")]
-    Status {
-        field: &'static str,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("evidence for incident {name} was not written within {after}; the mitigation goes ahead without it")]
-    TimedOut { name: String, after: String },
-}
 
 /// The evidence ConfigMap's name.
 pub fn evidence_name(incident: &str) -> String {
     format!("{incident}-evidence")
-}
-
-/// The post-mortem ConfigMap's name.
-pub fn postmortem_name(incident: &str) -> String {
-    format!("{incident}-postmortem")
 }
 
 /// Whether a mitigation step of this episode has changed the workload (a
@@ -99,193 +64,6 @@ pub fn evidence_reason(inc: &Incident, transitions: &[Transition]) -> Option<Str
     let status = inc.status.as_ref()?;
     (status.opened_at.is_some() && status.resolved_at.is_none() && status.evidence_ref.is_none())
         .then(|| "incident open without evidence".into())
-}
-
-/// Whether the post-mortem draft should be (re)written now.
-pub fn postmortem_due(inc: &Incident, transitions: &[Transition]) -> bool {
-    transitions
-        .iter()
-        .any(|t| matches!(t, Transition::Resolved { .. }))
-        || inc.status.as_ref().is_some_and(|s| {
-            s.resolved_at.is_some()
-                && (s.postmortem_ref.is_none()
-                    || s.postmortem_generation != inc.metadata.generation)
-        })
-}
-
-/// Collect and store evidence and/or the post-mortem as the transitions
-/// call for. Failures become a Warning Event on the Incident and a log line;
-/// they never fail the reconcile. `evidence_taken`: the executor already
-/// captured evidence in this reconcile, before it changed the workload;
-/// collecting again now would describe the repaired state.
-pub async fn after_transitions(
-    client: &Client,
-    recorder: &Recorder,
-    inc: &Incident,
-    transitions: &[Transition],
-    caps: Option<&Caps>,
-    now: Timestamp,
-    evidence_taken: bool,
-) {
-    let reason = caps
-        .filter(|_| !evidence_taken)
-        .and_then(|_| evidence_reason(inc, transitions));
-    let pm = postmortem_due(inc, transitions);
-    if reason.is_none() && !pm {
-        return;
-    }
-    let ns = inc.namespace().unwrap_or_default();
-    let name = inc.name_any();
-    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    // The stored status (with this reconcile's transition in it).
-    let fresh = match incidents.get(&name).await {
-        Ok(i) => i,
-        Err(source) => {
-            warn!(incident = %name, error = %source, "cannot read incident for artifacts");
-            return;
-        }
-    };
-    if let (Some(reason), Some(caps)) = (reason, caps) {
-        let result = write_evidence(client, &fresh, &reason, caps, now).await;
-        report(recorder, &fresh, "Evidence", result).await;
-    }
-    if pm {
-        let result = write_postmortem(client, &fresh).await;
-        report(recorder, &fresh, "Postmortem", result).await;
-    }
-}
-
-async fn report(
-    recorder: &Recorder,
-    inc: &Incident,
-    what: &'static str,
-    result: Result<String, ArtifactError>,
-) {
-    let (type_, reason, note) = match result {
-        Ok(note) => (EventType::Normal, format!("{what}Written"), note),
-        Err(e) => {
-            warn!(incident = %inc.name_any(), error = %e, "{what} not written");
-            (EventType::Warning, format!("{what}Failed"), e.to_string())
-        }
-    };
-    let event = Event {
-        type_,
-        reason,
-        note: Some(note),
-        action: "Record".into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &inc.object_ref(&())).await {
-        warn!(incident = %inc.name_any(), error = %e, "failed to publish event");
-    }
-}
-
-/// Server-side apply a ConfigMap owned by the Incident.
-async fn apply_configmap(
-    client: &Client,
-    inc: &Incident,
-    cm_name: &str,
-    kind_label: &str,
-    data: &BTreeMap<String, String>,
-) -> Result<(), ArtifactError> {
-    let ns = inc.namespace().unwrap_or_default();
-    let owner = json!({
-        "apiVersion": Incident::api_version(&()),
-        "kind": Incident::kind(&()),
-        "name": inc.name_any(),
-        "uid": inc.metadata.uid.clone().unwrap_or_default(),
-        "controller": true,
-        "blockOwnerDeletion": false,
-    });
-    let cm = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": cm_name,
-            "namespace": ns,
-            "labels": {
-                "app.kubernetes.io/managed-by": "kube-incident",
-                "kubeincident.io/incident": inc.name_any(),
-                "kubeincident.io/artifact": kind_label,
-            },
-            "ownerReferences": [owner],
-        },
-        "data": data,
-    });
-    Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .patch(
-            cm_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .map_err(|source| ArtifactError::ConfigMap {
-            name: format!("{ns}/{cm_name}"),
-            source,
-        })?;
-    Ok(())
-}
-
-async fn set_ref(
-    client: &Client,
-    inc: &Incident,
-    field: &'static str,
-    cm_name: &str,
-) -> Result<(), ArtifactError> {
-    let ns = inc.namespace().unwrap_or_default();
-    let patch = json!({"status": {field: {"name": cm_name}}});
-    Api::<Incident>::namespaced(client.clone(), &ns)
-        .patch_status(
-            &inc.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| ArtifactError::Status {
-            field,
-            name: format!("{ns}/{}", inc.name_any()),
-            source,
-        })?;
-    Ok(())
-}
-
-/// Render the post-mortem draft into `<incident>-postmortem`.
-pub async fn write_postmortem(client: &Client, inc: &Incident) -> Result<String, ArtifactError> {
-    let cm_name = postmortem_name(&inc.name_any());
-    let mut data = BTreeMap::new();
-    data.insert(
-        postmortem::POSTMORTEM_KEY.to_string(),
-        postmortem::render(inc),
-    );
-    apply_configmap(client, inc, &cm_name, "postmortem", &data).await?;
-    let ns = inc.namespace().unwrap_or_default();
-    let patch = json!({"status": {
-        "postmortemRef": {"name": cm_name},
-        "postmortemGeneration": inc.metadata.generation,
-    }});
-    Api::<Incident>::namespaced(client.clone(), &ns)
-        .patch_status(
-            &inc.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| ArtifactError::Status {
-            field: "postmortemRef",
-            name: format!("{ns}/{}", inc.name_any()),
-            source,
-        })?;
-    info!(incident = %inc.name_any(), configmap = %cm_name, "post-mortem draft written");
-    Ok(format!(
-        "post-mortem draft written to ConfigMap {cm_name} (kubectl incident postmortem {})",
-        inc.name_any()
-    ))
 }
 
 /// Evidence before a mitigation's first workload write, so that it shows
@@ -337,7 +115,8 @@ pub async fn write_evidence(
         .map(|r| r.name.as_str())
         != Some(cm_name.as_str())
     {
-        set_ref(client, inc, "evidenceRef", &cm_name).await?;
+        let refs = json!({"evidenceRef": {"name": cm_name}});
+        set_refs(client, inc, "evidenceRef", refs).await?;
     }
     info!(incident = %inc.name_any(), configmap = %cm_name, reason, "evidence written");
     Ok(format!(
@@ -726,24 +505,5 @@ mod tests {
             evidence_reason(&i, &[]).as_deref(),
             Some("incident open without evidence")
         );
-    }
-
-    #[test]
-    fn postmortem_on_resolve_and_when_the_spec_changes_later() {
-        let mut i = inc(false);
-        assert!(!postmortem_due(&i, &[]));
-        i.status = Some(IncidentStatus {
-            resolved_at: Some(Time(jiff::Timestamp::UNIX_EPOCH)),
-            ..Default::default()
-        });
-        assert!(postmortem_due(&i, &[]), "resolved without a draft");
-        let s = i.status.as_mut().unwrap();
-        s.postmortem_ref = Some(LocalObjectReference {
-            name: postmortem_name("checkout-1"),
-        });
-        s.postmortem_generation = Some(2);
-        assert!(!postmortem_due(&i, &[]), "draft is current");
-        i.metadata.generation = Some(3);
-        assert!(postmortem_due(&i, &[]), "rootCause added after resolution");
     }
 }

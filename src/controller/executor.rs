@@ -22,8 +22,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::context::Context;
@@ -269,30 +268,13 @@ async fn record_intent(
     status: &IncidentStatus,
     step: &str,
 ) -> Result<bool, Error> {
-    let name = inc.name_any();
-    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = json!({
-        "apiVersion": Incident::api_version(&()),
-        "kind": Incident::kind(&()),
-        "metadata": {"resourceVersion": inc.resource_version()},
-        "status": status,
-    });
-    match api
-        .patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+    super::status::apply_if_unchanged(&ctx.client, inc, status)
         .await
-    {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(source) => Err(Error::RecordIntent {
-            incident: format!("{ns}/{name}"),
+        .map_err(|source| Error::RecordIntent {
+            incident: format!("{ns}/{}", inc.name_any()),
             step: step.to_string(),
             source,
-        }),
-    }
+        })
 }
 
 fn is_dry_run(intent: &BTreeMap<String, String>) -> bool {

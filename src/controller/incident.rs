@@ -7,17 +7,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::artifacts::report;
 use super::context::Context;
-use crate::api::{Incident, IncidentStatus, Runbook, TargetKind, FIELD_MANAGER};
+use super::evidence::{evidence_reason, write_evidence};
+use super::postmortem::{postmortem_due, write_postmortem};
+use crate::api::{Incident, IncidentStatus, Runbook, TargetKind};
 use crate::core::health::{deployment_health, pod_health};
 use crate::core::lifecycle::{
     self, EventType, IncidentView, Observation, Policy, TargetHealth, Transition,
@@ -202,7 +203,9 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     }
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
-    publish(&ctx, &inc, &decision.transitions, exec.evidence_taken).await;
+    publish_events(&ctx, &inc, &decision.transitions).await;
+    notify(&ctx, &inc, &decision.transitions).await;
+    record_artifacts(&ctx, &inc, &decision.transitions, exec.evidence_taken).await;
     observe_detection_time(&ctx, &decision);
 
     let resolved = decision.status.resolved_at.is_some();
@@ -222,30 +225,19 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     })
 }
 
-/// Server-side apply of the whole status, owned by `kube-incident`.
+/// The reconciler's status write (see [`super::status::apply`]).
 pub async fn write_status(
     client: &Client,
     ns: &str,
     name: &str,
     status: &IncidentStatus,
 ) -> Result<(), Error> {
-    let api: Api<Incident> = Api::namespaced(client.clone(), ns);
-    let patch = json!({
-        "apiVersion": Incident::api_version(&()),
-        "kind": Incident::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::StatusWrite {
-        name: format!("{ns}/{name}"),
-        source,
-    })?;
-    Ok(())
+    super::status::apply(client, ns, name, status)
+        .await
+        .map_err(|source| Error::StatusWrite {
+            name: format!("{ns}/{name}"),
+            source,
+        })
 }
 
 /// MTTD: recorded once, when `firstObservedAt` first appears next to `openedAt`.
@@ -266,7 +258,8 @@ fn observe_detection_time(ctx: &Context, decision: &lifecycle::Decision) {
     }
 }
 
-async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition], evidence_taken: bool) {
+/// Transitions as Events on the Incident (and their metrics).
+async fn publish_events(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
     let reference = inc.object_ref(&());
     for t in transitions {
         match t {
@@ -297,25 +290,56 @@ async fn publish(ctx: &Context, inc: &Incident, transitions: &[Transition], evid
             warn!(incident = %inc.name_any(), error = %e, "failed to publish event");
         }
     }
-    // Notifications: recorded on the Incident before sending, so a replay,
-    // a restart or another replica never sends one twice.
+}
+
+/// Notifications for the transitions: recorded on the Incident before
+/// sending, so a replay, a restart or another replica never sends one twice.
+async fn notify(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
     if let Some(notifier) = &ctx.notifier {
         notifier
             .notify(&ctx.client, &ctx.recorder, inc, transitions, (ctx.clock)())
             .await;
     }
-    // Evidence (at open, when severity rises; unless the executor took it
-    // before changing the workload in this reconcile) and the post-mortem.
-    super::evidence::after_transitions(
-        &ctx.client,
-        &ctx.recorder,
-        inc,
-        transitions,
-        ctx.evidence.as_ref(),
-        (ctx.clock)(),
-        evidence_taken,
-    )
-    .await;
+}
+
+/// Evidence (at open, when severity rises) and the post-mortem draft (on
+/// Resolved), as the transitions call for. Failures become a Warning Event
+/// on the Incident and a log line; they never fail the reconcile. `evidence_taken`: the executor already
+/// captured evidence in this reconcile, before it changed the workload;
+/// collecting again now would describe the repaired state.
+async fn record_artifacts(
+    ctx: &Context,
+    inc: &Incident,
+    transitions: &[Transition],
+    evidence_taken: bool,
+) {
+    let (client, recorder, caps) = (&ctx.client, &ctx.recorder, ctx.evidence.as_ref());
+    let reason = caps
+        .filter(|_| !evidence_taken)
+        .and_then(|_| evidence_reason(inc, transitions));
+    let pm = postmortem_due(inc, transitions);
+    if reason.is_none() && !pm {
+        return;
+    }
+    let ns = inc.namespace().unwrap_or_default();
+    let name = inc.name_any();
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    // The stored status (with this reconcile's transition in it).
+    let fresh = match incidents.get(&name).await {
+        Ok(i) => i,
+        Err(source) => {
+            warn!(incident = %name, error = %source, "cannot read incident for artifacts");
+            return;
+        }
+    };
+    if let (Some(reason), Some(caps)) = (reason, caps) {
+        let result = write_evidence(client, &fresh, &reason, caps, (ctx.clock)()).await;
+        report(recorder, &fresh, "Evidence", result).await;
+    }
+    if pm {
+        let result = write_postmortem(client, &fresh).await;
+        report(recorder, &fresh, "Postmortem", result).await;
+    }
 }
 
 fn error_policy(_inc: Arc<Incident>, err: &Error, ctx: Arc<Context>) -> Action {

@@ -2,11 +2,14 @@
 //! result with server-side apply (field manager `kube-incident`) and publish
 //! Events.
 
+pub mod artifacts;
 pub mod context;
 pub mod detector;
 pub mod evidence;
 pub mod executor;
 pub mod incident;
+pub mod postmortem;
+pub mod status;
 
 use std::sync::Arc;
 

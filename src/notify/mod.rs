@@ -27,16 +27,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use rand::Rng;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
-use crate::api::{
-    DeliveryState, Incident, NotificationRecord, NotifyFormat, NotifySink, Runbook, FIELD_MANAGER,
-};
+use crate::api::{DeliveryState, Incident, NotificationRecord, NotifyFormat, NotifySink, Runbook};
+use crate::controller::status;
 use crate::core::lifecycle::Transition;
 use crate::metrics::Metrics;
 
@@ -254,7 +252,7 @@ impl Notifier {
                 return Ok(());
             }
             records.extend(claimed.iter().map(|(r, _)| r.clone()));
-            match write_records(&incidents, &current, &records).await {
+            match write_records(client, &current, &records).await {
                 Ok(stored) => {
                     fresh = Some(stored);
                     break;
@@ -360,7 +358,7 @@ impl Notifier {
                     r.completed_at = Some(Time(now));
                 }
             }
-            match write_records(&incidents, &base, &records).await {
+            match write_records(client, &base, &records).await {
                 Ok(_) => return Ok(()),
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 Err(source) => {
@@ -469,27 +467,18 @@ pub fn cap_records(records: &mut Vec<NotificationRecord>) {
     }
 }
 
-/// Merge-patch `status.notifications`, guarded by the resourceVersion read.
+/// Store `status.notifications`, guarded by the resourceVersion read
+/// (through [`crate::controller::status`], where every Incident status
+/// write is; why these records cannot ride on the reconciler's status
+/// apply is explained there).
 async fn write_records(
-    api: &Api<Incident>,
+    client: &Client,
     base: &Incident,
     records: &[NotificationRecord],
 ) -> Result<Incident, kube::Error> {
     let mut records = records.to_vec();
     cap_records(&mut records);
-    let patch = json!({
-        "metadata": {"resourceVersion": base.resource_version()},
-        "status": {"notifications": records},
-    });
-    api.patch_status(
-        &base.name_any(),
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await
+    status::merge_if_unchanged(client, base, json!({ "notifications": records })).await
 }
 
 /// Read a sink's URL from its Secret. The error text names the Secret and

@@ -40,6 +40,9 @@ use std::time::Duration;
 
 pub use faults::{FaultAction, FaultInjector, FaultRule, RuleId};
 pub use logs::PodLogs;
+/// The API server's `labelSelector` grammar, for tests that check what a
+/// selector string selects once the server parses it.
+pub use selectors::{LabelSelector, SelectorError};
 pub use store::{Store, WriteCtx, WriteRecord};
 
 /// Errors starting the emulator.

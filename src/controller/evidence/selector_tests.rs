@@ -88,7 +88,7 @@ fn match_expressions_select_exactly_the_deployments_pods() {
     ];
     let lp = list_params(&d);
     let text = lp.label_selector.clone().unwrap_or_default();
-    let sel = emulator::selectors::LabelSelector::parse(&text).unwrap();
+    let sel = emulator::LabelSelector::parse(&text).unwrap();
     let selected: Vec<&str> = pods
         .iter()
         .filter(|(_, l)| sel.matches(l))

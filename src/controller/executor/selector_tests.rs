@@ -30,7 +30,7 @@ fn selected<'a>(
     objects: &'a [(&'a str, BTreeMap<String, String>)],
 ) -> Vec<&'a str> {
     let text = lp.label_selector.clone().unwrap_or_default();
-    let sel = emulator::selectors::LabelSelector::parse(&text).unwrap();
+    let sel = emulator::LabelSelector::parse(&text).unwrap();
     objects
         .iter()
         .filter(|(_, l)| sel.matches(l))
