@@ -14,11 +14,13 @@
 // Today's discipline, kept by the compiler: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod app_state;
 mod crd;
 mod defaults;
 mod faults;
 mod logs;
 mod managed;
+mod object_version;
 mod openapi;
 mod pagination;
 mod patch;
@@ -132,7 +134,7 @@ impl Emulator {
         let logs = logs::PodLogs::new();
         let store = Arc::new(store::Store::new(cfg.watch_history, logs.clone()));
         let faults = FaultInjector::new(Arc::clone(&store));
-        let state = server::AppState {
+        let state = app_state::AppState {
             store: Arc::clone(&store),
             faults: faults.clone(),
             logs: logs.clone(),

@@ -13,8 +13,9 @@ use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::app_state::AppState;
+use super::object_version::object_bytes;
 use super::resources::ResourceDef;
-use super::server::{object_bytes, AppState};
 use super::status::{ApiError, Cause};
 use super::store::{event_line, Event, EventType, Filter, Poll};
 
