@@ -568,6 +568,14 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     })))
     .await
     .unwrap();
+    // Recorded as an external change during monitoring (before the
+    // resolution: a resolved Incident no longer watches its workload)...
+    wait_status(&api, "flags2", "external change recorded", |s| {
+        s.timeline
+            .iter()
+            .any(|e| e.type_ == TimelineType::ExternalChange && e.message.contains("alice"))
+    })
+    .await;
     api.patch(
         "flags2",
         &PatchParams::default(),
@@ -575,7 +583,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .await
     .unwrap();
-    // Recorded as an external change during monitoring, then declined on resolve.
+    // ...then declined on resolve.
     let s = wait_status(&api, "flags2", "revert declined", |s| {
         s.mitigations
             .first()
