@@ -72,6 +72,12 @@ pub struct RunArgs {
     /// Watch Pods and Deployments and open Incidents on their own.
     #[arg(long, env = "KUBE_INCIDENT_DETECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub detect: bool,
+    /// Honour `approvedBy` even when the admission policy that makes the API
+    /// server check it is missing or stale (reported on every such incident:
+    /// condition ApprovalsVerified=False, an Event). Off by default: without
+    /// the policy anyone who may edit an Incident could approve a step.
+    #[arg(long, env = "KUBE_INCIDENT_ACCEPT_UNVERIFIED_APPROVALS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub accept_unverified_approvals: bool,
     /// Apply the built-in detection policy to workloads no Runbook covers.
     #[arg(long, env = "KUBE_INCIDENT_BUILTIN_POLICY", default_value_t = true, action = clap::ArgAction::Set)]
     pub builtin_policy: bool,
@@ -335,7 +341,15 @@ pub async fn run(
         }
         None => Leadership::always(),
     };
-    let ctx = Arc::new(context(&client, &args, &clock, &handle, &leadership)?);
+    let approvals = approval_trust(&client, &args, &mut components);
+    let ctx = Arc::new(context(
+        &client,
+        &args,
+        &clock,
+        &handle,
+        &leadership,
+        approvals,
+    )?);
     let alertmanager = alertmanager_intake(&client, &args, &clock, &leadership)?;
 
     let scopes = watch_scopes(&args.namespaces);
@@ -402,6 +416,7 @@ fn context(
     clock: &Clock,
     handle: &OperatorHandle,
     leadership: &Leadership,
+    approvals: tokio::sync::watch::Receiver<crate::core::authority::ApprovalTrust>,
 ) -> Result<Context, OperatorError> {
     let reporter = Reporter {
         controller: "kube-incident".into(),
@@ -436,6 +451,8 @@ fn context(
             max_wait: response.evidence_timeout,
             ..Default::default()
         }),
+        operator_namespace: args.operator_namespace.clone(),
+        approvals,
     })
 }
 
@@ -665,4 +682,21 @@ pub async fn shutdown_signal() {
 /// The controller module's clock, re-exported for the binary.
 pub fn system_clock() -> Clock {
     controller::system_clock()
+}
+
+/// Whether `approvedBy` values are checked by the API server, kept current
+/// for the reconcilers: until the admission policy is found installed and
+/// current, approvals are unverified (honoured only with
+/// `--accept-unverified-approvals`).
+fn approval_trust(
+    _client: &Client,
+    args: &RunArgs,
+    _components: &mut Vec<Component>,
+) -> tokio::sync::watch::Receiver<crate::core::authority::ApprovalTrust> {
+    let (_tx, rx) =
+        tokio::sync::watch::channel(crate::core::authority::ApprovalTrust::Unverified {
+            why: "the admission policy kube-incident-approvals was not checked".into(),
+            accept: args.accept_unverified_approvals,
+        });
+    rx
 }

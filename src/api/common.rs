@@ -263,6 +263,26 @@ pub struct LocalObjectReference {
     pub name: String,
 }
 
+/// The Runbook whose policy governs an Incident. `namespace` defaults to
+/// the Incident's own; a cluster-wide Runbook lives in the operator's
+/// namespace. The operator checks that it names the Runbook that actually
+/// governs the target (a reference cannot borrow another Runbook's mandate).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct RunbookReference {
+    pub name: String,
+    /// Default: the Incident's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl RunbookReference {
+    /// The namespace this reference points into, given the Incident's.
+    pub fn namespace_or<'a>(&'a self, incident_namespace: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(incident_namespace)
+    }
+}
+
 /// A key of a Secret in the Runbook's namespace.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 pub struct SecretKeyReference {
@@ -382,6 +402,12 @@ pub struct MitigationStep {
     /// Guards that must hold for the step to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<StepGuard>,
+    /// Runbook guard for RolloutUndo: an Incident may ask for an explicit
+    /// `toRevision` other than the Runbook's. Off by default: a hand-made
+    /// Incident cannot roll a Deployment back to an arbitrary old revision.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
+    pub allow_explicit_revision: bool,
 }
 
 impl MitigationStep {
@@ -399,6 +425,7 @@ impl MitigationStep {
             approval: Approval::Manual,
             approved_by: None,
             when: None,
+            allow_explicit_revision: false,
         }
     }
 }

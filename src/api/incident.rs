@@ -11,7 +11,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{LocalObjectReference, MitigationStep, Severity};
+use super::common::{LocalObjectReference, MitigationStep, RunbookReference, Severity};
 
 /// Where an Incident came from.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -112,9 +112,11 @@ pub struct IncidentSpec {
     /// The workload in trouble; same namespace as the Incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetRef>,
-    /// The Runbook whose policy applies.
+    /// The Runbook whose policy applies (`{name, namespace}`; namespace
+    /// defaults to the Incident's). Optional: the operator finds the
+    /// governing Runbook of the target itself; when set, it must name that one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runbook_ref: Option<LocalObjectReference>,
+    pub runbook_ref: Option<RunbookReference>,
     /// The incident commander.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commander: Option<String>,
@@ -200,6 +202,9 @@ pub enum StepState {
     Ineffective,
     /// Applied, then restored on resolve (`revertOnResolve`).
     Reverted,
+    /// Never run: no Runbook governing the target grants it (or not with
+    /// these parameters); `message` names what is missing.
+    Refused,
 }
 
 impl StepState {
@@ -213,6 +218,7 @@ impl StepState {
             StepState::Skipped => "Skipped",
             StepState::Ineffective => "Ineffective",
             StepState::Reverted => "Reverted",
+            StepState::Refused => "Refused",
         }
     }
 
@@ -225,6 +231,7 @@ impl StepState {
                 | StepState::Skipped
                 | StepState::Ineffective
                 | StepState::Reverted
+                | StepState::Refused
         )
     }
 }
@@ -297,6 +304,7 @@ pub enum TimelineType {
     MitigationSucceeded,
     MitigationFailed,
     MitigationSkipped,
+    MitigationRefused,
     MitigationIneffective,
     MitigationReverted,
     ExternalChange,

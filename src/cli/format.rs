@@ -804,8 +804,9 @@ web-abc123             SEV2       Mitigating      deployment/web   alice    12m 
             kind: TargetKind::Deployment,
             name: "checkout".into(),
         });
-        s.runbook_ref = Some(LocalObjectReference {
+        s.runbook_ref = Some(crate::api::RunbookReference {
             name: "checkout".into(),
+            namespace: None,
         });
         s.commander = Some("alice".into());
         s.acknowledged_by = Some("alice".into());

@@ -10,6 +10,7 @@ use kube::Client;
 
 use super::detector::Detections;
 use super::Clock;
+use crate::core::authority::ApprovalTrust;
 use crate::core::evidence::Caps;
 use crate::core::targets::SeverityTargets;
 use crate::leader::Leadership;
@@ -36,4 +37,9 @@ pub struct Context {
     pub notifier: Option<Arc<Notifier>>,
     /// Evidence caps (None: evidence collection off).
     pub evidence: Option<Caps>,
+    /// The operator's namespace: cluster-wide Runbooks live there.
+    pub operator_namespace: Option<String>,
+    /// Whether `approvedBy` values are checked by the API server (the
+    /// admission policy is installed and current), kept up to date.
+    pub approvals: tokio::sync::watch::Receiver<ApprovalTrust>,
 }

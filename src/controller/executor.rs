@@ -30,6 +30,7 @@ use crate::api::{
     Incident, IncidentStatus, MitigationAction, MitigationStep, Runbook, RunbookSpec, StepState,
     TargetKind, FIELD_MANAGER,
 };
+use crate::core::authority::RunbookId;
 use crate::core::lifecycle::{self, Decision, StepOutcome, Transition};
 use crate::core::mitigation::{
     self, key, Actor, Gate, GateInput, Plan, Revert, Verification, Workload, Write, WriteTarget,
@@ -284,6 +285,7 @@ fn is_dry_run(intent: &BTreeMap<String, String>) -> bool {
 struct Run<'a> {
     ctx: &'a Context,
     inc: &'a Incident,
+    runbook: Option<&'a Runbook>,
     ns: &'a str,
     decision: &'a mut Decision,
     window: Duration,
@@ -324,20 +326,11 @@ impl<'a> Run<'a> {
         self.inc.name_any()
     }
 
+    /// The governing Runbook (`namespace/name`, spec): every policy of the
+    /// step (paused, dryRun, limits) is read from it.
     async fn runbook(&self) -> Option<(String, RunbookSpec)> {
-        let rb = self.inc.spec.runbook_ref.as_ref()?;
-        let api: Api<Runbook> = Api::namespaced(self.ctx.client.clone(), self.ns);
-        match api.get_opt(&rb.name).await {
-            Ok(Some(r)) => Some((rb.name.clone(), r.spec)),
-            Ok(None) => {
-                debug!(runbook = %rb.name, "runbook not found; no runbook guards apply");
-                None
-            }
-            Err(e) => {
-                warn!(runbook = %rb.name, error = %e, "cannot read runbook; no runbook guards apply");
-                None
-            }
-        }
+        let rb = self.runbook?;
+        Some((RunbookId::of(rb).to_string(), rb.spec.clone()))
     }
 
     /// Earlier actions in the namespace (for the cooldown and hourly limit).
@@ -365,11 +358,12 @@ impl<'a> Run<'a> {
                 i.status.as_ref()
             };
             if let Some(s) = status {
-                out.extend(mitigation::actions_of(
-                    s,
-                    &t.name,
-                    i.spec.runbook_ref.as_ref().map(|r| r.name.as_str()),
-                ));
+                let rb = i
+                    .spec
+                    .runbook_ref
+                    .as_ref()
+                    .map(|r| format!("{}/{}", r.namespace_or(self.ns), r.name));
+                out.extend(mitigation::actions_of(s, &t.name, rb.as_deref()));
             }
         }
         Ok(out)
@@ -892,6 +886,7 @@ impl<'a> Run<'a> {
 pub async fn execute(
     ctx: &Context,
     inc: &Incident,
+    runbook: Option<&Runbook>,
     ns: &str,
     decision: &mut Decision,
     window: Duration,
@@ -921,6 +916,7 @@ pub async fn execute(
     let mut run = Run {
         ctx,
         inc,
+        runbook,
         ns,
         decision,
         window,

@@ -15,10 +15,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::artifacts::report;
+use super::authority::Mandate;
 use super::context::Context;
 use super::evidence::{evidence_reason, write_evidence};
 use super::postmortem::{postmortem_due, write_postmortem};
-use crate::api::{Incident, IncidentStatus, Runbook, TargetKind};
+use crate::api::{Incident, IncidentStatus, TargetKind};
 use crate::core::health::{deployment_health, pod_health};
 use crate::core::lifecycle::{
     self, EventType, IncidentView, Observation, Policy, TargetHealth, Transition,
@@ -41,6 +42,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error(transparent)]
+    Mandate(#[from] super::authority::MandateError),
 }
 
 impl Error {
@@ -50,6 +53,7 @@ impl Error {
             Error::NoNamespace => "NoNamespace",
             Error::Read { .. } => "Read",
             Error::StatusWrite { .. } => "StatusWrite",
+            Error::Mandate(_) => "Mandate",
         }
     }
 }
@@ -123,29 +127,23 @@ async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation,
     })
 }
 
-/// The policy of an incident: flag targets plus its Runbook's overrides.
-async fn policy(ctx: &Context, ns: &str, inc: &Incident) -> Policy {
+/// The policy of an incident: flag targets plus the governing Runbook's
+/// overrides, the steps it refuses, and whether approvals are verified.
+fn policy(ctx: &Context, mandate: &Mandate) -> Policy {
     let mut policy = Policy {
         targets: ctx.targets.clone(),
         monitoring_window: None,
         escalation: Vec::new(),
+        refused: mandate.plan.refused.clone(),
+        approvals: ctx.approvals.borrow().clone(),
     };
-    if let Some(rb) = &inc.spec.runbook_ref {
-        let api: Api<Runbook> = Api::namespaced(ctx.client.clone(), ns);
-        match api.get_opt(&rb.name).await {
-            Ok(Some(runbook)) => {
-                policy.monitoring_window = runbook
-                    .spec
-                    .monitoring
-                    .as_ref()
-                    .and_then(|m| m.window.parse().ok());
-                policy.escalation = crate::core::escalation::levels(&runbook.spec.escalation);
-            }
-            Ok(None) => debug!(runbook = %rb.name, "runbook not found; using default policy"),
-            Err(e) => {
-                warn!(runbook = %rb.name, error = %e, "cannot read runbook; using default policy")
-            }
-        }
+    if let Some(runbook) = &mandate.runbook {
+        policy.monitoring_window = runbook
+            .spec
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.window.parse().ok());
+        policy.escalation = crate::core::escalation::levels(&runbook.spec.escalation);
     }
     policy
 }
@@ -167,11 +165,21 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     if let Some(t) = lifecycle::recurred_at(inc.annotations()) {
         observation.recurrence = Some(observation.recurrence.map_or(t, |r| r.max(t)));
     }
-    let policy = policy(&ctx, &ns, &inc).await;
+    // Power flows only from Runbooks: the governing Runbook's mandate
+    // decides which steps may run, with which parameters.
+    let mandate = super::authority::mandate(&ctx, &ns, &inc).await?;
+    let policy = policy(&ctx, &mandate);
+    let mut governed = Incident {
+        spec: mandate.plan.effective_spec(&inc.spec),
+        ..(*inc).clone()
+    };
+    if let Some(id) = &mandate.plan.runbook {
+        governed.spec.runbook_ref = Some(id.reference());
+    }
     let now = (ctx.clock)();
     let mut decision = lifecycle::reconcile(
         IncidentView {
-            spec: &inc.spec,
+            spec: &governed.spec,
             generation: inc.metadata.generation,
             created_at: inc.metadata.creation_timestamp.as_ref().map(|t| t.0),
             status: inc.status.as_ref(),
@@ -184,7 +192,16 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     // external changes, revert on resolve (see executor.rs).
     let window = policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));
     debug!(incident = %name, ms = started.elapsed().as_secs_f64() * 1e3, "lifecycle decided");
-    let exec = match super::executor::execute(&ctx, &inc, &ns, &mut decision, window).await {
+    let exec = match super::executor::execute(
+        &ctx,
+        &governed,
+        mandate.runbook.as_ref(),
+        &ns,
+        &mut decision,
+        window,
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             warn!(incident = %name, error = %e, "mitigation executor failed; retrying");
@@ -204,8 +221,18 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
     publish_events(&ctx, &inc, &decision.transitions).await;
-    notify(&ctx, &inc, &decision.transitions).await;
-    record_artifacts(&ctx, &inc, &decision.transitions, exec.evidence_taken).await;
+    notify(&ctx, &governed, &decision.transitions).await;
+    // Evidence copies logs and Events into a ConfigMap: only for targets a
+    // Runbook governs or the detector itself sees in trouble, never as a
+    // deputy for whoever wrote an Incident.
+    let evidence_allowed = mandate.runbook.is_some() || detector_sees(&ctx, &inc);
+    record_artifacts(
+        &ctx,
+        &inc,
+        &decision.transitions,
+        exec.evidence_taken || !evidence_allowed,
+    )
+    .await;
     observe_detection_time(&ctx, &decision);
 
     let resolved = decision.status.resolved_at.is_some();
@@ -223,6 +250,15 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
         Some(d) => Action::requeue(d.min(ctx.resync)),
         None => Action::await_change(),
     })
+}
+
+/// The detector watches the Incident's target and finds it in trouble.
+fn detector_sees(ctx: &Context, inc: &Incident) -> bool {
+    ctx.detections
+        .as_ref()
+        .zip(super::detector::workload_of(inc))
+        .and_then(|(d, w)| d.get(&w))
+        .is_some_and(|d| !d.assessment.symptoms.is_empty() || !d.assessment.healthy)
 }
 
 /// The reconciler's status write (see [`super::status::apply`]).

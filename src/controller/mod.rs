@@ -3,6 +3,7 @@
 //! Events.
 
 pub mod artifacts;
+pub mod authority;
 pub mod context;
 pub mod detector;
 pub mod evidence;

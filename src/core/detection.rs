@@ -82,7 +82,7 @@ impl ResolvedTrigger {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionPolicy {
     /// The Runbook it comes from (`None`: the built-in default policy).
-    pub runbook: Option<String>,
+    pub runbook: Option<crate::core::authority::RunbookId>,
     pub triggers: Vec<ResolvedTrigger>,
     pub default_severity: Severity,
     /// (min unavailable ratio, severity), first match wins.
@@ -139,7 +139,7 @@ impl DetectionPolicy {
             None => (default.default_severity, default.severity_rules.clone()),
         };
         DetectionPolicy {
-            runbook: rb.metadata.name.clone(),
+            runbook: Some(crate::core::authority::RunbookId::of(rb)),
             triggers,
             default_severity,
             severity_rules,

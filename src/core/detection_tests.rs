@@ -329,7 +329,10 @@ fn runbook_refines_triggers_and_severity() {
     let policy = DetectionPolicy::from_runbook(&rb);
     assert_eq!(policy.triggers.len(), 1);
     assert_eq!(policy.reopen_window, Duration::from_secs(7200));
-    assert_eq!(policy.runbook.as_deref(), Some("checkout"));
+    assert_eq!(
+        policy.runbook.as_ref().map(|r| r.name.as_str()),
+        Some("checkout")
+    );
     assert_eq!(policy.severity_for(0.3), Severity::SEV1);
     assert_eq!(policy.severity_for(0.1), Severity::SEV4);
     let pods = [pod("a", container(Some("CrashLoopBackOff"), 1), false, -10)];

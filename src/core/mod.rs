@@ -2,6 +2,7 @@
 //! is unit-tested; the controllers gather state, call these functions and
 //! apply the result.
 
+pub mod authority;
 pub mod conditions;
 pub mod detection;
 pub mod escalation;

@@ -86,8 +86,9 @@ pub fn deployment_selector(d: &Deployment) -> Result<Selector, SelectorError> {
 ///   also applies to Deployments of the namespaces it selects;
 /// - `namespaceSelector` on a Runbook in any other namespace is ignored.
 ///
-/// A same-namespace Runbook wins over an operator-namespace one; among
-/// equals, the first by name (deterministic).
+/// A cluster-wide Runbook (operator namespace) wins over one in the
+/// workload's namespace: a tenant's Runbook never overrides the platform's
+/// policy. Among equals, the first by name (deterministic).
 pub fn runbook_for<'a>(
     runbooks: impl IntoIterator<Item = &'a Runbook>,
     namespace: &str,
@@ -115,7 +116,7 @@ pub fn runbook_for<'a>(
     let by_name = |a: &&Runbook, b: &&Runbook| a.metadata.name.cmp(&b.metadata.name);
     local.sort_by(by_name);
     global.sort_by(by_name);
-    local.into_iter().chain(global).next()
+    global.into_iter().chain(local).next()
 }
 
 /// Why a Runbook's `namespaceSelector` is not used, when it is not: only a
@@ -318,11 +319,21 @@ mod tests {
         )
         .is_none());
         let rbs = [other_rb, sneaky, platform.clone(), shop_rb.clone()];
-        // Same-namespace Runbook first.
+        // The cluster-wide Runbook first: a tenant's own Runbook never overrides it.
         let got = runbook_for(
             &rbs,
             "shop",
             &labels(&[("team", "shop")]),
+            &web,
+            Some("kube-incident"),
+        )
+        .unwrap();
+        assert_eq!(got.metadata.namespace.as_deref(), Some("kube-incident"));
+        // Without a matching cluster-wide one, the namespace's Runbook governs.
+        let got = runbook_for(
+            &rbs,
+            "shop",
+            &labels(&[("team", "other")]),
             &web,
             Some("kube-incident"),
         )

@@ -185,12 +185,19 @@ impl Notifier {
     ) -> Result<(), NotifyError> {
         let ns = inc.namespace().unwrap_or_default();
         let name = inc.name_any();
+        // The governing Runbook (the reconciler sets `runbookRef` to it):
+        // its sinks, with URLs from Secrets in its own namespace.
+        let rb_ns = inc
+            .spec
+            .runbook_ref
+            .as_ref()
+            .map_or(ns.clone(), |r| r.namespace_or(&ns).to_string());
         let runbook = match &inc.spec.runbook_ref {
-            Some(r) => Api::<Runbook>::namespaced(client.clone(), &ns)
+            Some(r) => Api::<Runbook>::namespaced(client.clone(), &rb_ns)
                 .get_opt(&r.name)
                 .await
                 .map_err(|source| NotifyError::Read {
-                    what: format!("runbook {ns}/{}", r.name),
+                    what: format!("runbook {rb_ns}/{}", r.name),
                     source,
                 })?,
             None => None,
@@ -277,7 +284,7 @@ impl Notifier {
         }
 
         // Send, all sinks concurrently; render from the fresh Incident.
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &rb_ns);
         let sends = claimed.iter().map(|(rec, sink)| {
             let secrets = secrets.clone();
             let fresh = &fresh;

@@ -35,6 +35,16 @@ impl RunningOperator {
             "--metrics-addr",
             "127.0.0.1:0",
         ];
+        // The admission policy that verifies approvals is cluster-wide; the
+        // tests share one cluster, so the operator accepts unverified
+        // approvals unless a test says otherwise (tests/suite/admission.rs
+        // installs the policy for its own namespaces).
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--accept-unverified-approvals"))
+        {
+            argv.push("--accept-unverified-approvals");
+        }
         argv.extend_from_slice(extra);
         let args = Wrapper::parse_from(argv).args;
         let handle = OperatorHandle {

@@ -16,9 +16,9 @@ use super::detections::Detection;
 use super::index::{key_of, Index};
 use super::{episode, workload_of, EPISODE_LABEL};
 use crate::api::{
-    Incident, IncidentSource, IncidentSpec, LocalObjectReference, TargetKind, TargetRef,
-    FINGERPRINT_LABEL,
+    Incident, IncidentSource, IncidentSpec, TargetKind, TargetRef, FINGERPRINT_LABEL,
 };
+use crate::core::authority::RunbookId;
 use crate::core::detection::{self, Assessment, DetectionPolicy};
 use crate::core::lifecycle::truncate_to_seconds;
 use crate::core::workload::PodView;
@@ -294,10 +294,7 @@ pub fn new_incident(w: &WorkloadKey, n: u32, a: &Assessment, policy: &DetectionP
                 kind,
                 name: w.name.clone(),
             }),
-            runbook_ref: policy
-                .runbook
-                .clone()
-                .map(|name| LocalObjectReference { name }),
+            runbook_ref: policy.runbook.as_ref().map(RunbookId::reference),
             commander: None,
             acknowledged_by: None,
             root_cause: None,

@@ -7,19 +7,73 @@ use super::builder::Builder;
 use super::condition;
 use super::transition::Transition;
 use crate::api::{Approval, IncidentSpec, MitigationStep, StepState, TimelineType};
+use crate::core::authority::ApprovalTrust;
 use crate::core::conditions::{get_condition, FALSE, TRUE};
 
 /// Step `i` has its turn: a manual step without an approver waits for one;
-/// an automatic or approved step is cleared to run.
-pub(super) fn gate(b: &mut Builder, step: &MitigationStep, i: usize, state: StepState) {
+/// an automatic or approved step is cleared to run. An approval the API
+/// server did not verify (no admission policy) is not honoured unless the
+/// operator accepts unverified approvals; either way it is reported.
+pub(super) fn gate(
+    b: &mut Builder,
+    step: &MitigationStep,
+    i: usize,
+    state: StepState,
+    trust: &ApprovalTrust,
+) {
     let approved_by = step
         .approved_by
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    match (step.approval, approved_by) {
-        (Approval::Manual, None) => await_approval(b, step, i, state),
-        (approval, by) => clear_to_run(b, i, step.name.clone(), approval, by),
+    match (step.approval, approved_by, trust) {
+        (Approval::Manual, None, _) => await_approval(b, step, i, state),
+        (Approval::Manual, Some(by), ApprovalTrust::Unverified { why, accept }) => {
+            unverified(b, &step.name, by, why, *accept);
+            if *accept {
+                clear_to_run(b, i, step.name.clone(), Approval::Manual, Some(by));
+            } else {
+                await_approval(b, step, i, state);
+                b.status.mitigations[i].message = format!(
+                    "approval by {by} not honoured: {why}; install the admission policy (kube-incident install-manifests) so approvals are checked by the API server"
+                );
+            }
+        }
+        (approval, by, _) => clear_to_run(b, i, step.name.clone(), approval, by),
+    }
+}
+
+/// `ApprovalsVerified=False` naming the approval the API server did not
+/// check (once per approver and step: the transition is reported when the
+/// condition's message changes).
+fn unverified(b: &mut Builder, step: &str, by: &str, why: &str, accepted: bool) {
+    let (reason, message) = if accepted {
+        (
+            "AcceptedUnverified",
+            format!("approval of {step:?} by {by} was accepted without verification (--accept-unverified-approvals): {why}"),
+        )
+    } else {
+        (
+            "NotHonoured",
+            format!("approval of {step:?} by {by} is not honoured: {why}"),
+        )
+    };
+    let changed = get_condition(&b.status.conditions, condition::APPROVALS_VERIFIED)
+        .is_none_or(|c| c.message != message);
+    b.cond(
+        condition::APPROVALS_VERIFIED,
+        FALSE,
+        reason,
+        message.clone(),
+    );
+    if changed {
+        b.timeline(TimelineType::AwaitingApproval, message);
+        b.transitions.push(Transition::ApprovalUnverified {
+            step: step.to_string(),
+            by: by.to_string(),
+            accepted,
+            why: why.to_string(),
+        });
     }
 }
 

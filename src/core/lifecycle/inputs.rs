@@ -48,6 +48,11 @@ pub struct Policy {
     pub monitoring_window: Option<Duration>,
     /// The Runbook's escalation list (walked once the response deadline is missed).
     pub escalation: Vec<escalation::Level>,
+    /// Steps no governing Runbook grants, by name, with the reason
+    /// ([`crate::core::authority::plan`]). They never run.
+    pub refused: std::collections::BTreeMap<String, String>,
+    /// Whether `approvedBy` values were checked by the API server.
+    pub approvals: crate::core::authority::ApprovalTrust,
 }
 
 impl Policy {

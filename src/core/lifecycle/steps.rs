@@ -13,7 +13,7 @@ use super::inputs::{Observation, Policy, TargetHealth};
 use super::transition::Transition;
 use super::{approvals, monitoring};
 use crate::api::{IncidentSpec, MitigationStatus, StepState, TimelineType};
-use crate::core::conditions::{get_condition, TRUE};
+use crate::core::conditions::{get_condition, FALSE, TRUE};
 use crate::core::validation::{self, FieldError};
 
 /// Where the walk over the plan goes after looking at one step.
@@ -38,12 +38,67 @@ pub(super) fn steps(
     let severity = b.status.severity.unwrap_or(spec.severity);
     let window = policy.monitoring_window(severity);
     if b.status.resolved_at.is_none() {
-        walk_plan(b, spec, &observation.target, errors, window, opened_at);
+        walk_plan(
+            b,
+            spec,
+            &observation.target,
+            errors,
+            policy,
+            window,
+            opened_at,
+        );
         flag_exhausted(b, spec);
         monitoring::resolve_without_plan(b, spec, &observation.target, window, opened_at);
     }
     skip_unrun_steps(b);
     approvals::awaiting_approval_condition(b, spec);
+    refused_condition(b);
+}
+
+/// `MitigationRefused`: `True` while some step was refused, naming them.
+/// Set once a step was refused.
+fn refused_condition(b: &mut Builder) {
+    let refused: Vec<String> = b
+        .status
+        .mitigations
+        .iter()
+        .filter(|m| m.state == StepState::Refused)
+        .map(|m| format!("{:?}: {}", m.name, m.message))
+        .collect();
+    if refused.is_empty() {
+        if get_condition(&b.status.conditions, condition::MITIGATION_REFUSED).is_some() {
+            b.cond(
+                condition::MITIGATION_REFUSED,
+                FALSE,
+                "Granted",
+                "every step is granted by the governing Runbook",
+            );
+        }
+        return;
+    }
+    b.cond(
+        condition::MITIGATION_REFUSED,
+        TRUE,
+        "NotGranted",
+        format!("refused by the Runbook mandate: {}", refused.join("; ")),
+    );
+}
+
+/// Step `i` is refused: no governing Runbook grants it. Final; no write.
+fn refuse_step(b: &mut Builder, i: usize, message: String) {
+    let name = b.status.mitigations[i].name.clone();
+    let st = &mut b.status.mitigations[i];
+    st.state = StepState::Refused;
+    st.message = message.clone();
+    st.completed_at = Some(Time(b.now));
+    b.timeline(
+        TimelineType::MitigationRefused,
+        format!("mitigation {name:?} refused: {message}"),
+    );
+    b.transitions.push(Transition::StepRefused {
+        step: name,
+        message,
+    });
 }
 
 /// Status entries follow spec order; a step's record is kept by name.
@@ -70,6 +125,7 @@ fn walk_plan(
     spec: &IncidentSpec,
     target: &TargetHealth,
     errors: &[FieldError],
+    policy: &Policy,
     window: Duration,
     opened_at: Timestamp,
 ) {
@@ -81,7 +137,7 @@ fn walk_plan(
             StepState::Succeeded => monitor_step(b, spec, i, target, window, opened_at),
             s if s.is_final() => Walk::NextStep,
             // Pending or AwaitingApproval: this step's turn.
-            _ => take_turn(b, spec, i, state, errors),
+            _ => take_turn(b, spec, i, state, errors, policy),
         };
         match walk {
             Walk::NextStep => i += 1,
@@ -136,14 +192,20 @@ fn take_turn(
     i: usize,
     state: StepState,
     errors: &[FieldError],
+    policy: &Policy,
 ) -> Walk {
+    let (refused, trust) = (&policy.refused, &policy.approvals);
+    if let Some(why) = refused.get(&spec.mitigations[i].name) {
+        refuse_step(b, i, why.clone());
+        return Walk::NextStep;
+    }
     let step_errs = validation::step_errors(errors, i);
     if !step_errs.is_empty() {
         let message = validation::summarize(&step_errs);
         fail_step(b, i, message);
         return Walk::NextStep;
     }
-    approvals::gate(b, &spec.mitigations[i], i, state);
+    approvals::gate(b, &spec.mitigations[i], i, state, trust);
     Walk::Stop
 }
 

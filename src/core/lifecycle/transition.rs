@@ -55,6 +55,19 @@ pub enum Transition {
         step: String,
         message: String,
     },
+    /// No governing Runbook grants the step: it never runs.
+    StepRefused {
+        step: String,
+        message: String,
+    },
+    /// An approval the API server did not verify was not honoured
+    /// (`accepted: false`) or was honoured under the operator's flag.
+    ApprovalUnverified {
+        step: String,
+        by: String,
+        accepted: bool,
+        why: String,
+    },
     Monitoring {
         step: String,
         window: Duration,
@@ -185,6 +198,25 @@ impl Transition {
                 Normal,
                 "MitigationSkipped",
                 format!("mitigation {step:?} skipped: {message}"),
+            ),
+            Transition::StepRefused { step, message } => (
+                Warning,
+                "MitigationRefused",
+                format!("mitigation {step:?} refused: {message}"),
+            ),
+            Transition::ApprovalUnverified {
+                step,
+                by,
+                accepted,
+                why,
+            } => (
+                Warning,
+                "ApprovalUnverified",
+                if *accepted {
+                    format!("approval of {step:?} by {by} accepted UNVERIFIED (--accept-unverified-approvals): {why}")
+                } else {
+                    format!("approval of {step:?} by {by} not honoured: {why}")
+                },
             ),
             Transition::Monitoring { step, window } => (
                 Normal,

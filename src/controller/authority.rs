@@ -1,0 +1,124 @@
+//! The I/O around [`crate::core::authority`]: read the target's labels, its
+//! namespace's labels and the candidate Runbooks (the target's namespace and
+//! the operator's), then let the pure core name the governing Runbook and
+//! the mandate of every step.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+
+use super::context::Context;
+use crate::api::{Incident, Runbook, TargetKind};
+use crate::core::authority::{self, Plan};
+
+/// A read the mandate needs failed (the reconcile retries; nothing is
+/// refused on a transient error).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {what} for the Runbook mandate: {source}")]
+pub struct MandateError {
+    what: String,
+    #[source]
+    source: kube::Error,
+}
+
+/// The governing Runbook of an Incident's target and the mandate of its steps.
+#[derive(Debug, Clone, Default)]
+pub struct Mandate {
+    /// The governing Runbook, whole (its policies: dryRun, paused, limits,
+    /// monitoring, escalation, sinks).
+    pub runbook: Option<Runbook>,
+    pub plan: Plan,
+    /// The target Deployment does not exist: nothing to grant or refuse yet
+    /// (a step's turn fails it as not found).
+    pub target_missing: bool,
+}
+
+/// Resolve the mandate of `inc` (in `ns`).
+pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate, MandateError> {
+    let err = |what: String| move |source| MandateError { what, source };
+    let target = inc
+        .spec
+        .target
+        .as_ref()
+        .filter(|t| t.kind == TargetKind::Deployment);
+    let Some(target) = target else {
+        // No Deployment target: every step is refused by the core.
+        return Ok(Mandate {
+            plan: authority::plan(&inc.spec, ns, None),
+            ..Mandate::default()
+        });
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(d) = deployments
+        .get_metadata_opt(&target.name)
+        .await
+        .map_err(err(format!("deployment {ns}/{}", target.name)))?
+    else {
+        return Ok(Mandate {
+            plan: Plan {
+                steps: inc.spec.mitigations.clone(),
+                ..Plan::default()
+            },
+            target_missing: true,
+            ..Mandate::default()
+        });
+    };
+    let mut runbooks: Vec<Runbook> = Api::<Runbook>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(err(format!("runbooks in {ns}")))?
+        .items;
+    let mut ns_labels = BTreeMap::new();
+    if let Some(op_ns) = ctx.operator_namespace.as_deref().filter(|o| *o != ns) {
+        let global: Vec<Runbook> = Api::<Runbook>::namespaced(ctx.client.clone(), op_ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(err(format!("runbooks in {op_ns}")))?
+            .items
+            .into_iter()
+            .filter(|rb| rb.spec.namespace_selector.is_some())
+            .collect();
+        if !global.is_empty() {
+            ns_labels = namespace_labels(ctx, ns).await?;
+        }
+        runbooks.extend(global);
+    }
+    let governing = authority::governing(
+        &runbooks,
+        ns,
+        &ns_labels,
+        d.labels(),
+        ctx.operator_namespace.as_deref(),
+    );
+    let plan = authority::plan(&inc.spec, ns, governing);
+    Ok(Mandate {
+        runbook: governing.map(|g| g.runbook.clone()),
+        plan,
+        target_missing: false,
+    })
+}
+
+/// A namespace's labels (a list by name: the operator may list and watch
+/// namespaces, not get them).
+async fn namespace_labels(
+    ctx: &Context,
+    ns: &str,
+) -> Result<BTreeMap<String, String>, MandateError> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let list = api
+        .list_metadata(&ListParams::default().fields(&format!("metadata.name={ns}")))
+        .await
+        .map_err(|source| MandateError {
+            what: format!("namespace {ns}"),
+            source,
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .next()
+        .map(|n| n.labels().clone())
+        .unwrap_or_default())
+}
