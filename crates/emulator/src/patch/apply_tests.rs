@@ -537,7 +537,7 @@ fn merge_list_keeps_live_order_and_places_config_items() {
     // structured-merge-diff merge.go: live-only items keep their place,
     // new config items follow the config order.
     let l = ListNode {
-        ssa: ListType::Set,
+        ssa: super::super::schema::ListType::Set,
         smp: super::super::schema::SmpList::Replace,
         elem: std::sync::Arc::new(Node::Scalar),
         key_defaults: Vec::new(),

@@ -26,6 +26,7 @@ mod apply;
 mod managed_fields;
 mod schema;
 mod strategic;
+mod typed;
 
 pub use apply::{server_side_apply, track_update};
 pub use schema::MergeSchema;
