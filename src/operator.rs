@@ -452,6 +452,7 @@ fn context(
             ..Default::default()
         }),
         operator_namespace: args.operator_namespace.clone(),
+        read_namespaces: args.namespaces.is_empty(),
         approvals,
     })
 }

@@ -30,6 +30,11 @@ pub struct Mandate {
     /// The governing Runbook, whole (its policies: dryRun, paused, limits,
     /// monitoring, escalation, sinks).
     pub runbook: Option<Runbook>,
+    /// The Runbook whose non-acting policy (monitoring window, escalation,
+    /// sinks) applies: the governing one; for an Incident without a
+    /// Deployment target (or whose Deployment is gone), the Runbook its
+    /// `runbookRef` names in the Incident's own namespace.
+    pub policy: Option<Runbook>,
     pub plan: Plan,
     /// The target Deployment does not exist: nothing to grant or refuse yet
     /// (a step's turn fails it as not found).
@@ -47,6 +52,7 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
     let Some(target) = target else {
         // No Deployment target: every step is refused by the core.
         return Ok(Mandate {
+            policy: own_reference(ctx, ns, inc).await?,
             plan: authority::plan(&inc.spec, ns, None),
             ..Mandate::default()
         });
@@ -58,6 +64,7 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
         .map_err(err(format!("deployment {ns}/{}", target.name)))?
     else {
         return Ok(Mandate {
+            policy: own_reference(ctx, ns, inc).await?,
             plan: Plan {
                 steps: inc.spec.mitigations.clone(),
                 ..Plan::default()
@@ -81,7 +88,7 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
             .into_iter()
             .filter(|rb| rb.spec.namespace_selector.is_some())
             .collect();
-        if !global.is_empty() {
+        if !global.is_empty() && ctx.read_namespaces {
             ns_labels = namespace_labels(ctx, ns).await?;
         }
         runbooks.extend(global);
@@ -94,11 +101,37 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
         ctx.operator_namespace.as_deref(),
     );
     let plan = authority::plan(&inc.spec, ns, governing);
+    let runbook = governing.map(|g| g.runbook.clone());
     Ok(Mandate {
-        runbook: governing.map(|g| g.runbook.clone()),
+        policy: runbook.clone(),
+        runbook,
         plan,
         target_missing: false,
     })
+}
+
+/// The Runbook an Incident's `runbookRef` names, if it is in the Incident's
+/// own namespace (policy only: it grants nothing).
+async fn own_reference(
+    ctx: &Context,
+    ns: &str,
+    inc: &Incident,
+) -> Result<Option<Runbook>, MandateError> {
+    let Some(r) = inc
+        .spec
+        .runbook_ref
+        .as_ref()
+        .filter(|r| r.namespace_or(ns) == ns)
+    else {
+        return Ok(None);
+    };
+    Api::<Runbook>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&r.name)
+        .await
+        .map_err(|source| MandateError {
+            what: format!("runbook {ns}/{}", r.name),
+            source,
+        })
 }
 
 /// A namespace's labels (a list by name: the operator may list and watch
@@ -108,13 +141,21 @@ async fn namespace_labels(
     ns: &str,
 ) -> Result<BTreeMap<String, String>, MandateError> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let list = api
+    let list = match api
         .list_metadata(&ListParams::default().fields(&format!("metadata.name={ns}")))
         .await
-        .map_err(|source| MandateError {
-            what: format!("namespace {ns}"),
-            source,
-        })?;
+    {
+        Ok(list) => list,
+        // Namespaced mode may not read Namespaces: no labels known, so only
+        // a cluster-wide Runbook selecting every namespace (`{}`) applies.
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(BTreeMap::new()),
+        Err(source) => {
+            return Err(MandateError {
+                what: format!("namespace {ns}"),
+                source,
+            })
+        }
+    };
     Ok(list
         .items
         .into_iter()

@@ -39,6 +39,9 @@ pub struct Context {
     pub evidence: Option<Caps>,
     /// The operator's namespace: cluster-wide Runbooks live there.
     pub operator_namespace: Option<String>,
+    /// Cluster-wide mode: Namespaces (their labels) may be read. In
+    /// namespaced mode they are unknown, as for the detector.
+    pub read_namespaces: bool,
     /// Whether `approvedBy` values are checked by the API server (the
     /// admission policy is installed and current), kept up to date.
     pub approvals: tokio::sync::watch::Receiver<ApprovalTrust>,

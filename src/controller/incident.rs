@@ -20,6 +20,7 @@ use super::context::Context;
 use super::evidence::{evidence_reason, write_evidence};
 use super::postmortem::{postmortem_due, write_postmortem};
 use crate::api::{Incident, IncidentStatus, TargetKind};
+use crate::core::authority::RunbookId;
 use crate::core::health::{deployment_health, pod_health};
 use crate::core::lifecycle::{
     self, EventType, IncidentView, Observation, Policy, TargetHealth, Transition,
@@ -137,7 +138,7 @@ fn policy(ctx: &Context, mandate: &Mandate) -> Policy {
         refused: mandate.plan.refused.clone(),
         approvals: ctx.approvals.borrow().clone(),
     };
-    if let Some(runbook) = &mandate.runbook {
+    if let Some(runbook) = &mandate.policy {
         policy.monitoring_window = runbook
             .spec
             .monitoring
@@ -173,8 +174,8 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
         spec: mandate.plan.effective_spec(&inc.spec),
         ..(*inc).clone()
     };
-    if let Some(id) = &mandate.plan.runbook {
-        governed.spec.runbook_ref = Some(id.reference());
+    if let Some(rb) = &mandate.policy {
+        governed.spec.runbook_ref = Some(RunbookId::of(rb).reference());
     }
     let now = (ctx.clock)();
     let mut decision = lifecycle::reconcile(

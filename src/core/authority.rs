@@ -266,7 +266,8 @@ pub fn grant(
             let want = step.replicas.or(rb.replicas);
             match want {
                 Some(n) if n >= low && n <= high => out.replicas = Some(n),
-                Some(n) => return refuse(format!(
+                Some(n) => {
+                    return refuse(format!(
                     "replicas {n} is outside what Runbook {id} step {:?} allows ({low}..={high}{})",
                     step.name,
                     if rb.max_replicas.is_some() {
@@ -274,7 +275,8 @@ pub fn grant(
                     } else {
                         "; set maxReplicas there to allow more"
                     }
-                )),
+                ))
+                }
                 None => {
                     return refuse(format!(
                         "Scale step {:?} sets no replicas, and neither does Runbook {id}",

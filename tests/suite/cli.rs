@@ -16,6 +16,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
+use testkit::CreateGranted;
 use testkit::{install_crds, wait_for, Backend, Cluster};
 
 use kube_incident::api::{
@@ -131,7 +132,7 @@ async fn create_with_plan(client: &Client, ns: &str, name: &str) -> Incident {
         resolution: None,
     };
     let api = incidents(client, ns);
-    api.create(&PostParams::default(), &Incident::new(name, spec))
+    api.create_granted(&PostParams::default(), &Incident::new(name, spec))
         .await
         .expect("create incident");
     let status = json!({"status": {

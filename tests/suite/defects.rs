@@ -10,6 +10,7 @@
 //! stand-in follows the image tag (`:crash*`).
 
 use std::time::Duration;
+use testkit::CreateGranted;
 
 use emulator::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -227,7 +228,7 @@ async fn scale_under_an_hpa_is_fenced_by_resource_version_and_a_refused_write_fa
     );
 
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident("raise", json!({"title": "more capacity", "severity": "SEV3",
             "target": {"kind": "Deployment", "name": "web"},
@@ -264,7 +265,7 @@ async fn scale_under_an_hpa_is_fenced_by_resource_version_and_a_refused_write_fa
     cluster.assert_writes(&ns, "horizontalpodautoscalers", 1);
 
     // The refused write: the step fails with the server's reason, once.
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident("refused", json!({"title": "more api capacity", "severity": "SEV3",
             "target": {"kind": "Deployment", "name": "api"},

@@ -1,6 +1,7 @@
 //! The Incident lifecycle controller end to end.
 
 use std::time::Duration;
+use testkit::CreateGranted;
 
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -113,7 +114,7 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     .await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
 
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "db-slow",
@@ -288,7 +289,7 @@ async fn approval_gate_and_invalid_step() {
     let ns = cluster.namespace("approval").await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-down",

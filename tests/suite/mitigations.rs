@@ -5,6 +5,7 @@
 //! step, each converging with exactly one write of the workload.
 
 use std::time::Duration;
+use testkit::CreateGranted;
 
 use emulator::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -224,7 +225,7 @@ async fn manual_step_waits_for_approval_then_runs() {
     .await;
     bad_rollout(&cluster.client, &ns, "web").await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
@@ -286,7 +287,7 @@ async fn dry_run_records_the_plan_and_changes_nothing() {
         .await
         .unwrap();
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
@@ -377,7 +378,7 @@ async fn refusals_have_clear_reasons_and_stay_in_namespace() {
             json!({"name": "flag", "action": "SetEnv", "container": "nope", "env": [{"name": "A", "value": "1"}], "approval": "Automatic"}),
         ),
     ] {
-        api.create(
+        api.create_granted(
             &PostParams::default(),
             &incident(
                 name,
@@ -443,7 +444,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     deps.create(&PostParams::default(), &d).await.unwrap();
     available(&cluster.client, &ns, "web", 2).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "cap",
@@ -491,7 +492,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     available(&cluster.client, &ns, "web", 2).await;
 
     // SetEnv: one variable existed, one did not; a revert restores both exactly.
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident("flags", json!({"title": "kill switch", "severity": "SEV3",
             "target": {"kind": "Deployment", "name": "web"},
@@ -545,7 +546,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     assert_eq!(env, vec![("MODE".into(), Some("fast".into()))]);
 
     // Someone changes the value after us: no revert, and the reason is recorded.
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "flags2",
@@ -627,7 +628,7 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
     hpas.create(&PostParams::default(), &hpa).await.unwrap();
     available(&cluster.client, &ns, "web", 2).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident("too-many", json!({"title": "too many", "severity": "SEV3",
             "target": {"kind": "Deployment", "name": "web"},
@@ -645,7 +646,7 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
         s.mitigations[0].message
     );
 
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident("more", json!({"title": "more", "severity": "SEV3",
             "target": {"kind": "Deployment", "name": "web"},
@@ -703,7 +704,7 @@ async fn rollout_restart_sets_restarted_at_and_rolls_out() {
         .unwrap();
     available(&cluster.client, &ns, "web", 2).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident("stuck", json!({"title": "stuck workers", "severity": "SEV3",
             "target": {"kind": "Deployment", "name": "web"},
@@ -733,7 +734,7 @@ async fn rollout_restart_sets_restarted_at_and_rolls_out() {
 
 /// Declare an approved RolloutUndo incident on a bad rollout of `web`.
 async fn declare_undo(api: &Api<Incident>) {
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
@@ -923,7 +924,7 @@ async fn external_revert_is_recorded_and_not_fought() {
     )
     .await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
@@ -994,7 +995,7 @@ async fn cooldown_holds_the_next_action() {
         .unwrap();
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     for (name, replicas) in [("first", 3), ("second", 4)] {
-        api.create(
+        api.create_granted(
             &PostParams::default(),
             &incident(name, json!({"title": name, "severity": "SEV3", "runbookRef": {"name": "web"},
                 "target": {"kind": "Deployment", "name": "web"},
@@ -1119,7 +1120,7 @@ async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
     .await;
     let m = &s.mitigations[0];
     assert!(
-        m.message.contains("Runbook web is in dry-run")
+        m.message.contains("/web is in dry-run")
             && m.message
                 .contains("would have roll back web from revision 2 to revision 1"),
         "{}",

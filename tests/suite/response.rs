@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::CreateGranted;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -153,7 +154,7 @@ pub async fn declare(client: &Client, ns: &str, name: &str, extra: Value) {
     }))
     .unwrap();
     Api::<Incident>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &inc)
+        .create_granted(&PostParams::default(), &inc)
         .await
         .unwrap();
 }

@@ -22,11 +22,13 @@
 mod backend;
 mod cluster;
 pub mod fixtures;
+mod grants;
 mod operator;
 mod wait;
 
 pub use backend::{Backend, BackendKind, RealEnv};
 pub use cluster::{admin_client, install_crds, Cluster, Write};
+pub use grants::{grant, CreateGranted, GRANTS_RUNBOOK};
 pub use operator::RunningOperator;
 pub use wait::{eventually, wait_for};
 

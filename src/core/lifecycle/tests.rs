@@ -1054,3 +1054,104 @@ fn recurrence_reopens_the_resolved_incident() {
         Some(Phase::Resolved)
     );
 }
+
+fn run_with(
+    spec: &IncidentSpec,
+    status: Option<&IncidentStatus>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Decision {
+    let view = IncidentView {
+        spec,
+        generation: Some(1),
+        created_at: Some(t(0)),
+        status,
+    };
+    let o = obs(TargetHealth::Unhealthy("x".into()));
+    let d = reconcile(view, &o, policy, now);
+    let again = reconcile(
+        IncidentView {
+            status: Some(&d.status),
+            ..view
+        },
+        &o,
+        policy,
+        now,
+    );
+    assert_eq!(again.status, d.status, "re-run changed the status");
+    d
+}
+
+#[test]
+fn a_refused_step_never_runs_and_the_next_takes_its_turn() {
+    let mut sp = spec(Severity::SEV2);
+    sp.mitigations = vec![auto_step("pwn"), manual_step("rollback")];
+    let policy = Policy {
+        refused: BTreeMap::from([(
+            "pwn".to_string(),
+            "no Runbook governs Deployment checkout".to_string(),
+        )]),
+        ..Policy::default()
+    };
+    let d = run_with(&sp, None, &policy, t(0));
+    let s = &d.status;
+    assert_eq!(s.mitigations[0].state, StepState::Refused);
+    assert!(s.mitigations[0].message.contains("no Runbook governs"));
+    assert_eq!(s.mitigations[1].state, StepState::AwaitingApproval);
+    assert_eq!(
+        cond(s, condition::MITIGATION_REFUSED),
+        ("True", "NotGranted")
+    );
+    assert!(!d
+        .transitions
+        .iter()
+        .any(|t| matches!(t, Transition::StepReady { index: 0, .. })));
+    assert!(d.transitions.contains(&Transition::StepRefused {
+        step: "pwn".into(),
+        message: "no Runbook governs Deployment checkout".into()
+    }));
+    assert!(timeline_types(s).contains(&TimelineType::MitigationRefused));
+    // Final: a later grant does not bring it back.
+    let d2 = run_with(&sp, Some(s), &Policy::default(), t(10));
+    assert_eq!(d2.status.mitigations[0].state, StepState::Refused);
+}
+
+#[test]
+fn unverified_approvals_are_held_or_reported() {
+    let mut sp = spec(Severity::SEV2);
+    sp.mitigations = vec![manual_step("rollback")];
+    sp.mitigations[0].approved_by = Some("mallory".into());
+    let why = "the admission policy kube-incident-approvals is not installed".to_string();
+    let held = Policy {
+        approvals: crate::core::authority::ApprovalTrust::Unverified {
+            why: why.clone(),
+            accept: false,
+        },
+        ..Policy::default()
+    };
+    let d = run_with(&sp, None, &held, t(0));
+    assert_eq!(d.status.mitigations[0].state, StepState::AwaitingApproval);
+    assert!(d.status.mitigations[0].message.contains("not honoured"));
+    assert_eq!(
+        cond(&d.status, condition::APPROVALS_VERIFIED),
+        ("False", "NotHonoured")
+    );
+    assert!(!d
+        .transitions
+        .iter()
+        .any(|t| matches!(t, Transition::StepReady { .. })));
+    let accepted = Policy {
+        approvals: crate::core::authority::ApprovalTrust::Unverified { why, accept: true },
+        ..Policy::default()
+    };
+    let d = run_with(&sp, None, &accepted, t(0));
+    assert_eq!(d.status.mitigations[0].state, StepState::Pending);
+    assert_eq!(
+        cond(&d.status, condition::APPROVALS_VERIFIED),
+        ("False", "AcceptedUnverified")
+    );
+    assert!(d
+        .transitions
+        .iter()
+        .any(|t| matches!(t, Transition::ApprovalUnverified { accepted: true, .. })));
+}
