@@ -17,6 +17,7 @@
 // Today's discipline, kept by the compiler: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admission;
 pub mod alertmanager;
 pub mod api;
 pub mod cli;

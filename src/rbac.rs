@@ -97,13 +97,39 @@ pub const NAMESPACED: &[Permission] = &[
     },
 ];
 
-/// Cluster-scoped permissions (cluster-wide mode only).
-pub const CLUSTER: &[Permission] = &[Permission {
-    group: "",
-    resource: "namespaces",
-    verbs: &["list", "watch"],
-    why: "honour the ignore label and Runbook namespaceSelectors (metadata only)",
-}];
+/// Reading the admission policies (cluster-scoped) that verify approvals.
+const READ_POLICIES: Permission = Permission {
+    group: "admissionregistration.k8s.io",
+    resource: "validatingadmissionpolicies",
+    verbs: &["get", "list", "watch"],
+    why: "check that the verified-approvals admission policy is installed as this version generates it (admission::check_installed)",
+};
+
+/// Reading the bindings of those policies.
+const READ_POLICY_BINDINGS: Permission = Permission {
+    group: "admissionregistration.k8s.io",
+    resource: "validatingadmissionpolicybindings",
+    verbs: &["get", "list", "watch"],
+    why: "check that the admission policy is bound and denies (admission::check_installed)",
+};
+
+/// Cluster-scoped permissions (cluster-wide mode; [`POLICY_READ`] is the
+/// part namespaced mode grants too).
+pub const CLUSTER: &[Permission] = &[
+    Permission {
+        group: "",
+        resource: "namespaces",
+        verbs: &["list", "watch"],
+        why: "honour the ignore label and Runbook namespaceSelectors (metadata only)",
+    },
+    READ_POLICIES,
+    READ_POLICY_BINDINGS,
+];
+
+/// In namespaced mode, the only cluster-scoped grant: reading the admission
+/// policies (a ClusterRole of its own), so the operator can tell whether
+/// approvals are verified. Cluster-wide mode has these through [`CLUSTER`].
+pub const POLICY_READ: &[Permission] = &[READ_POLICIES, READ_POLICY_BINDINGS];
 
 /// In the operator's own namespace, when leader election is on (a Role
 /// there, in both modes).

@@ -1,5 +1,6 @@
-//! `kube-incident`: the operator (`run`), the embedded demo (`demo`) and the
-//! CRD generator (`crds`).
+//! `kube-incident`: the operator (`run`), the embedded demo (`demo`), the
+//! CRD generator (`crds`) and the admission policy generator
+//! (`install-manifests`).
 
 use std::process::ExitCode;
 
@@ -45,6 +46,26 @@ enum Command {
     },
     /// Print the CRD YAML of Incident and Runbook (the same bytes as crds/).
     Crds,
+    /// Print the verified-approvals admission policies (Kubernetes >= 1.30),
+    /// their bindings and the responder/approver ClusterRoles, for
+    /// `kubectl apply -f -` on a cluster installed without the Helm chart.
+    InstallManifests {
+        /// The operator's username, exempt from the policies.
+        #[arg(
+            long,
+            value_name = "USERNAME",
+            default_value = "system:serviceaccount:kube-incident-system:kube-incident"
+        )]
+        operator_username: String,
+        /// Prefix of the objects' names (and of the ClusterRoles the denial
+        /// messages name).
+        #[arg(long, value_name = "PREFIX", default_value = kube_incident::admission::DEFAULT_PREFIX)]
+        name_prefix: String,
+        /// Bind the policies only in these namespaces (repeatable; default:
+        /// every namespace).
+        #[arg(long = "namespace", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+    },
     /// Run the whole loop on an embedded emulated cluster (no cluster needed).
     #[cfg(feature = "demo")]
     Demo(kube_incident::demo::DemoArgs),
@@ -110,6 +131,27 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::InstallManifests {
+            operator_username,
+            name_prefix,
+            namespaces,
+        } => {
+            let opts = kube_incident::admission::PolicyOptions {
+                name_prefix,
+                namespaces,
+                ..kube_incident::admission::PolicyOptions::new(&operator_username)
+            };
+            match kube_incident::admission::manifests_yaml(&opts) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot render the admission policies: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run {
             kubeconfig,
             context,

@@ -249,6 +249,49 @@ pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, Cl
     }
 }
 
+/// The ClusterRole a person needs for `verb` (`acknowledge`, `resolve`,
+/// `approve`), as the chart and `kube-incident install-manifests` name it
+/// with the default prefix.
+fn role_for(verb: &str) -> String {
+    if verb == "approve" {
+        crate::admission::approver_role(crate::admission::DEFAULT_PREFIX)
+    } else {
+        crate::admission::responder_role(crate::admission::DEFAULT_PREFIX)
+    }
+}
+
+/// A refusal of a write that acknowledges, resolves or approves (`verb`),
+/// as one line naming what is missing: the admission policy's own message
+/// (403 with reason Forbidden, or 422 Invalid where a policy is configured
+/// so), or RBAC's refusal with the ClusterRole that grants the write.
+/// `None` for any other error.
+pub fn refusal(err: &kube::Error, verb: &str) -> Option<CliError> {
+    let kube::Error::Api(status) = err else {
+        return None;
+    };
+    if status.code != 403 && status.code != 422 {
+        return None;
+    }
+    const MARK: &str = "denied request: ";
+    if status.message.contains("ValidatingAdmissionPolicy") {
+        if let Some(at) = status.message.find(MARK) {
+            let msg = one_line(&status.message[at + MARK.len()..]);
+            return Some(CliError::Denied(if msg.starts_with("cannot ") {
+                msg
+            } else {
+                format!("cannot {verb}: {msg}")
+            }));
+        }
+    }
+    (status.code == 403).then(|| {
+        CliError::Forbidden(format!(
+            "{} (bind ClusterRole {})",
+            one_line(&status.message),
+            role_for(verb)
+        ))
+    })
+}
+
 /// Apply a merge patch guarded by the resourceVersion that was read, so a
 /// concurrent change is a 409 instead of being overwritten.
 async fn guarded_merge_patch(
@@ -256,7 +299,7 @@ async fn guarded_merge_patch(
     inc: &Incident,
     name: &str,
     spec_patch: serde_json::Value,
-    action: &str,
+    (verb, action): (&str, &str),
 ) -> Result<(), CliError> {
     let mut body = json!({ "spec": spec_patch });
     if let Some(rv) = &inc.metadata.resource_version {
@@ -271,7 +314,10 @@ async fn guarded_merge_patch(
             name: name.to_string(),
             action: action.to_string(),
         }),
-        Err(e) => Err(incident_error(e, session, Some(name)).await),
+        Err(e) => match refusal(&e, verb) {
+            Some(refused) => Err(refused),
+            None => Err(incident_error(e, session, Some(name)).await),
+        },
     }
 }
 
@@ -306,7 +352,7 @@ pub async fn write_acknowledgement(
         read,
         &name,
         json!({ "acknowledgedBy": who }),
-        "acknowledging it",
+        ("acknowledge", "acknowledging it"),
     )
     .await
 }
@@ -358,7 +404,7 @@ pub async fn write_resolution(
         read,
         &name,
         json!({ "resolution": { "by": who, "summary": summary } }),
-        "resolving it",
+        ("resolve", "resolving it"),
     )
     .await
 }
@@ -522,10 +568,15 @@ pub async fn write_approval(
     if patch.0.len() != 2 {
         return Err(CliError::Encode("cannot build the approval patch".into()));
     }
-    match incidents(session)
+    let result = incidents(session)
         .patch(name, &patch_params(), &Patch::<()>::Json(patch))
-        .await
-    {
+        .await;
+    if let Err(e) = &result {
+        if let Some(refused) = refusal(e, "approve") {
+            return Err(refused);
+        }
+    }
+    match result {
         Ok(_) => Ok(()),
         // the `test` failed (or the path vanished): the list was edited since it was read
         Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
@@ -715,6 +766,43 @@ mod tests {
             e.to_string(),
             "step \"failed\" of incident \"inc\" is already Failed: there is nothing left to approve"
         );
+    }
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, if code == 403 { "Forbidden" } else { "Invalid" })
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn refusals_name_what_is_missing() {
+        let policy = "incidents.kubeincident.io \"x\" is forbidden: ValidatingAdmissionPolicy 'kube-incident-verified-approvals' with binding 'kube-incident-verified-approvals' denied request: cannot approve: user mallory lacks verb approve on incidents.kubeincident.io in namespace shop (bind ClusterRole kube-incident-approver); spec.mitigations[].approvedBy of step scale was not accepted";
+        for code in [403, 422] {
+            let e = refusal(&api_error(code, policy), "approve").unwrap();
+            assert!(matches!(e, CliError::Denied(_)));
+            assert!(
+                e.one_line().starts_with("cannot approve: user mallory lacks verb approve on incidents.kubeincident.io in namespace shop (bind ClusterRole kube-incident-approver)"),
+                "{e}"
+            );
+        }
+        let rbac = "incidents.kubeincident.io \"x\" is forbidden: User \"alice\" cannot patch resource \"incidents\" in API group \"kubeincident.io\" in the namespace \"shop\"";
+        let e = refusal(&api_error(403, rbac), "acknowledge").unwrap();
+        assert_eq!(
+            e.one_line(),
+            format!("forbidden: {rbac} (bind ClusterRole kube-incident-responder)")
+        );
+        // a failed JSON-patch test is not a refusal (it is a conflict)
+        assert!(refusal(
+            &api_error(
+                422,
+                "the server rejected our request: testing value /spec/mitigations/1/name failed"
+            ),
+            "approve"
+        )
+        .is_none());
+        assert!(refusal(&api_error(409, "conflict"), "approve").is_none());
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub enum CliError {
     /// The API server refused the request for lack of permission.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The verified-approvals admission policy refused an acknowledgement,
+    /// resolution or approval (the policy's message names what is missing).
+    #[error("{0}")]
+    Denied(String),
     /// Any other error answer of the API server.
     #[error("the API server answered {code}: {message}")]
     Api {

@@ -303,7 +303,9 @@ fn default_values_render_valid_locked_down_objects() {
             "Role",
             "RoleBinding",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ]
     );
     let d = the_deployment(&docs);
@@ -350,7 +352,22 @@ fn non_default_values_reach_the_operator_flags() {
     ] {
         assert!(kinds(&docs).contains(&k.to_string()), "{k} rendered");
     }
-    assert!(!kinds(&docs).contains(&"ClusterRole".to_string()));
+    // cluster-scoped in namespaced mode: only reading the admission policies
+    // (the operator) and the responder/approver roles for people
+    let mut cluster_roles: Vec<&str> = docs
+        .iter()
+        .filter(|d| kind(d) == "ClusterRole")
+        .map(name)
+        .collect();
+    cluster_roles.sort();
+    assert_eq!(
+        cluster_roles,
+        [
+            "kube-incident-approver",
+            "kube-incident-policy-read",
+            "kube-incident-responder"
+        ]
+    );
     let d = the_deployment(&docs);
     check_hardened(&d);
     let c = container(&d);

@@ -5,6 +5,7 @@
 //! `KUBE_INCIDENT_E2E=1`); see docs/testing.md. Also here: the CRD drift and
 //! schema tests, the RBAC proof and the chart tests.
 
+mod admission;
 mod authority;
 mod chart;
 mod cli;

@@ -10,7 +10,9 @@ use crate::render;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
-use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
+use kube_incident::rbac::{
+    Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS, POLICY_READ,
+};
 
 const RULES_TPL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -23,6 +25,7 @@ const LISTS: &[(&str, &[Permission])] = &[
     ("cluster", CLUSTER),
     ("leaderElection", LEADER_ELECTION),
     ("operatorRunbooks", OPERATOR_RUNBOOKS),
+    ("policyRead", POLICY_READ),
 ];
 
 fn quoted(items: &[&str]) -> String {
@@ -143,6 +146,10 @@ fn rule_grants(role: &serde_yaml::Value) -> Grants {
 fn roles(docs: &[serde_yaml::Value], sa: &str) -> BTreeMap<(String, String, String), Grants> {
     let mut out: BTreeMap<(String, String, String), Grants> = BTreeMap::new();
     for d in docs {
+        // the ClusterRoles for people (responder, approver) are bound by admins
+        if kind(d) == "ClusterRole" && is_user_role(name(d)) {
+            continue;
+        }
         if matches!(kind(d), "Role" | "ClusterRole") {
             out.insert(
                 (kind(d).into(), namespace(d).into(), name(d).into()),
@@ -175,6 +182,17 @@ fn roles(docs: &[serde_yaml::Value], sa: &str) -> BTreeMap<(String, String, Stri
         );
     }
     out
+}
+
+/// `<fullname>-responder` and `<fullname>-approver` (src/admission.rs).
+fn is_user_role(name: &str) -> bool {
+    name.ends_with(&format!(
+        "-{}",
+        kube_incident::admission::RESPONDER_ROLE_SUFFIX
+    )) || name.ends_with(&format!(
+        "-{}",
+        kube_incident::admission::APPROVER_ROLE_SUFFIX
+    ))
 }
 
 fn key(kind: &str, ns: &str, name: &str) -> (String, String, String) {
@@ -213,11 +231,18 @@ fn namespaced_mode_grants_exactly_the_listed_permissions_per_namespace() {
             grants(&[NAMESPACED]),
         ),
         (
+            key("ClusterRole", "", "kube-incident-policy-read"),
+            grants(&[POLICY_READ]),
+        ),
+        (
             key("Role", RELEASE_NAMESPACE, "kube-incident-self"),
             grants(&[LEADER_ELECTION, OPERATOR_RUNBOOKS]),
         ),
     ]);
-    assert_eq!(got, want, "no ClusterRole in namespaced mode");
+    assert_eq!(
+        got, want,
+        "in namespaced mode the only ClusterRole reads the admission policies"
+    );
 }
 
 #[test]
@@ -243,6 +268,10 @@ fn without_leader_election_there_is_no_lease_permission() {
             grants(&[NAMESPACED]),
         ),
         (key("Role", "shop", "kube-incident"), grants(&[NAMESPACED])),
+        (
+            key("ClusterRole", "", "kube-incident-policy-read"),
+            grants(&[POLICY_READ]),
+        ),
     ]);
     assert_eq!(got, want);
 }
@@ -253,9 +282,10 @@ const TABLE_END: &str = "<!-- permissions:end -->";
 
 /// The README's permission table, generated from the same lists.
 fn permission_table() -> String {
-    let scopes: [(&str, &[Permission]); 4] = [
+    let scopes: [(&str, &[Permission]); 5] = [
         ("each watched namespace", NAMESPACED),
         ("cluster (cluster-wide mode only)", CLUSTER),
+        ("cluster (namespaced mode)", POLICY_READ),
         (
             "operator namespace (with `--leader-elect`)",
             LEADER_ELECTION,

@@ -63,6 +63,14 @@ GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+# check that the verified-approvals admission policy is installed as this version generates it (admission::check_installed)
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingadmissionpolicies"]
+  verbs: ["get", "list", "watch"]
+# check that the admission policy is bound and denies (admission::check_installed)
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingadmissionpolicybindings"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{- define "kube-incident.rules.leaderElection" }}
@@ -85,4 +93,15 @@ GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+{{- end }}
+
+{{- define "kube-incident.rules.policyRead" }}
+# check that the verified-approvals admission policy is installed as this version generates it (admission::check_installed)
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingadmissionpolicies"]
+  verbs: ["get", "list", "watch"]
+# check that the admission policy is bound and denies (admission::check_installed)
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingadmissionpolicybindings"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
