@@ -341,7 +341,9 @@ pub async fn run(
         }
         None => Leadership::always(),
     };
-    let approvals = approval_trust(&client, &args, &mut components);
+    // Whether the API server checks approvals (the admission policy is
+    // installed and current): checked now, then every 30 seconds.
+    let approvals = crate::admission::watch_state(client.clone(), Duration::from_secs(30)).await;
     let ctx = Arc::new(context(
         &client,
         &args,
@@ -416,7 +418,7 @@ fn context(
     clock: &Clock,
     handle: &OperatorHandle,
     leadership: &Leadership,
-    approvals: tokio::sync::watch::Receiver<crate::core::authority::ApprovalTrust>,
+    approvals: tokio::sync::watch::Receiver<crate::admission::PolicyState>,
 ) -> Result<Context, OperatorError> {
     let reporter = Reporter {
         controller: "kube-incident".into(),
@@ -454,6 +456,7 @@ fn context(
         operator_namespace: args.operator_namespace.clone(),
         read_namespaces: args.namespaces.is_empty(),
         approvals,
+        accept_unverified_approvals: args.accept_unverified_approvals,
     })
 }
 
@@ -683,21 +686,4 @@ pub async fn shutdown_signal() {
 /// The controller module's clock, re-exported for the binary.
 pub fn system_clock() -> Clock {
     controller::system_clock()
-}
-
-/// Whether `approvedBy` values are checked by the API server, kept current
-/// for the reconcilers: until the admission policy is found installed and
-/// current, approvals are unverified (honoured only with
-/// `--accept-unverified-approvals`).
-fn approval_trust(
-    _client: &Client,
-    args: &RunArgs,
-    _components: &mut Vec<Component>,
-) -> tokio::sync::watch::Receiver<crate::core::authority::ApprovalTrust> {
-    let (_tx, rx) =
-        tokio::sync::watch::channel(crate::core::authority::ApprovalTrust::Unverified {
-            why: "the admission policy kube-incident-approvals was not checked".into(),
-            accept: args.accept_unverified_approvals,
-        });
-    rx
 }

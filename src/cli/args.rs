@@ -197,6 +197,12 @@ pub struct DeclareArgs {
     /// Name of the Incident (default: derived from the target or title, plus a random suffix)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Request the governing Runbook's mitigation step of this name
+    /// (repeatable, in order). Its action and parameters come from the
+    /// Runbook in the target's namespace that lists it; give NAME=ACTION
+    /// for a cluster-wide Runbook's step. The step waits for approval.
+    #[arg(long = "step", value_name = "NAME[=ACTION]")]
+    pub steps: Vec<String>,
     /// One line saying what is wrong (several words are joined with spaces)
     #[arg(required = true, num_args = 1.., value_name = "TITLE")]
     pub title: Vec<String>,

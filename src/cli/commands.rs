@@ -205,6 +205,61 @@ async fn evidence_summary(inc: &Incident, session: &Session) -> String {
     out
 }
 
+/// `declare --step NAME[=ACTION]`: steps requested by name. Without an
+/// action, it is taken from a Runbook in the namespace that lists the step
+/// (the operator then checks the whole step against the governing Runbook).
+async fn requested_steps(
+    specs: &[String],
+    session: &Session,
+) -> Result<Vec<crate::api::MitigationStep>, CliError> {
+    use crate::api::{MitigationAction, MitigationStep, Runbook};
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut runbooks: Option<Vec<Runbook>> = None;
+    let mut out = Vec::new();
+    for spec in specs {
+        let (name, action) = match spec.split_once('=') {
+            Some((n, a)) => {
+                let action: MitigationAction = serde_json::from_value(serde_json::json!(a))
+                    .map_err(|_| {
+                        CliError::Usage(format!(
+                            "--step {spec}: unknown action {a:?} (RolloutUndo, Scale, SetEnv, RolloutRestart)"
+                        ))
+                    })?;
+                (n.to_string(), action)
+            }
+            None => {
+                if runbooks.is_none() {
+                    let api: kube::Api<Runbook> =
+                        kube::Api::namespaced(session.client.clone(), &session.namespace);
+                    runbooks = Some(
+                        api.list(&Default::default())
+                            .await
+                            .map(|l| l.items)
+                            .unwrap_or_default(),
+                    );
+                }
+                let found = runbooks
+                    .iter()
+                    .flatten()
+                    .flat_map(|rb| rb.spec.mitigations.iter())
+                    .find(|m| m.name == *spec)
+                    .map(|m| m.action);
+                let Some(action) = found else {
+                    return Err(CliError::Usage(format!(
+                        "--step {spec}: no Runbook in namespace {} lists a step named {spec:?}; give it as {spec}=ACTION for a cluster-wide Runbook's step",
+                        session.namespace
+                    )));
+                };
+                (spec.clone(), action)
+            }
+        };
+        out.push(MitigationStep::new(name, action));
+    }
+    Ok(out)
+}
+
 /// `declare`.
 pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, CliError> {
     let title = args.title_text();
@@ -219,6 +274,17 @@ pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, Cl
         name: name.clone(),
         reason,
     })?;
+    let mitigations = requested_steps(&args.steps, session).await?;
+    if !mitigations.is_empty()
+        && args
+            .target
+            .as_ref()
+            .is_none_or(|t| t.kind != crate::api::TargetKind::Deployment)
+    {
+        return Err(CliError::Usage(
+            "--step needs a Deployment target (--target deploy/NAME)".into(),
+        ));
+    }
     let spec = IncidentSpec {
         title,
         severity: args.severity,
@@ -228,7 +294,7 @@ pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, Cl
         commander: args.commander.clone().filter(|c| !c.trim().is_empty()),
         acknowledged_by: None,
         root_cause: None,
-        mitigations: Vec::new(),
+        mitigations,
         resolution: None,
     };
     let incident = Incident::new(&name, spec);

@@ -10,6 +10,7 @@ use kube::Client;
 
 use super::detector::Detections;
 use super::Clock;
+use crate::admission::PolicyState;
 use crate::core::authority::ApprovalTrust;
 use crate::core::evidence::Caps;
 use crate::core::targets::SeverityTargets;
@@ -42,7 +43,22 @@ pub struct Context {
     /// Cluster-wide mode: Namespaces (their labels) may be read. In
     /// namespaced mode they are unknown, as for the detector.
     pub read_namespaces: bool,
-    /// Whether `approvedBy` values are checked by the API server (the
-    /// admission policy is installed and current), kept up to date.
-    pub approvals: tokio::sync::watch::Receiver<ApprovalTrust>,
+    /// Whether the admission policy that makes the API server check
+    /// `approvedBy` is installed and current, kept up to date.
+    pub approvals: tokio::sync::watch::Receiver<PolicyState>,
+    /// `--accept-unverified-approvals`.
+    pub accept_unverified_approvals: bool,
+}
+
+impl Context {
+    /// Whether `approvedBy` values are verified, as the lifecycle needs it.
+    pub fn approval_trust(&self) -> ApprovalTrust {
+        match &*self.approvals.borrow() {
+            PolicyState::Installed => ApprovalTrust::Verified,
+            other => ApprovalTrust::Unverified {
+                why: other.to_string(),
+                accept: self.accept_unverified_approvals,
+            },
+        }
+    }
 }

@@ -136,7 +136,7 @@ fn policy(ctx: &Context, mandate: &Mandate) -> Policy {
         monitoring_window: None,
         escalation: Vec::new(),
         refused: mandate.plan.refused.clone(),
-        approvals: ctx.approvals.borrow().clone(),
+        approvals: ctx.approval_trust(),
     };
     if let Some(runbook) = &mandate.policy {
         policy.monitoring_window = runbook
