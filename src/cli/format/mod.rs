@@ -2,11 +2,11 @@
 //! `describe` page. Every function takes the data and `now` and returns a
 //! `String`, so the output is unit-tested with golden strings.
 //!
-//! - [`time`]: durations and times as kubectl prints them, deadlines.
-//! - [`list`]: the `list` table and its order.
-//! - [`describe`]: the `describe` page.
-//! - [`steps`]: mitigation steps (action, approval, change) and their table.
-//! - [`timeline`]: the timeline table of `describe`.
+//! - `time`: durations and times as kubectl prints them, deadlines.
+//! - `list`: the `list` table and its order.
+//! - `describe`: the `describe` page.
+//! - `steps`: mitigation steps (action, approval, change) and their table.
+//! - `timeline`: the timeline table of `describe`.
 //!
 //! Everything public is re-exported here (`format::describe`, ...).
 
