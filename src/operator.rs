@@ -132,7 +132,7 @@ pub struct ResponseArgs {
     /// Attempts per notification (connection errors, HTTP 429 and 5xx are retried).
     #[arg(long, env = "KUBE_INCIDENT_NOTIFY_MAX_ATTEMPTS", default_value_t = 4)]
     pub notify_max_attempts: u32,
-    /// First retry backoff; doubles per attempt (capped at 8s), with full jitter.
+    /// First retry backoff; doubles per attempt (capped at 8s), each wait drawn from [d/2, d).
     #[arg(long, env = "KUBE_INCIDENT_NOTIFY_BACKOFF", default_value = "500ms", value_parser = parse_notify_duration)]
     pub notify_backoff: Duration,
     /// Per-request timeout of a notification (a timed-out request is not retried).

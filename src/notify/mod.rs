@@ -9,8 +9,9 @@
 //!    (a conflict re-reads and re-plans; an id already recorded is never
 //!    claimed again). Only then is anything sent.
 //! 3. Each claimed message is POSTed with `Idempotency-Key: <uid>/<id>`,
-//!    retried with exponential backoff and full jitter on connection errors,
-//!    HTTP 429 and 5xx (never after a timeout: the sink may have it).
+//!    retried with exponential backoff and jitter ([`RetryPolicy::backoff`])
+//!    on connection errors, HTTP 429 and 5xx (never after a timeout: the
+//!    sink may have it).
 //! 4. The outcome (`Sent` / `Failed`) is stored the same guarded way. A
 //!    record still `Sending` after [`STALE_SENDING`] (the operator stopped
 //!    mid-delivery) becomes `Unknown` and is not resent.
@@ -24,12 +25,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
-use rand::Rng;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
@@ -72,7 +73,8 @@ pub enum NotifyError {
 pub struct RetryPolicy {
     /// Attempts per message (1 = no retry).
     pub max_attempts: u32,
-    /// First backoff; doubles per attempt, with full jitter.
+    /// First backoff; doubles per attempt; each wait is drawn from
+    /// `[d/2, d)` (see [`RetryPolicy::backoff`]).
     pub base_backoff: Duration,
     /// Backoff cap.
     pub max_backoff: Duration,
@@ -92,20 +94,22 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Backoff before attempt `attempt + 1` (attempt is 1-based): uniform in
-    /// `[d/2, d]` where `d = min(max, base * 2^(attempt-1))`.
-    pub fn backoff(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let d = exp.min(self.max_backoff);
-        let lo = d / 2;
-        let span = (d - lo).as_millis() as u64;
-        lo + Duration::from_millis(if span == 0 {
-            0
-        } else {
-            rng.random_range(0..=span)
-        })
+    /// The waits between attempts (`backon`), one per retry
+    /// (`max_attempts - 1`): the wait before attempt `n + 1` is uniform in
+    /// `[d/2, d)` where `d = min(max_backoff, base_backoff * 2^(n-1))`.
+    ///
+    /// backon's jitter is not full jitter: it adds a uniform fraction of the
+    /// delay to it (`[x, 2x)`), so the builder runs at half the base and
+    /// half the cap, which keeps the cap a cap.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_factor(2.0)
+            // backon does not cap the first delay: a base above the cap
+            // starts at the cap.
+            .with_min_delay(self.base_backoff.min(self.max_backoff) / 2)
+            .with_max_delay(self.max_backoff / 2)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
     }
 }
 
@@ -387,6 +391,7 @@ impl Notifier {
         idempotency_key: &str,
         format: NotifyFormat,
     ) -> SendOutcome {
+        let mut waits = self.retry.backoff().build();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -427,7 +432,9 @@ impl Notifier {
                 ),
                 Err(_) => (false, "the request failed".to_string()),
             };
-            if !retryable || attempts >= self.retry.max_attempts as i32 {
+            // The waits run out after `max_attempts - 1` retries.
+            let wait = if retryable { waits.next() } else { None };
+            let Some(wait) = wait else {
                 let message = if attempts > 1 {
                     format!("{message} (after {attempts} attempts)")
                 } else {
@@ -438,9 +445,8 @@ impl Notifier {
                     attempts,
                     message,
                 };
-            }
+            };
             self.metrics.notification(format_label(format), "retried");
-            let wait = self.retry.backoff(attempts as u32, &mut rand::rng());
             tokio::time::sleep(wait).await;
         }
     }
@@ -550,14 +556,47 @@ mod tests {
             max_backoff: Duration::from_millis(1000),
             timeout: Duration::from_secs(1),
         };
-        let mut rng = rand::rng();
+        let ms = Duration::from_millis;
         for _ in 0..50 {
-            let b1 = p.backoff(1, &mut rng);
-            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
-            let b3 = p.backoff(3, &mut rng);
-            assert!(b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400));
-            let b9 = p.backoff(9, &mut rng);
-            assert!(b9 >= Duration::from_millis(500) && b9 <= Duration::from_millis(1000));
+            let waits: Vec<Duration> = p.backoff().build().collect();
+            // One wait per retry: max_attempts - 1.
+            assert_eq!(waits.len(), 9);
+            // Before attempt n + 1: [d/2, d], d = min(max, base * 2^(n-1)).
+            let b1 = waits[0];
+            assert!(b1 >= ms(50) && b1 <= ms(100), "{b1:?}");
+            let b3 = waits[2];
+            assert!(b3 >= ms(200) && b3 <= ms(400), "{b3:?}");
+            let b9 = waits[8];
+            assert!(b9 >= ms(500) && b9 <= ms(1000), "{b9:?}");
+            // The cap holds for every wait.
+            assert!(waits.iter().all(|w| *w <= ms(1000)), "{waits:?}");
+        }
+        // The defaults: 4 attempts, 500ms doubling, capped at 8s.
+        let d = RetryPolicy::default();
+        for _ in 0..50 {
+            let waits: Vec<Duration> = d.backoff().build().collect();
+            assert_eq!(waits.len(), 3, "{waits:?}");
+            for (w, hi) in waits.iter().zip([500, 1000, 2000]) {
+                assert!(*w >= ms(hi / 2) && *w <= ms(hi), "{waits:?}");
+            }
+        }
+        // One attempt: no retry.
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(once.backoff().build().count(), 0);
+        // A base above the cap starts at the cap.
+        let big = RetryPolicy {
+            base_backoff: Duration::from_secs(20),
+            ..RetryPolicy::default()
+        };
+        for _ in 0..50 {
+            let waits: Vec<Duration> = big.backoff().build().collect();
+            assert!(
+                waits.iter().all(|w| *w >= ms(4000) && *w <= ms(8000)),
+                "{waits:?}"
+            );
         }
     }
 
