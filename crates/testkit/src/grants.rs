@@ -86,10 +86,12 @@ pub async fn grant(client: &kube::Client, ns: &str, inc: &Incident) -> Result<()
     };
     let (name, mut steps, selector_json) = match &chosen {
         // The test's own Runbook keeps its selector (not part of our apply).
+        // (sent again as it is: an apply that leaves out a field it set
+        // before would remove it).
         Some(rb) => (
             rb.metadata.name.clone().unwrap_or_default(),
             serde_json::to_value(&rb.spec.mitigations).unwrap_or_else(|_| json!([])),
-            None,
+            serde_json::to_value(&rb.spec.selector).ok(),
         ),
         None => (
             inc.spec

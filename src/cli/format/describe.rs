@@ -55,10 +55,13 @@ pub fn describe(incident: &Incident, now: Timestamp) -> String {
     field(
         &mut out,
         "Runbook",
-        &spec.runbook_ref.as_ref().map_or(NONE.to_string(), |r| match &r.namespace {
-            Some(ns) => format!("{ns}/{}", r.name),
-            None => r.name.clone(),
-        }),
+        &spec
+            .runbook_ref
+            .as_ref()
+            .map_or(NONE.to_string(), |r| match &r.namespace {
+                Some(ns) => format!("{ns}/{}", r.name),
+                None => r.name.clone(),
+            }),
     );
     field(
         &mut out,
