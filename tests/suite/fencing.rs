@@ -150,9 +150,13 @@ fn client_as(url: &str, user: &str) -> Client {
 
 /// The old leader's status write is held in flight (8s) while it loses the
 /// lease and the new leader runs the approved rollback: the late write
-/// must not take the Incident back to before the rollback (a forced apply
-/// without a resourceVersion did, and the step ran again): exactly one
-/// Deployment write, and the Incident resolves and stays resolved.
+/// must not take the Incident back to before the rollback (with an
+/// unfenced forced apply and no cancellation it landed and undid the
+/// resolution: phase back to Identified, the step back to awaiting
+/// approval, "no mitigation step left"): exactly one Deployment write, and
+/// the Incident resolves and stays resolved. (How far back the late write
+/// takes it depends on when it lands, so without the fence this fails in
+/// most runs, not all.)
 ///
 /// Emulator-only: it needs the emulator's fault injection to hold one
 /// replica's request (a delaying proxy in front of the real server is
