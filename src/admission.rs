@@ -641,6 +641,18 @@ pub async fn check_installed(client: &Client) -> PolicyState {
 /// Like [`check_installed`], only the installation labelled
 /// `kubeincident.io/policy-instance=<instance>` (when given).
 pub async fn check_installed_instance(client: &Client, instance: Option<&str>) -> PolicyState {
+    check_installed_for(client, instance, None).await
+}
+
+/// Like [`check_installed_instance`], and the denying binding must cover
+/// `namespaces` (`Some(&[])`: every namespace, as a cluster-wide operator
+/// needs; `None`: coverage not checked). A binding scoped to other
+/// namespaces does not verify approvals where this operator acts.
+pub async fn check_installed_for(
+    client: &Client,
+    instance: Option<&str>,
+    namespaces: Option<&[String]>,
+) -> PolicyState {
     let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
     let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
     for role in POLICIES {
@@ -716,6 +728,15 @@ pub async fn check_installed_instance(client: &Client, instance: Option<&str>) -
                 });
                 continue;
             }
+            if let Some(missing) = namespaces.and_then(|ns| uncovered(binding, ns)) {
+                problem.get_or_insert(PolicyState::Missing {
+                    what: format!(
+                        "ValidatingAdmissionPolicyBinding {} does not cover {missing}; {INSTALL_HINT}",
+                        binding.metadata.name.clone().unwrap_or_default()
+                    ),
+                });
+                continue;
+            }
             ok = true;
             break;
         }
@@ -726,6 +747,39 @@ pub async fn check_installed_instance(client: &Client, instance: Option<&str>) -
         }
     }
     PolicyState::Installed
+}
+
+/// What of `namespaces` (empty: every namespace) the binding's
+/// `matchResources.namespaceSelector` leaves out, if anything. Namespaces
+/// are matched by their `kubernetes.io/metadata.name` label, which the API
+/// server sets on every namespace.
+fn uncovered(binding: &ValidatingAdmissionPolicyBinding, namespaces: &[String]) -> Option<String> {
+    let sel = binding
+        .spec
+        .as_ref()
+        .and_then(|s| s.match_resources.as_ref())
+        .and_then(|m| m.namespace_selector.as_ref());
+    let Some(sel) = sel.filter(|s| {
+        s.match_labels.as_ref().is_some_and(|l| !l.is_empty())
+            || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+    }) else {
+        return None;
+    };
+    if namespaces.is_empty() {
+        return Some("every namespace (it has a namespaceSelector)".into());
+    }
+    let missing: Vec<&str> = namespaces
+        .iter()
+        .filter(|ns| {
+            let labels = std::collections::BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                ns.to_string(),
+            )]);
+            !crate::core::selector::matches(sel, &labels)
+        })
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| format!("namespaces {}", missing.join(", ")))
 }
 
 /// Check now, then every `interval`, publishing each change of the state;
@@ -743,7 +797,19 @@ pub async fn watch_state_instance(
     interval: Duration,
     instance: Option<String>,
 ) -> tokio::sync::watch::Receiver<PolicyState> {
-    let first = check_installed_instance(&client, instance.as_deref()).await;
+    watch_state_for(client, interval, instance, None).await
+}
+
+/// [`watch_state_instance`] requiring the binding to cover `namespaces`
+/// (see [`check_installed_for`]): what the operator uses, with the
+/// namespaces it watches.
+pub async fn watch_state_for(
+    client: Client,
+    interval: Duration,
+    instance: Option<String>,
+    namespaces: Option<Vec<String>>,
+) -> tokio::sync::watch::Receiver<PolicyState> {
+    let first = check_installed_for(&client, instance.as_deref(), namespaces.as_deref()).await;
     let (tx, rx) = tokio::sync::watch::channel(first);
     tokio::spawn(async move {
         loop {
@@ -751,7 +817,8 @@ pub async fn watch_state_instance(
                 _ = tx.closed() => break,
                 _ = tokio::time::sleep(interval) => {}
             }
-            let state = check_installed_instance(&client, instance.as_deref()).await;
+            let state =
+                check_installed_for(&client, instance.as_deref(), namespaces.as_deref()).await;
             tx.send_if_modified(|current| {
                 if *current == state {
                     false

@@ -110,6 +110,18 @@ impl Leadership {
         let _ = rx.wait_for(|leading| *leading).await;
     }
 
+    /// Resolves once this instance is no longer the leader (at once if it is
+    /// not): what an in-flight reconcile races against, so that a lost
+    /// lease cancels it before it writes anything more.
+    pub async fn lost(&self) {
+        let mut rx = self.subscribe();
+        if !self.is_leader() {
+            return;
+        }
+        // The sender lives in `self`: the channel cannot close meanwhile.
+        let _ = rx.wait_for(|leading| !*leading).await;
+    }
+
     /// One item each time this instance becomes the leader again after
     /// subscribing (a new term): what a controller needs to look at
     /// everything it skipped as a follower.
@@ -662,6 +674,34 @@ mod tests {
             .await
             .expect("the leader does not wait");
         assert_eq!(next(&mut gains), Some(Some(())));
+    }
+
+    #[tokio::test]
+    async fn lost_resolves_when_leadership_ends_and_at_once_for_a_follower() {
+        let follower = Leadership::follower();
+        tokio::time::timeout(Duration::from_millis(100), follower.lost())
+            .await
+            .expect("a follower has nothing to lose");
+        let l = Leadership::always();
+        tokio::time::timeout(Duration::from_millis(100), l.lost())
+            .await
+            .expect_err("the leader keeps leading");
+        let waiting = tokio::spawn({
+            let l = l.clone();
+            async move { l.lost().await }
+        });
+        tokio::task::yield_now().await;
+        l.set(false);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("resolves at once")
+            .expect("no panic");
+        // Past its deadline (before the watchdog turned the channel false).
+        let l = Leadership::follower();
+        l.lead_until(Instant::now() - Duration::from_millis(1));
+        tokio::time::timeout(Duration::from_millis(100), l.lost())
+            .await
+            .expect("a lapsed deadline counts as lost");
     }
 
     fn cfg() -> ElectionConfig {

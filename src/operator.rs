@@ -343,7 +343,15 @@ pub async fn run(
     };
     // Whether the API server checks approvals (the admission policy is
     // installed and current): checked now, then every 30 seconds.
-    let approvals = crate::admission::watch_state(client.clone(), Duration::from_secs(30)).await;
+    // The binding must cover the namespaces it acts in (all of them when
+    // cluster-wide).
+    let approvals = crate::admission::watch_state_for(
+        client.clone(),
+        Duration::from_secs(30),
+        None,
+        Some(args.namespaces.clone()),
+    )
+    .await;
     let ctx = Arc::new(context(
         &client,
         &args,

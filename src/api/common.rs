@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 
 /// Incident severity. `SEV1` is the most severe.
 #[derive(
-    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::Display,
 )]
 pub enum Severity {
     SEV1,
@@ -43,18 +55,7 @@ impl Severity {
 
     /// The label value used in metrics and messages.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::SEV1 => "SEV1",
-            Severity::SEV2 => "SEV2",
-            Severity::SEV3 => "SEV3",
-            Severity::SEV4 => "SEV4",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -293,7 +294,19 @@ pub struct SecretKeyReference {
 }
 
 /// What a mitigation step does to the target Deployment.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 pub enum MitigationAction {
     /// Like `kubectl rollout undo`: back to the previous revision or `toRevision`.
     RolloutUndo,
@@ -307,18 +320,7 @@ pub enum MitigationAction {
 
 impl MitigationAction {
     pub fn as_str(self) -> &'static str {
-        match self {
-            MitigationAction::RolloutUndo => "RolloutUndo",
-            MitigationAction::Scale => "Scale",
-            MitigationAction::SetEnv => "SetEnv",
-            MitigationAction::RolloutRestart => "RolloutRestart",
-        }
-    }
-}
-
-impl fmt::Display for MitigationAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

@@ -14,7 +14,20 @@ use serde::{Deserialize, Serialize};
 use super::common::{LocalObjectReference, MitigationStep, RunbookReference, Severity};
 
 /// Where an Incident came from.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 pub enum IncidentSource {
     /// Opened by kube-incident's own detector.
     Detector,
@@ -27,16 +40,24 @@ pub enum IncidentSource {
 
 impl IncidentSource {
     pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentSource::Detector => "Detector",
-            IncidentSource::Manual => "Manual",
-            IncidentSource::Alertmanager => "Alertmanager",
-        }
+        self.into()
     }
 }
 
 /// The kinds of workload an Incident can target.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 pub enum TargetKind {
     Deployment,
     Pod,
@@ -44,10 +65,7 @@ pub enum TargetKind {
 
 impl TargetKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Deployment => "Deployment",
-            TargetKind::Pod => "Pod",
-        }
+        self.into()
     }
 }
 
@@ -136,7 +154,19 @@ pub struct IncidentSpec {
 }
 
 /// Lifecycle phase.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 pub enum Phase {
     Investigating,
     Identified,
@@ -147,19 +177,7 @@ pub enum Phase {
 
 impl Phase {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Investigating => "Investigating",
-            Phase::Identified => "Identified",
-            Phase::Mitigating => "Mitigating",
-            Phase::Monitoring => "Monitoring",
-            Phase::Resolved => "Resolved",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -183,7 +201,20 @@ pub struct Impact {
 }
 
 /// State of one mitigation step.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 pub enum StepState {
     /// Not its turn yet.
     #[default]
@@ -209,17 +240,7 @@ pub enum StepState {
 
 impl StepState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            StepState::Pending => "Pending",
-            StepState::AwaitingApproval => "AwaitingApproval",
-            StepState::Running => "Running",
-            StepState::Succeeded => "Succeeded",
-            StepState::Failed => "Failed",
-            StepState::Skipped => "Skipped",
-            StepState::Ineffective => "Ineffective",
-            StepState::Reverted => "Reverted",
-            StepState::Refused => "Refused",
-        }
+        self.into()
     }
 
     /// A step in this state will not run (again).
@@ -400,7 +421,19 @@ pub struct IncidentStatus {
 }
 
 /// What a notification is about.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 pub enum NotificationEvent {
     Declared,
     Reopened,
@@ -415,17 +448,7 @@ pub enum NotificationEvent {
 
 impl NotificationEvent {
     pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationEvent::Declared => "Declared",
-            NotificationEvent::Reopened => "Reopened",
-            NotificationEvent::Acknowledged => "Acknowledged",
-            NotificationEvent::MitigationAwaitingApproval => "MitigationAwaitingApproval",
-            NotificationEvent::MitigationApplied => "MitigationApplied",
-            NotificationEvent::Escalated => "Escalated",
-            NotificationEvent::ResponseOverdue => "ResponseOverdue",
-            NotificationEvent::ResolutionOverdue => "ResolutionOverdue",
-            NotificationEvent::Resolved => "Resolved",
-        }
+        self.into()
     }
 }
 

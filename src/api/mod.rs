@@ -37,3 +37,35 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod names_tests {
+    use super::*;
+
+    /// The names in messages, metrics and printer columns are the
+    /// serialized ones (strum derives them from the variant names).
+    #[test]
+    fn as_str_and_display_match_serde() {
+        fn check<T: serde::Serialize + std::fmt::Display>(v: T, s: &str) {
+            assert_eq!(serde_json::to_value(&v).unwrap(), serde_json::json!(s));
+            assert_eq!(v.to_string(), s);
+        }
+        check(Severity::SEV1, "SEV1");
+        check(MitigationAction::RolloutRestart, "RolloutRestart");
+        check(Phase::Monitoring, "Monitoring");
+        check(StepState::AwaitingApproval, "AwaitingApproval");
+        check(StepState::Refused, "Refused");
+        check(TargetKind::Deployment, "Deployment");
+        check(IncidentSource::Alertmanager, "Alertmanager");
+        check(
+            NotificationEvent::MitigationAwaitingApproval,
+            "MitigationAwaitingApproval",
+        );
+        check(
+            TriggerType::CreateContainerConfigError,
+            "CreateContainerConfigError",
+        );
+        assert_eq!(StepState::Ineffective.as_str(), "Ineffective");
+        assert_eq!(TriggerType::OOMKilled.as_str(), "OOMKilled");
+    }
+}

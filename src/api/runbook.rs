@@ -12,7 +12,19 @@ use super::common::{GoDuration, MitigationStep, Ratio, SecretKeyReference, Sever
 
 /// Built-in kinds of trouble.
 #[derive(
-    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::Display,
 )]
 pub enum TriggerType {
     CrashLoopBackOff,
@@ -41,17 +53,7 @@ impl TriggerType {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerType::CrashLoopBackOff => "CrashLoopBackOff",
-            TriggerType::ImagePullBackOff => "ImagePullBackOff",
-            TriggerType::OOMKilled => "OOMKilled",
-            TriggerType::CreateContainerConfigError => "CreateContainerConfigError",
-            TriggerType::RestartStorm => "RestartStorm",
-            TriggerType::Unavailable => "Unavailable",
-            TriggerType::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
-            TriggerType::Unschedulable => "Unschedulable",
-            TriggerType::NotReady => "NotReady",
-        }
+        self.into()
     }
 }
 

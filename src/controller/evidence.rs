@@ -8,12 +8,12 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::api::{ListParams, LogParams};
-use kube::runtime::events::Recorder;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::artifacts::{apply_configmap, report, set_refs, ArtifactError};
+use super::artifacts::{report, set_refs, write_configmap, ArtifactError};
+use super::context::Context;
 use crate::api::{Incident, TargetKind};
 use crate::core::evidence::{self, Caps, ContainerLogs, EventLine, Gathered, Revision};
 use crate::core::lifecycle::Transition;
@@ -72,42 +72,65 @@ pub fn evidence_reason(inc: &Incident, transitions: &[Transition]) -> Option<Str
 /// take at most `caps.max_wait` (what is not read by then is recorded as
 /// missing), writing it at most as long again; then the mitigation goes
 /// ahead whatever happened. The outcome is an Event on the Incident
-/// (`EvidenceWritten` or `EvidenceFailed`). Returns whether it was written.
-pub async fn before_first_write(
-    client: &Client,
-    recorder: &Recorder,
-    inc: &Incident,
-    step: &str,
-    caps: &Caps,
-    now: Timestamp,
-) -> bool {
+/// (`EvidenceWritten` or `EvidenceFailed`).
+pub async fn before_first_write(ctx: &Context, inc: &Incident, step: &str, caps: &Caps) -> Taken {
     let reason = format!("before mitigation {step:?}, the first change to the workload");
     let limit = caps.max_wait.saturating_mul(2);
+    let now = (ctx.clock)();
     let result =
-        match tokio::time::timeout(limit, write_evidence(client, inc, &reason, caps, now)).await {
+        match tokio::time::timeout(limit, write_evidence(ctx, inc, &reason, caps, now)).await {
             Ok(r) => r,
             Err(_) => Err(ArtifactError::TimedOut {
                 name: inc.name_any(),
                 after: crate::api::format_duration(limit),
             }),
         };
-    let written = result.is_ok();
-    report(recorder, inc, "Evidence", result).await;
-    written
+    let taken = Taken {
+        written: result.is_ok(),
+        resource_version: result
+            .as_ref()
+            .ok()
+            .and_then(|w| w.resource_version.clone()),
+    };
+    report(&ctx.recorder, inc, "Evidence", result.map(|w| w.note)).await;
+    taken
 }
 
-/// Gather and store evidence into `<incident>-evidence`.
+/// What [`before_first_write`] did.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The evidence ConfigMap was written.
+    pub written: bool,
+    /// The Incident's resourceVersion after `status.evidenceRef` was set
+    /// (None: not set now).
+    pub resource_version: Option<String>,
+}
+
+/// Evidence written by [`write_evidence`].
+#[derive(Debug)]
+pub struct Written {
+    /// What the `EvidenceWritten` Event says.
+    pub note: String,
+    /// The Incident's resourceVersion after `status.evidenceRef` was set
+    /// (None: it already pointed there).
+    pub resource_version: Option<String>,
+}
+
+/// Gather and store evidence into `<incident>-evidence` (created, never
+/// adopted: see [`super::artifacts::write_configmap`]).
 pub async fn write_evidence(
-    client: &Client,
+    ctx: &Context,
     inc: &Incident,
     reason: &str,
     caps: &Caps,
     now: Timestamp,
-) -> Result<String, ArtifactError> {
+) -> Result<Written, ArtifactError> {
+    let client = &ctx.client;
     let gathered = gather(client, inc, reason, caps).await;
     let data = evidence::build(&gathered, caps, now);
     let cm_name = evidence_name(&inc.name_any());
-    apply_configmap(client, inc, &cm_name, "evidence", &data).await?;
+    write_configmap(&ctx.leadership, client, inc, &cm_name, "evidence", &data).await?;
+    let mut resource_version = None;
     if inc
         .status
         .as_ref()
@@ -116,10 +139,10 @@ pub async fn write_evidence(
         != Some(cm_name.as_str())
     {
         let refs = json!({"evidenceRef": {"name": cm_name}});
-        set_refs(client, inc, "evidenceRef", refs).await?;
+        resource_version = Some(set_refs(&ctx.leadership, client, inc, "evidenceRef", refs).await?);
     }
     info!(incident = %inc.name_any(), configmap = %cm_name, reason, "evidence written");
-    Ok(format!(
+    let note = format!(
         "evidence ({reason}) written to ConfigMap {cm_name}: {} log excerpts, {} events, {} revisions{}",
         gathered.logs.iter().filter(|l| l.text.is_ok()).count(),
         gathered.events.len(),
@@ -129,7 +152,11 @@ pub async fn write_evidence(
         } else {
             format!(", {} missing (see missing.txt)", gathered.missing.len())
         }
-    ))
+    );
+    Ok(Written {
+        note,
+        resource_version,
+    })
 }
 
 /// What a Deployment's selector lists.

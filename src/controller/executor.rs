@@ -76,6 +76,10 @@ pub struct Outcome {
     /// Evidence was captured in this reconcile, before the workload write
     /// (the reconcile must not collect it again after the write).
     pub evidence_taken: bool,
+    /// The Incident's resourceVersion after the executor's own status
+    /// writes in this reconcile (the intent, the evidence reference): the
+    /// reconcile's status apply is fenced by it instead of the cached one.
+    pub resource_version: Option<String>,
 }
 
 /// How soon to look at a rollout in progress again.
@@ -208,6 +212,11 @@ enum Written {
 }
 
 async fn send(ctx: &Context, ns: &str, write: &Write) -> Written {
+    if !ctx.leadership.is_leader() {
+        // Deposed since the plan was made: write nothing. Like a conflict,
+        // the step is looked at again, by whoever leads then.
+        return Written::Conflict;
+    }
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()
@@ -261,14 +270,18 @@ async fn cache_is_current(ctx: &Context, inc: &Incident, ns: &str) -> Result<boo
 
 /// Server-side apply of the status carrying the cached Incident's
 /// resourceVersion (kube-apiserver enforces it as a precondition).
-/// `Ok(false)`: the cache was stale.
+/// `Ok(None)`: the cache was stale (or this instance no longer leads);
+/// else the Incident's new resourceVersion.
 async fn record_intent(
     ctx: &Context,
     inc: &Incident,
     ns: &str,
     status: &IncidentStatus,
     step: &str,
-) -> Result<bool, Error> {
+) -> Result<Option<String>, Error> {
+    if !ctx.leadership.is_leader() {
+        return Ok(None);
+    }
     super::status::apply_if_unchanged(&ctx.client, inc, status)
         .await
         .map_err(|source| Error::RecordIntent {
@@ -516,7 +529,7 @@ impl<'a> Run<'a> {
         // The intent is stored before the workload is touched.
         let t = std::time::Instant::now();
         debug!(step = %step.name, planned_ms = self.began.elapsed().as_secs_f64() * 1e3, "planned");
-        if !record_intent(
+        let Some(rv) = record_intent(
             self.ctx,
             self.inc,
             self.ns,
@@ -524,11 +537,12 @@ impl<'a> Run<'a> {
             &step.name,
         )
         .await?
-        {
+        else {
             debug!(incident = %name, step = %step.name, "stale incident; not starting");
             self.out.stale = true;
             return Ok(());
-        }
+        };
+        self.out.resource_version = Some(rv);
         info!(incident = %name, namespace = %self.ns, step = %step.name, "{}", planned.description);
         debug!(step = %step.name, intent_ms = t.elapsed().as_secs_f64() * 1e3, "intent recorded");
         let t = std::time::Instant::now();
@@ -549,16 +563,11 @@ impl<'a> Run<'a> {
             return;
         }
         let t = std::time::Instant::now();
-        let written = super::evidence::before_first_write(
-            &self.ctx.client,
-            &self.ctx.recorder,
-            self.inc,
-            &step.name,
-            caps,
-            (self.ctx.clock)(),
-        )
-        .await;
-        debug!(step = %step.name, written, ms = t.elapsed().as_secs_f64() * 1e3, "evidence before the first workload write");
+        let taken = super::evidence::before_first_write(self.ctx, self.inc, &step.name, caps).await;
+        if taken.resource_version.is_some() {
+            self.out.resource_version = taken.resource_version;
+        }
+        debug!(step = %step.name, written = taken.written, ms = t.elapsed().as_secs_f64() * 1e3, "evidence before the first workload write");
         // Taken (or given up on within the bound): either way not again now.
         self.out.evidence_taken = true;
     }

@@ -149,13 +149,35 @@ fn policy(ctx: &Context, mandate: &Mandate) -> Policy {
     policy
 }
 
-/// One reconcile of one Incident.
+/// How soon a reconcile whose status write met a newer Incident (409) runs
+/// again, from the fresher copy the watch brings.
+const CONFLICT_REQUEUE: Duration = Duration::from_millis(200);
+
+/// One reconcile of one Incident, as long as this instance leads: losing
+/// the lease cancels it where it stands (the future is dropped, so nothing
+/// after that point is written; a request already sent is fenced by the
+/// resourceVersion it carries), and every write checks leadership again
+/// just before it goes out.
 pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_leader() {
         // A follower keeps its cache warm and waits: becoming the leader
         // reconciles every Incident (`reconcile_all_on` in `run`).
         return Ok(Action::await_change());
     }
+    let leadership = ctx.leadership.clone();
+    let name = inc.name_any();
+    tokio::select! {
+        biased;
+        () = leadership.lost() => {
+            info!(incident = %name, "leadership lost: reconcile cancelled before writing anything more");
+            Ok(Action::await_change())
+        }
+        result = reconcile_leading(inc, ctx) => result,
+    }
+}
+
+/// [`reconcile`] while leading.
+async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciliations.inc();
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
@@ -217,7 +239,23 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, 
 
     let current = inc.status.clone().unwrap_or_default();
     if decision.status != current {
-        write_status(&ctx.client, &ns, &name, &decision.status).await?;
+        // Fenced by the version this status was computed from: the cached
+        // Incident, or the executor's own status writes in this reconcile.
+        let rv = exec
+            .resource_version
+            .clone()
+            .or_else(|| inc.resource_version())
+            .unwrap_or_default();
+        if !ctx.leadership.is_leader() {
+            return Ok(Action::await_change());
+        }
+        if !write_status(&ctx.client, &ns, &name, &rv, &decision.status).await? {
+            // Someone wrote the Incident since it was read (a deposed
+            // leader's late write, a person, the detector): nothing was
+            // written; decide again from the newer copy.
+            debug!(incident = %name, "status write conflicted (409); requeued");
+            return Ok(Action::requeue(CONFLICT_REQUEUE));
+        }
     }
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
@@ -262,15 +300,19 @@ fn detector_sees(ctx: &Context, inc: &Incident) -> bool {
         .is_some_and(|d| !d.assessment.symptoms.is_empty() || !d.assessment.healthy)
 }
 
-/// The reconciler's status write (see [`super::status::apply`]).
+/// The reconciler's status write, fenced by `resource_version` (see
+/// [`super::status::apply`]). `Ok(false)`: the Incident changed since
+/// (409), nothing was written.
 pub async fn write_status(
     client: &Client,
     ns: &str,
     name: &str,
+    resource_version: &str,
     status: &IncidentStatus,
-) -> Result<(), Error> {
-    super::status::apply(client, ns, name, status)
+) -> Result<bool, Error> {
+    super::status::apply(client, ns, name, resource_version, status)
         .await
+        .map(|written| written.is_some())
         .map_err(|source| Error::StatusWrite {
             name: format!("{ns}/{name}"),
             source,
@@ -370,11 +412,11 @@ async fn record_artifacts(
         }
     };
     if let (Some(reason), Some(caps)) = (reason, caps) {
-        let result = write_evidence(client, &fresh, &reason, caps, (ctx.clock)()).await;
-        report(recorder, &fresh, "Evidence", result).await;
+        let result = write_evidence(ctx, &fresh, &reason, caps, (ctx.clock)()).await;
+        report(recorder, &fresh, "Evidence", result.map(|w| w.note)).await;
     }
     if pm {
-        let result = write_postmortem(client, &fresh).await;
+        let result = write_postmortem(&ctx.leadership, client, &fresh).await;
         report(recorder, &fresh, "Postmortem", result).await;
     }
 }

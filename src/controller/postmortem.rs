@@ -9,10 +9,11 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::artifacts::{apply_configmap, set_refs, ArtifactError};
+use super::artifacts::{set_refs, write_configmap, ArtifactError};
 use crate::api::Incident;
 use crate::core::lifecycle::Transition;
 use crate::core::postmortem;
+use crate::leader::Leadership;
 
 /// The post-mortem ConfigMap's name.
 pub fn postmortem_name(incident: &str) -> String {
@@ -31,20 +32,48 @@ pub fn postmortem_due(inc: &Incident, transitions: &[Transition]) -> bool {
         })
 }
 
-/// Render the post-mortem draft into `<incident>-postmortem`.
-pub async fn write_postmortem(client: &Client, inc: &Incident) -> Result<String, ArtifactError> {
+/// The most a post-mortem draft keeps (far below the 1 MiB object limit
+/// of a ConfigMap; the timeline in it is capped too, this is the backstop).
+pub const MAX_POSTMORTEM_BYTES: usize = 512 * 1024;
+
+/// `text` cut to at most `max` bytes (at a line), with a marker saying so.
+fn cap_draft(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    // Room for the marker (well under 128 bytes).
+    let mut end = max.saturating_sub(128);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
+    let head = head.rfind('\n').map_or(head, |i| &head[..=i]);
+    format!(
+        "{head}[… cut at {max} bytes by kube-incident's post-mortem cap; {} bytes left out …]\n",
+        text.len() - head.len()
+    )
+}
+
+/// Render the post-mortem draft into `<incident>-postmortem` (created,
+/// never adopted; re-rendered only while this Incident owns it: see
+/// [`super::artifacts::write_configmap`]).
+pub async fn write_postmortem(
+    leadership: &Leadership,
+    client: &Client,
+    inc: &Incident,
+) -> Result<String, ArtifactError> {
     let cm_name = postmortem_name(&inc.name_any());
     let mut data = BTreeMap::new();
     data.insert(
         postmortem::POSTMORTEM_KEY.to_string(),
-        postmortem::render(inc),
+        cap_draft(postmortem::render(inc), MAX_POSTMORTEM_BYTES),
     );
-    apply_configmap(client, inc, &cm_name, "postmortem", &data).await?;
+    write_configmap(leadership, client, inc, &cm_name, "postmortem", &data).await?;
     let refs = json!({
         "postmortemRef": {"name": cm_name},
         "postmortemGeneration": inc.metadata.generation,
     });
-    set_refs(client, inc, "postmortemRef", refs).await?;
+    set_refs(leadership, client, inc, "postmortemRef", refs).await?;
     info!(incident = %inc.name_any(), configmap = %cm_name, "post-mortem draft written");
     Ok(format!(
         "post-mortem draft written to ConfigMap {cm_name} (kubectl incident postmortem {})",
@@ -66,6 +95,27 @@ mod tests {
         let mut i = Incident::new("checkout-1", serde_json::from_value(spec).unwrap());
         i.metadata.generation = Some(2);
         i
+    }
+
+    #[test]
+    fn a_huge_draft_is_cut_at_a_line_with_a_marker() {
+        let text: String = (0..100_000)
+            .map(|i| format!("timeline entry {i}\n"))
+            .collect();
+        let capped = cap_draft(text.clone(), 64 * 1024);
+        assert!(capped.len() <= 64 * 1024, "{}", capped.len());
+        assert!(capped.starts_with("timeline entry 0\n"));
+        let (head, marker) = capped
+            .split_once("[… cut at 65536 bytes by kube-incident's post-mortem cap; ")
+            .expect("marker");
+        assert!(head.ends_with('\n'), "cut at a line");
+        let left_out: usize = marker
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("bytes left out");
+        assert_eq!(left_out, text.len() - head.len());
+        assert_eq!(cap_draft("short\n".into(), 64), "short\n");
     }
 
     #[test]

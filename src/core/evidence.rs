@@ -9,8 +9,13 @@
 //!   at most [`Caps::log_bytes`] bytes each (default 8 KiB, cut at a line);
 //! - events: the newest [`Caps::events`] Events (default 40);
 //! - rollout history: the newest [`Caps::revisions`] revisions (default 10);
-//! - the whole ConfigMap: [`Caps::total_bytes`] (default 256 KiB, far below
-//!   the 1 MiB object limit); logs are cut first, newest kept;
+//! - each line taken from the cluster (an Event's message, a log's last
+//!   line, a change-cause, a problem) at most [`LINE_BYTES`]; the summary,
+//!   the Events and the rollout history at most [`PART_BYTES`] each;
+//! - the whole ConfigMap (keys and values, as kube-apiserver counts its
+//!   1 MiB limit): [`Caps::total_bytes`] (default 256 KiB, never more than
+//!   [`MAX_TOTAL_BYTES`]); logs are cut first, newest kept; if the rest
+//!   still does not fit, the largest parts are cut, each with a marker;
 //! - time: before a mitigation's first workload write, collection waits at
 //!   most [`Caps::max_wait`] (flag `--evidence-timeout`, default 5s); what
 //!   it could not read by then is listed as missing (`missing.txt`).
@@ -48,6 +53,16 @@ impl Default for Caps {
         }
     }
 }
+
+/// kube-apiserver's limit on a ConfigMap's data (keys and values).
+pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+/// The most [`Caps::total_bytes`] can allow: well within
+/// [`CONFIGMAP_LIMIT`], with room for the object's metadata.
+pub const MAX_TOTAL_BYTES: usize = 768 * 1024;
+/// The most one line taken from the cluster keeps.
+pub const LINE_BYTES: usize = 1024;
+/// The most the summary, the Events and the rollout history keep each.
+pub const PART_BYTES: usize = 64 * 1024;
 
 /// The key of the summary in the ConfigMap.
 pub const SUMMARY_KEY: &str = "summary.txt";
@@ -127,6 +142,90 @@ pub fn tail_bytes(text: &str, max_bytes: usize) -> String {
     )
 }
 
+/// The first `max_bytes` of a one-line `text` (newlines flattened), with
+/// `…` when something was cut.
+pub fn clip_line(text: &str, max_bytes: usize) -> String {
+    let flat = |t: &str| t.replace(['\n', '\r'], " ");
+    if text.len() <= max_bytes {
+        return flat(text);
+    }
+    let mut end = max_bytes.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", flat(&text[..end]))
+}
+
+/// The first `max_bytes` of `text` (cut at a line; the marker included),
+/// with a marker when something was cut: for parts read top down (the
+/// newest Events and revisions come first).
+pub fn head_bytes(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    // Room for the marker (well under 96 bytes).
+    let mut end = max_bytes.saturating_sub(96);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
+    let head = head.rfind('\n').map_or(head, |i| &head[..=i]);
+    format!(
+        "{head}[… {} later bytes cut by the evidence cap …]\n",
+        text.len() - head.len()
+    )
+}
+
+/// The size of a ConfigMap's data as kube-apiserver counts it against
+/// [`CONFIGMAP_LIMIT`]: keys and values.
+pub fn data_size(data: &BTreeMap<String, String>) -> usize {
+    data.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Cut the largest parts of `data` until it holds at most `limit` bytes
+/// (keys included), each cut marked: logs keep their end (the newest
+/// lines), the rest their beginning. The summary is cut last.
+pub fn fit_total(data: &mut BTreeMap<String, String>, limit: usize) {
+    const SMALL: usize = 256;
+    loop {
+        let size = data_size(data);
+        if size <= limit {
+            return;
+        }
+        let excess = size - limit;
+        let largest = |summary: bool| {
+            data.iter()
+                .filter(|(k, v)| (k.as_str() == SUMMARY_KEY) == summary && v.len() > SMALL)
+                .max_by_key(|(_, v)| v.len())
+                .map(|(k, v)| (k.clone(), v.len()))
+        };
+        let Some((key, len)) = largest(false).or_else(|| largest(true)) else {
+            // Only small parts are left: drop the log excerpts, then stop.
+            let logs: Vec<String> = data
+                .keys()
+                .filter(|k| k.starts_with("logs."))
+                .cloned()
+                .collect();
+            if logs.is_empty() {
+                return;
+            }
+            for k in logs {
+                data.remove(&k);
+            }
+            continue;
+        };
+        // The marker needs room too (under 128 bytes).
+        let keep = len.saturating_sub(excess + 128).max(SMALL / 2);
+        let text = data.remove(&key).unwrap_or_default();
+        let cut = if key.starts_with("logs.") {
+            tail_bytes(&text, keep)
+        } else {
+            head_bytes(&text, keep)
+        };
+        data.insert(key, cut);
+    }
+}
+
 /// A ConfigMap key for a container's logs (valid key characters only).
 pub fn log_key(pod: &str, container: &str, previous: bool) -> String {
     let clean = |s: &str| {
@@ -172,7 +271,7 @@ pub fn format_events(events: &[EventLine], caps: &Caps, now: Timestamp) -> Strin
             e.reason,
             e.object,
             e.count.max(1),
-            e.message.replace('\n', " ")
+            clip_line(&e.message, LINE_BYTES)
         ));
     }
     if total > caps.events {
@@ -195,8 +294,8 @@ pub fn format_history(history: &[Revision], caps: &Caps, now: Timestamp) -> Stri
             r.revision,
             age(now, r.created),
             r.replicas,
-            r.images.join(","),
-            r.change_cause.as_deref().unwrap_or("<none>")
+            clip_line(&r.images.join(","), LINE_BYTES),
+            clip_line(r.change_cause.as_deref().unwrap_or("<none>"), LINE_BYTES)
         ));
     }
     if h.len() > caps.revisions {
@@ -251,55 +350,69 @@ pub fn build(g: &Gathered, caps: &Caps, now: Timestamp) -> BTreeMap<String, Stri
                     } else {
                         ""
                     },
-                    last
+                    clip_line(last, LINE_BYTES / 4)
                 ));
                 logs.push((key, tail_bytes(t, caps.log_bytes)));
             }
             Err(e) => summary.push_str(&format!(
-                "logs: pod {} container {}: not available: {e}\n",
-                l.pod, l.container
+                "logs: pod {} container {}: not available: {}\n",
+                l.pod,
+                l.container,
+                clip_line(e, LINE_BYTES)
             )),
         }
     }
     for p in &g.problems {
-        summary.push_str(&format!("problem: {p}\n"));
+        summary.push_str(&format!("problem: {}\n", clip_line(p, LINE_BYTES)));
     }
     for m in &g.missing {
-        summary.push_str(&format!("missing: {m}\n"));
+        summary.push_str(&format!("missing: {}\n", clip_line(m, LINE_BYTES)));
     }
     summary.push_str(
         "keys: summary.txt, events.txt, rollout-history.txt, logs.<pod>.<container>[.previous].txt",
     );
     if !g.missing.is_empty() {
         summary.push_str(", missing.txt");
-        let mut text: String = g.missing.iter().map(|m| format!("{m}\n")).collect();
-        if text.len() > caps.log_bytes {
-            text = tail_bytes(&text, caps.log_bytes);
+        let mut text: String = g
+            .missing
+            .iter()
+            .map(|m| format!("{}\n", clip_line(m, LINE_BYTES)))
+            .collect();
+        let max = caps.log_bytes.min(PART_BYTES);
+        if text.len() > max {
+            text = tail_bytes(&text, max);
         }
         data.insert(MISSING_KEY.to_string(), text);
     }
     summary.push('\n');
-    data.insert(SUMMARY_KEY.to_string(), summary);
-    data.insert(EVENTS_KEY.to_string(), format_events(&g.events, caps, now));
+    data.insert(SUMMARY_KEY.to_string(), head_bytes(&summary, PART_BYTES));
+    data.insert(
+        EVENTS_KEY.to_string(),
+        head_bytes(&format_events(&g.events, caps, now), PART_BYTES),
+    );
     data.insert(
         HISTORY_KEY.to_string(),
-        format_history(&g.history, caps, now),
+        head_bytes(&format_history(&g.history, caps, now), PART_BYTES),
     );
-    // Total cap: logs are cut (last ones first) until it fits.
-    let fixed: usize = data.values().map(String::len).sum();
-    let mut budget = caps.total_bytes.saturating_sub(fixed);
+    // Total cap: logs are cut (last ones first) until it fits; then, if the
+    // rest alone is too large, the largest parts.
+    let limit = caps.total_bytes.min(MAX_TOTAL_BYTES);
+    let fixed = data_size(&data);
+    let mut budget = limit.saturating_sub(fixed);
     for (key, text) in logs {
-        if text.len() <= budget {
-            budget -= text.len();
+        let text_len = text.len() + key.len();
+        if text_len <= budget {
+            budget -= text_len;
             data.insert(key, text);
-        } else if budget > 256 {
-            let t = tail_bytes(&text, budget - 128);
-            budget = budget.saturating_sub(t.len());
+        } else if budget > 256 + key.len() {
+            let t = tail_bytes(&text, budget - 128 - key.len());
+            budget = budget.saturating_sub(t.len() + key.len());
             data.insert(key, t);
         } else {
             budget = 0;
         }
     }
+    fit_total(&mut data, limit);
     data
 }
 
@@ -408,6 +521,95 @@ mod tests {
         assert_eq!(key, "logs.checkout-1.app.previous.txt");
         assert!(data[&key].ends_with("log line 4999\n"));
         assert!(!data.contains_key(MISSING_KEY), "nothing missing");
+    }
+
+    #[test]
+    fn every_part_is_capped_and_the_whole_stays_far_below_the_object_limit() {
+        // Everything as large as a hostile or broken cluster can make it.
+        let huge_line = "x".repeat(20_000);
+        let g = Gathered {
+            reason: "opened".into(),
+            target: "Deployment shop/checkout".into(),
+            logs: (0..50)
+                .map(|i| ContainerLogs {
+                    pod: format!("checkout-{i}"),
+                    container: "app".into(),
+                    previous: true,
+                    text: Ok(format!("{huge_line}\n{}\n", "y".repeat(20_000))),
+                })
+                .collect(),
+            events: (0..500)
+                .map(|i| EventLine {
+                    time: None,
+                    type_: "Warning".into(),
+                    reason: "BackOff".into(),
+                    object: format!("Pod/checkout-{i}"),
+                    message: huge_line.clone(),
+                    count: 1,
+                })
+                .collect(),
+            history: (0..100)
+                .map(|i| Revision {
+                    revision: i,
+                    images: vec![huge_line.clone()],
+                    change_cause: Some(huge_line.clone()),
+                    created: None,
+                    replicas: 1,
+                })
+                .collect(),
+            problems: vec![huge_line.clone(); 300],
+            missing: vec![huge_line.clone(); 300],
+        };
+        // Even with caps raised past the object limit.
+        let caps = Caps {
+            events: 500,
+            revisions: 100,
+            log_bytes: 2 * CONFIGMAP_LIMIT,
+            total_bytes: 10 * CONFIGMAP_LIMIT,
+            ..Default::default()
+        };
+        let data = build(&g, &caps, now());
+        let size = data_size(&data);
+        assert!(size <= MAX_TOTAL_BYTES, "{size}");
+        assert!(size < CONFIGMAP_LIMIT);
+        for (k, v) in &data {
+            if !k.starts_with("logs.") {
+                assert!(v.len() <= PART_BYTES, "{k}: {}", v.len());
+            }
+        }
+        assert!(data[SUMMARY_KEY].starts_with("Evidence for Deployment shop/checkout"));
+        assert!(
+            data[EVENTS_KEY].contains("later bytes cut by the evidence cap"),
+            "the cut is marked"
+        );
+        // The default caps: within their 256 KiB.
+        let data = build(&g, &Caps::default(), now());
+        assert!(data_size(&data) <= 256 * 1024, "{}", data_size(&data));
+    }
+
+    #[test]
+    fn the_total_cap_cuts_the_largest_parts_with_a_marker() {
+        let mut data = BTreeMap::from([
+            (SUMMARY_KEY.to_string(), "summary\n".repeat(100)),
+            (EVENTS_KEY.to_string(), "event line\n".repeat(2000)),
+            (
+                "logs.p.app.txt".to_string(),
+                (0..2000).map(|i| format!("log {i}\n")).collect(),
+            ),
+        ]);
+        fit_total(&mut data, 8 * 1024);
+        assert!(data_size(&data) <= 8 * 1024, "{}", data_size(&data));
+        assert!(
+            data[EVENTS_KEY].starts_with("event line\n"),
+            "events keep their head"
+        );
+        assert!(data[EVENTS_KEY].ends_with("later bytes cut by the evidence cap …]\n"));
+        let logs = &data["logs.p.app.txt"];
+        assert!(logs.ends_with("log 1999\n"), "logs keep their end");
+        assert!(logs.starts_with("[… "), "{logs}");
+        assert_eq!(data[SUMMARY_KEY], "summary\n".repeat(100), "summary kept");
+        assert_eq!(clip_line("a\nb", 10), "a b");
+        assert_eq!(clip_line(&"é".repeat(10), 8), "éé…");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The integration suite of kube-incident, one test binary: the operator
-//! scenarios (detection, lifecycle, mitigations, response, leader) and the
-//! `kubectl incident` plugin run on the emulated API server by default and
-//! unchanged on a real control plane (`KUBE_INCIDENT_BACKEND=real`, or
+//! scenarios (detection, lifecycle, mitigations, response, leader,
+//! fencing) and the `kubectl incident` plugin run on the emulated API server
+//! by default and unchanged on a real control plane (`KUBE_INCIDENT_BACKEND=real`, or
 //! `KUBE_INCIDENT_E2E=1`); see docs/testing.md. Also here: the CRD drift and
 //! schema tests, the RBAC proof and the chart tests.
 
@@ -12,6 +12,7 @@ mod cli;
 mod crds;
 mod defects;
 mod detection;
+mod fencing;
 mod harness;
 mod leader;
 mod lifecycle;

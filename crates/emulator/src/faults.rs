@@ -38,6 +38,11 @@ pub struct FaultRule {
     pub namespace: Option<String>,
     /// Object name; `None` matches all.
     pub name: Option<String>,
+    /// The requesting user; `None` matches all. The emulator authenticates
+    /// no one: a request's user is the one it impersonates (the
+    /// `Impersonate-User` header, `auth_info.impersonate` in a kubeconfig),
+    /// which is how a test tells two clients (two operator replicas) apart.
+    pub user: Option<String>,
     /// The effect.
     pub action: FaultAction,
     /// Probability that a matching request is affected (1.0 = always).
@@ -55,6 +60,7 @@ impl FaultRule {
             subresource: None,
             namespace: None,
             name: None,
+            user: None,
             action,
             probability: 1.0,
             count: None,
@@ -83,6 +89,11 @@ impl FaultRule {
     /// Only this object name.
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
+        self
+    }
+    /// Only requests impersonating this user (`Impersonate-User`).
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = Some(user.to_string());
         self
     }
     /// Apply with this probability.
@@ -130,6 +141,8 @@ pub struct RequestInfo<'a> {
     pub namespace: Option<&'a str>,
     /// Name.
     pub name: Option<&'a str>,
+    /// The impersonated user (`Impersonate-User`), if any.
+    pub user: Option<&'a str>,
 }
 
 fn matches(opt: &Option<String>, v: Option<&str>) -> bool {
@@ -238,7 +251,8 @@ impl FaultInjector {
                 && matches(&rule.resource, Some(req.resource))
                 && matches(&rule.subresource, req.subresource)
                 && matches(&rule.namespace, req.namespace)
-                && matches(&rule.name, req.name);
+                && matches(&rule.name, req.name)
+                && matches(&rule.user, req.user);
             if !hit {
                 continue;
             }
@@ -287,6 +301,7 @@ mod tests {
             subresource: None,
             namespace: Some("ns"),
             name: Some("x"),
+            user: None,
         };
         f.add(
             FaultRule::new(FaultAction::Conflict)
@@ -306,6 +321,20 @@ mod tests {
             ..req
         });
         assert_eq!(f.hits(slow), Some(2), "another object does not count");
+        let mine = f.add(FaultRule::new(FaultAction::InternalError).user("op-a"));
+        assert!(f.check(req).1.is_none(), "no user: not op-a");
+        let as_b = RequestInfo {
+            user: Some("op-b"),
+            ..req
+        };
+        assert!(f.check(as_b).1.is_none(), "another user");
+        let as_a = RequestInfo {
+            user: Some("op-a"),
+            ..req
+        };
+        assert_eq!(f.check(as_a).1.map(|e| e.code), Some(500));
+        assert_eq!(f.hits(mine), Some(1));
+        assert!(f.remove(mine));
         let id = f.add(
             FaultRule::new(FaultAction::TooManyRequests {
                 retry_after_secs: 2,

@@ -20,7 +20,8 @@ use kube_incident::core::selector;
 
 /// Field manager of the grants the test kit writes.
 const MANAGER: &str = "testkit-grants";
-/// Name of the Runbook the test kit creates when none covers the target.
+/// Name prefix of the Runbook the test kit creates when none covers the
+/// target (`grants-<deployment>`).
 pub const GRANTS_RUNBOOK: &str = "grants";
 /// Annotation on a Runbook: the steps the test kit added (comma-separated).
 const GRANTED_ANNOTATION: &str = "testkit.kubeincident.io/granted";
@@ -53,7 +54,7 @@ impl CreateGranted for Api<Incident> {
 
 /// Make a Runbook in `ns` grant the steps of `inc`: the Runbook it names,
 /// else the first (by name) whose selector covers the target, else a new
-/// [`GRANTS_RUNBOOK`] selecting the target's labels. Steps the Runbook
+/// `grants-<deployment>` selecting the target's labels. Steps the Runbook
 /// already lists are left as the test wrote them; missing ones are added
 /// with bounds that admit exactly what the Incident asks for.
 pub async fn grant(client: &kube::Client, ns: &str, inc: &Incident) -> Result<(), kube::Error> {
@@ -97,7 +98,9 @@ pub async fn grant(client: &kube::Client, ns: &str, inc: &Incident) -> Result<()
             inc.spec
                 .runbook_ref
                 .as_ref()
-                .map_or(GRANTS_RUNBOOK.to_string(), |r| r.name.clone()),
+                .map_or(format!("{GRANTS_RUNBOOK}-{}", target.name), |r| {
+                    r.name.clone()
+                }),
             json!([]),
             Some(if labels.is_empty() {
                 json!({ "matchLabels": {"app": target.name} })

@@ -133,6 +133,9 @@ async fn serve_resource(
         subresource: t.sub.as_deref(),
         namespace: t.namespace.as_deref(),
         name: t.name.as_deref(),
+        user: headers
+            .get("impersonate-user")
+            .and_then(|h| h.to_str().ok()),
     });
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

@@ -274,6 +274,25 @@ pub(super) fn patch_req(
                     return Ok(n);
                 }
                 if is_apply {
+                    // `metadata.resourceVersion` in an applied configuration
+                    // is a precondition, on the status subresource too
+                    // (whose apply merges only `.status`).
+                    let want = patch_body
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .filter(|rv| !rv.is_empty());
+                    if let (Some(want), Some(live)) = (want, cur) {
+                        let have = live
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str);
+                        if have != Some(want) {
+                            return Err(ApiError::conflict(
+                                &def.plural,
+                                &def.group,
+                                &target.name.clone().unwrap_or_default(),
+                            ));
+                        }
+                    }
                     let schema = managed::schema_for(&def, &target.version);
                     return managed::server_side_apply(
                         cur,

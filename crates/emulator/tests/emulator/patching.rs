@@ -360,3 +360,59 @@ async fn scale_subresource() {
     assert_eq!(d.metadata.generation, Some(2));
     e.finish().await;
 }
+
+/// `metadata.resourceVersion` in an applied configuration is a
+/// precondition (409 when the object moved on), on the main resource and
+/// on the status subresource alike; kube-incident fences its status
+/// writes with it.
+#[tokio::test]
+async fn apply_with_a_resource_version_is_a_precondition_on_status_too() {
+    let Some(e) = env("apply_rv").await else {
+        return;
+    };
+    let deps: Api<Deployment> = e.api();
+    deps.create(&PostParams::default(), &deployment("f", 1))
+        .await
+        .expect("create");
+    let pp = PatchParams::apply("kube-incident").force();
+    let status = |rv: &str, observed: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "f", "resourceVersion": rv},
+               "status": {"observedGeneration": observed}})
+    };
+    // From the current version: applied (a real deployment controller may
+    // write the status in between: then read again).
+    let mut old_rv = String::new();
+    for _ in 0..20 {
+        let rv = deps.get("f").await.expect("get").metadata.resource_version;
+        old_rv = rv.expect("rv");
+        match deps
+            .patch_status("f", &pp, &Patch::Apply(status(&old_rv, 1)))
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => old_rv.clear(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(!old_rv.is_empty(), "applied from the current version");
+    let stale = api_err(
+        deps.patch_status("f", &pp, &Patch::Apply(status(&old_rv, 7)))
+            .await,
+    );
+    assert_eq!(stale.code, 409, "{stale:?}");
+    let main = api_err(
+        deps.patch(
+            "f",
+            &pp,
+            &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "f", "resourceVersion": old_rv},
+                "spec": {"replicas": 3}})),
+        )
+        .await,
+    );
+    assert_eq!(main.code, 409, "{main:?}");
+    let d = deps.get("f").await.expect("get");
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(1), "nothing applied");
+    e.finish().await;
+}
