@@ -18,6 +18,8 @@ use kube_incident::api::{Incident, IncidentStatus, Phase, StepState};
 use kube_incident::controller::{incident::write_status, status};
 use serde_json::json;
 
+use testkit::CreateGranted;
+
 use crate::detection::{deployment, set_behavior};
 use crate::harness::{wait_for, Cluster, RunningOperator};
 
@@ -178,7 +180,7 @@ async fn a_deposed_leaders_late_status_write_does_not_make_the_new_leader_act_tw
     let b = replica(&client_as(&emu.url(), "op-b"), &ns, "op-b").await;
 
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
@@ -296,7 +298,7 @@ async fn stale_status_from_an_old_copy_is_refused_and_the_recorded_intent_surviv
     };
     let ns = cluster.namespace("fence-stale").await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
@@ -391,8 +393,18 @@ async fn an_existing_configmap_is_never_adopted_and_an_owned_one_is_updated() {
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
     .await;
+    // Evidence is collected for targets a Runbook governs.
+    let rb: kube_incident::api::Runbook = serde_json::from_value(json!({
+        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
+        "metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}}},
+    }))
+    .expect("runbook");
+    Api::<kube_incident::api::Runbook>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .expect("runbook created");
     let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    api.create(
+    api.create_granted(
         &PostParams::default(),
         &incident(
             "web-bad",
