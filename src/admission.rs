@@ -759,12 +759,10 @@ fn uncovered(binding: &ValidatingAdmissionPolicyBinding, namespaces: &[String]) 
         .as_ref()
         .and_then(|s| s.match_resources.as_ref())
         .and_then(|m| m.namespace_selector.as_ref());
-    let Some(sel) = sel.filter(|s| {
+    let sel = sel.filter(|s| {
         s.match_labels.as_ref().is_some_and(|l| !l.is_empty())
             || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
-    }) else {
-        return None;
-    };
+    })?;
     if namespaces.is_empty() {
         return Some("every namespace (it has a namespaceSelector)".into());
     }
