@@ -152,7 +152,7 @@ fn indent(text: &str, by: usize) -> String {
 /// rewrites it; a test fails when it drifts).
 pub fn helm_template() -> Result<String, serde_yaml::Error> {
     let mut out = String::from(
-        "{{- /*\nGENERATED from src/admission.rs: do not edit. After changing src/admission.rs run\n  KUBE_INCIDENT_REGENERATE=1 cargo test --test suite admission::\n*/ -}}\n",
+        "{{- /*\nGENERATED from src/admission/: do not edit. After changing src/admission/ run\n  KUBE_INCIDENT_REGENERATE=1 cargo test --test suite admission::\n*/ -}}\n",
     );
     out.push_str("{{- $fullname := include \"kube-incident.fullname\" . }}\n");
     out.push_str("{{- if .Values.admissionPolicy.enabled }}\n");
