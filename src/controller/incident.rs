@@ -212,7 +212,7 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
         now,
     );
     // Mitigations: run the cleared step, drive a running one, watch for
-    // external changes, revert on resolve (see executor.rs).
+    // external changes, revert on resolve (see executor/).
     let window = policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));
     debug!(incident = %name, ms = started.elapsed().as_secs_f64() * 1e3, "lifecycle decided");
     let exec = match super::executor::execute(

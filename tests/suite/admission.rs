@@ -1,4 +1,4 @@
-//! Verified approvals (`src/admission.rs`, docs/security.md): the chart's
+//! Verified approvals (`src/admission/`, docs/security.md): the chart's
 //! policy template is generated from the code and renders to exactly the
 //! objects the code generates; and, on a real API server (the emulator has
 //! no admission policies, users or RBAC; those tests skip there with one
@@ -50,7 +50,7 @@ fn chart_template_is_generated_from_src_admission() {
     let on_disk = std::fs::read_to_string(TEMPLATE).expect("admissionpolicy.yaml exists");
     assert!(
         on_disk == generated,
-        "charts/kube-incident/templates/admissionpolicy.yaml is out of date with src/admission.rs: run `KUBE_INCIDENT_REGENERATE=1 cargo test --test suite admission::`"
+        "charts/kube-incident/templates/admissionpolicy.yaml is out of date with src/admission/: run `KUBE_INCIDENT_REGENERATE=1 cargo test --test suite admission::`"
     );
 }
 

@@ -184,7 +184,7 @@ fn roles(docs: &[serde_yaml::Value], sa: &str) -> BTreeMap<(String, String, Stri
     out
 }
 
-/// `<fullname>-responder` and `<fullname>-approver` (src/admission.rs).
+/// `<fullname>-responder` and `<fullname>-approver` (src/admission/manifests.rs).
 fn is_user_role(name: &str) -> bool {
     name.ends_with(&format!(
         "-{}",

@@ -5,7 +5,7 @@
 //! what was there before, the intent), "is the intent already applied?",
 //! "has it rolled out?", and the revert plan of `revertOnResolve`.
 //!
-//! The controller (`src/controller/executor.rs`) records `before` and the
+//! The controller (`src/controller/executor/`) records `before` and the
 //! intent in the Incident status BEFORE it sends the patch this module
 //! computes, and sends it with a resourceVersion precondition; after a crash
 //! it asks [`is_applied`] before acting again, so an action is applied once.

@@ -1,0 +1,182 @@
+//! The write path: a workload write fenced by its precondition (`send`),
+//! the intent recorded in the Incident status before it, the evidence taken
+//! before the first write, and what the step makes of the write's result.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use tracing::{debug, warn};
+
+use super::error::Error;
+use super::{Run, RETRY_INTERVAL, VERIFY_INTERVAL};
+use crate::api::{Incident, IncidentStatus, MitigationStep, FIELD_MANAGER};
+use crate::controller::context::Context;
+use crate::core::lifecycle::StepOutcome;
+use crate::core::mitigation::{self, Write, WriteTarget};
+
+/// The result of a workload write.
+pub(super) enum Written {
+    Ok,
+    /// 409: the object changed since it was read; plan again.
+    Conflict,
+    /// 5xx, 429 or a transport error: retry the same.
+    Transient(String),
+    /// 422: a generation precondition failed, or the change is invalid.
+    Unprocessable(String),
+    /// The server refused it (4xx): the step fails with this reason.
+    Rejected(String),
+}
+
+pub(super) async fn send(ctx: &Context, ns: &str, write: &Write) -> Written {
+    if !ctx.leadership.is_leader() {
+        // Deposed since the plan was made: write nothing. Like a conflict,
+        // the step is looked at again, by whoever leads then.
+        return Written::Conflict;
+    }
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    let patch: Result<json_patch::Patch, _> = serde_json::from_value(write.patch.clone());
+    let patch = match patch {
+        Ok(p) => p,
+        Err(e) => return Written::Rejected(format!("cannot encode the patch: {e}")),
+    };
+    let res = match &write.target {
+        WriteTarget::Deployment(name) => Api::<Deployment>::namespaced(ctx.client.clone(), ns)
+            .patch(name, &pp, &Patch::<()>::Json(patch))
+            .await
+            .map(|_| ()),
+        WriteTarget::Hpa(name) => {
+            Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns)
+                .patch(name, &pp, &Patch::<()>::Json(patch))
+                .await
+                .map(|_| ())
+        }
+    };
+    match res {
+        Ok(()) => Written::Ok,
+        Err(kube::Error::Api(s)) if s.code == 409 => Written::Conflict,
+        Err(kube::Error::Api(s)) if s.code == 422 => Written::Unprocessable(format!(
+            "the API server refused the change: {} ({} {})",
+            s.message, s.code, s.reason
+        )),
+        Err(kube::Error::Api(s)) if s.code == 429 || s.code >= 500 => {
+            Written::Transient(format!("{} ({})", s.message, s.code))
+        }
+        Err(kube::Error::Api(s)) => Written::Rejected(format!(
+            "the API server refused the change: {} ({} {})",
+            s.message, s.code, s.reason
+        )),
+        Err(e) => Written::Transient(e.to_string()),
+    }
+}
+
+/// Server-side apply of the status carrying the cached Incident's
+/// resourceVersion (kube-apiserver enforces it as a precondition).
+/// `Ok(None)`: the cache was stale (or this instance no longer leads);
+/// else the Incident's new resourceVersion.
+pub(super) async fn record_intent(
+    ctx: &Context,
+    inc: &Incident,
+    ns: &str,
+    status: &IncidentStatus,
+    step: &str,
+) -> Result<Option<String>, Error> {
+    if !ctx.leadership.is_leader() {
+        return Ok(None);
+    }
+    crate::controller::status::apply_if_unchanged(&ctx.client, inc, status)
+        .await
+        .map_err(|source| Error::RecordIntent {
+            incident: format!("{ns}/{}", inc.name_any()),
+            step: step.to_string(),
+            source,
+        })
+}
+
+impl Run<'_> {
+    /// Evidence before the incident's first workload write: the failing
+    /// state, not the repaired one. Taken unless the Incident already has
+    /// evidence (collected at open, before anything was changed); bounded
+    /// by the evidence timeout, after which the write goes ahead.
+    async fn evidence_before_write(&mut self, step: &MitigationStep) {
+        let Some(caps) = self.ctx.evidence.as_ref() else {
+            return;
+        };
+        if self.out.evidence_taken || self.decision.status.evidence_ref.is_some() {
+            return;
+        }
+        let t = std::time::Instant::now();
+        let taken =
+            crate::controller::evidence::before_first_write(self.ctx, self.inc, &step.name, caps)
+                .await;
+        if taken.resource_version.is_some() {
+            self.out.resource_version = taken.resource_version;
+        }
+        debug!(step = %step.name, written = taken.written, ms = t.elapsed().as_secs_f64() * 1e3, "evidence before the first workload write");
+        // Taken (or given up on within the bound): either way not again now.
+        self.out.evidence_taken = true;
+    }
+
+    pub(super) async fn apply(&mut self, index: usize, step: &MitigationStep, write: &Write) {
+        self.evidence_before_write(step).await;
+        match send(self.ctx, self.ns, write).await {
+            Written::Ok => {
+                self.ctx.metrics.mitigation(step.action.as_str(), "applied");
+                self.requeue(VERIFY_INTERVAL);
+            }
+            Written::Conflict => {
+                debug!(step = %step.name, "workload changed since read; will plan again");
+                self.requeue(RETRY_INTERVAL);
+            }
+            Written::Transient(e) => {
+                warn!(step = %step.name, error = %e, "mitigation write failed; will retry");
+                self.set_message(index, format!("retrying after a server error: {e}"));
+                self.requeue(RETRY_INTERVAL);
+            }
+            Written::Unprocessable(message) => {
+                // Did the generation precondition fail (the spec moved on:
+                // the next reconcile sees it and reports the change) or is
+                // the change itself invalid? Writes without a generation
+                // test (HPAs: fenced by resourceVersion, a 409) can only be
+                // invalid: the step fails, it is never retried.
+                if self.generation_moved(write).await {
+                    self.requeue(RETRY_INTERVAL);
+                } else {
+                    warn!(step = %step.name, error = %message, "mitigation write refused");
+                    self.record(index, StepOutcome::Failed { message });
+                    self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+                }
+            }
+            Written::Rejected(message) => {
+                warn!(step = %step.name, error = %message, "mitigation write refused");
+                self.record(index, StepOutcome::Failed { message });
+                self.ctx.metrics.mitigation(step.action.as_str(), "failed");
+            }
+        }
+    }
+
+    /// After a 422: whether the write tested a generation and the object's
+    /// generation differs from it now (the precondition failed; the next
+    /// reconcile sees the change). A write without a generation test, or an
+    /// object that is gone, did not fail on a precondition. A failed read
+    /// counts as moved: the next reconcile reads again and decides.
+    pub(super) async fn generation_moved(&self, write: &Write) -> bool {
+        let Some(expected) = mitigation::expected_generation(write) else {
+            return false;
+        };
+        let WriteTarget::Deployment(n) = &write.target else {
+            return false;
+        };
+        match Api::<Deployment>::namespaced(self.ctx.client.clone(), self.ns)
+            .get_metadata_opt(n)
+            .await
+        {
+            Ok(Some(m)) => m.metadata.generation != Some(expected),
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+}
