@@ -295,8 +295,18 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         #[command(flatten)]
         args: RunArgs,
     }
-    let run_args =
-        Wrapper::parse_from(["demo", "--namespaces", NS, "--metrics-addr", "127.0.0.1:0"]).args;
+    // The emulated API server has no admission policies, so no approval
+    // can be verified: the demo accepts yours unverified and says so (the
+    // Incident's ApprovalsVerified condition; docs/security.md).
+    let run_args = Wrapper::parse_from([
+        "demo",
+        "--namespaces",
+        NS,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--accept-unverified-approvals",
+    ])
+    .args;
     let handle = OperatorHandle {
         metrics: Arc::new(Metrics::new()),
         ready: Arc::new(AtomicBool::new(false)),
