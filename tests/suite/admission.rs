@@ -143,7 +143,7 @@ fn chart_renders_the_policies_the_code_generates() {
 // Real API server
 
 /// The kubeconfig of `user` on the `../shared/k8s` control plane.
-fn user_kubeconfig(user: &str) -> Option<PathBuf> {
+pub(crate) fn user_kubeconfig(user: &str) -> Option<PathBuf> {
     let Backend::Real(env) = Backend::get() else {
         return None;
     };
@@ -155,7 +155,7 @@ fn user_kubeconfig(user: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-async fn client_for(path: &Path) -> Client {
+pub(crate) async fn client_for(path: &Path) -> Client {
     let kc = Kubeconfig::read_from(path).expect("kubeconfig readable");
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

@@ -66,6 +66,53 @@ fn condition<'a>(s: &'a IncidentStatus, type_: &str) -> Option<(&'a str, &'a str
         .map(|c| (c.status.as_str(), c.message.as_str()))
 }
 
+/// A client for the user mallory bound (in `ns`) to a Role that allows
+/// Incidents and nothing else; `None` on the emulator.
+async fn tenant_client(cluster: &Cluster, ns: &str) -> Option<kube::Client> {
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    if cluster.is_emulator() {
+        return None;
+    }
+    let path = crate::admission::user_kubeconfig("mallory")?;
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "incident-writer"},
+        "rules": [{"apiGroups": ["kubeincident.io"], "resources": ["incidents"],
+                   "verbs": ["get", "list", "watch", "create", "update", "patch"]}]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(cluster.client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "mallory-incident-writer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "incident-writer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(cluster.client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let client = crate::admission::client_for(&path).await;
+    // What `kubectl auth can-i patch deployments` asks: no.
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"resourceAttributes": {"group": "apps", "resource": "deployments",
+                                        "verb": "patch", "namespace": ns}}
+    }))
+    .unwrap();
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    assert!(
+        !answer.status.is_some_and(|s| s.allowed),
+        "mallory must not be able to patch deployments"
+    );
+    Some(client)
+}
+
 /// The three attacks of a tenant who may only write Incidents, and the
 /// parameters a Runbook bounds: every one ends without a Deployment write.
 #[tokio::test]
@@ -78,7 +125,13 @@ async fn incident_writers_cannot_borrow_the_operators_power() {
     deps.create(&PostParams::default(), &deployment("web", 2, "healthy"))
         .await
         .unwrap();
-    let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
+    // On a real API server the tenant is the user mallory, who may write
+    // Incidents in this namespace and nothing else (`kubectl auth can-i
+    // patch deployments` says no); on the emulator (no users), the admin.
+    let api: Api<Incident> = match tenant_client(&cluster, &ns).await {
+        Some(c) => Api::namespaced(c, &ns),
+        None => Api::namespaced(cluster.client.clone(), &ns),
+    };
     // Approvals are not verified (no admission policy in this test), and
     // the operator does not accept unverified ones.
     let op = RunningOperator::start(
