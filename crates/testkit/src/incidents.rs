@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, PostParams};
 use kube::Client;
 use kube_incident::api::{Incident, IncidentStatus, Runbook, StepState};
 use serde_json::{json, Value};
@@ -75,4 +77,25 @@ pub async fn wait_status(
 /// The state of mitigation step `i` (`None` before the step is recorded).
 pub fn step_state(s: &IncidentStatus, i: usize) -> Option<StepState> {
     s.mitigations.get(i).map(|m| m.state)
+}
+
+/// The Events in `ns` regarding the object named `name`.
+pub async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list events in {ns}: {e}"))
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect()
+}
+
+/// The holder of Lease `lease` in `ns` (`None`: no Lease, or nobody holds it).
+pub async fn lease_holder(client: &Client, ns: &str, lease: &str) -> Option<String> {
+    let lease = Api::<Lease>::namespaced(client.clone(), ns)
+        .get_opt(lease)
+        .await
+        .ok()??;
+    lease.spec?.holder_identity.filter(|h| !h.is_empty())
 }
