@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use emulator::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -23,22 +22,15 @@ use testkit::CreateGranted;
 use crate::detection::set_behavior;
 use crate::harness::{wait_for, Cluster, RunningOperator};
 use testkit::fixtures::{bad_rollout, revision};
+use testkit::incidents::lease_holder;
 use testkit::incidents::{incident, step_state, wait_status};
 
 const WAIT: Duration = Duration::from_secs(60);
 const LEASE: &str = "kube-incident-fence";
 
-async fn holder(client: &Client, ns: &str) -> Option<String> {
-    let lease = Api::<Lease>::namespaced(client.clone(), ns)
-        .get_opt(LEASE)
-        .await
-        .ok()??;
-    lease.spec?.holder_identity.filter(|h| !h.is_empty())
-}
-
 async fn wait_holder(client: &Client, ns: &str, instance: &str) {
     wait_for(Duration::from_secs(15), || async {
-        holder(client, ns)
+        lease_holder(client, ns, LEASE)
             .await
             .filter(|h| h.starts_with(&format!("{instance}_")))
     })

@@ -4,14 +4,14 @@ use std::time::Duration;
 use testkit::CreateGranted;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::Api;
 use kube_incident::api::{Incident, IncidentStatus, Phase, StepState};
 use kube_incident::operator;
 use serde_json::json;
 
 use crate::harness::{wait_for, Cluster, RunningOperator};
-use testkit::incidents::{incident, wait_incident};
+use testkit::incidents::{events_for, incident, wait_incident};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -20,17 +20,6 @@ fn cond(s: &IncidentStatus, type_: &str) -> Option<(String, String)> {
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
 }
 
 async fn http_get(url: &str) -> (u16, String) {

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kube_incident::api::{DeliveryState, Incident, IncidentStatus};
@@ -20,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{wait_for, Cluster, RunningOperator};
 use testkit::fixtures::healthy_deployment;
-use testkit::incidents::{create_runbook, incident, wait_incident};
+use testkit::incidents::{create_runbook, events_for, incident, wait_incident};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Part of every sink URL: must never show up outside the Secret.
@@ -175,17 +174,6 @@ async fn wait_received(r: &Receiver, sink: &str, n: usize) {
         "sink {sink}: expected {n} messages, got {:?}",
         r.events(sink)
     );
-}
-
-async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
 }
 
 /// Everything a user can see about an Incident, as one string.
