@@ -10,47 +10,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::detection::deployment;
-use crate::harness::{wait_for, Cluster, RunningOperator};
-use kube_incident::api::{Incident, IncidentStatus, Runbook, StepState};
+use crate::harness::{Cluster, RunningOperator};
+use kube_incident::api::{Incident, IncidentStatus, StepState};
+use testkit::incidents::{create_runbook, incident, wait_status};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn incident(name: &str, spec: Value) -> Incident {
-    serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap()
-}
-
-async fn create_runbook(client: &kube::Client, ns: &str, name: &str, spec: Value) {
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
-}
-
-async fn wait_status(
-    api: &Api<Incident>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&IncidentStatus) -> bool,
-) -> IncidentStatus {
-    wait_for(WAIT, || async {
-        let s = api.get(name).await.ok()?.status?;
-        pred(&s).then_some(s)
-    })
-    .await
-    .unwrap_or_else(|| panic!("incident {name}: {what}"))
-}
 
 fn step(s: &IncidentStatus, i: usize) -> (StepState, String) {
     s.mitigations
@@ -154,7 +121,7 @@ async fn incident_writers_cannot_borrow_the_operators_power() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "pwn", "refused", |s| {
+    let s = wait_status(&api, "pwn", WAIT, "refused", |s| {
         step(s, 0).0 == StepState::Refused
     })
     .await;
@@ -193,7 +160,7 @@ async fn incident_writers_cannot_borrow_the_operators_power() {
     )
     .await
     .unwrap();
-    wait_status(&api, "flip", "awaits approval", |s| {
+    wait_status(&api, "flip", WAIT, "awaits approval", |s| {
         step(s, 0).0 == StepState::AwaitingApproval
     })
     .await;
@@ -211,7 +178,7 @@ async fn incident_writers_cannot_borrow_the_operators_power() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "forged", "approval not honoured", |s| {
+    let s = wait_status(&api, "forged", WAIT, "approval not honoured", |s| {
         condition(s, "ApprovalsVerified").is_some_and(|(st, _)| st == "False")
     })
     .await;
@@ -253,7 +220,7 @@ async fn incident_writers_cannot_borrow_the_operators_power() {
         )
         .await
         .unwrap();
-        let s = wait_status(&api, name, "refused", |s| {
+        let s = wait_status(&api, name, WAIT, "refused", |s| {
             step(s, 0).0 == StepState::Refused
         })
         .await;
@@ -324,7 +291,7 @@ async fn a_tenant_runbook_never_shadows_a_cluster_wide_dry_run() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "planned", "dry-run recorded", |s| {
+    let s = wait_status(&api, "planned", WAIT, "dry-run recorded", |s| {
         s.mitigations
             .first()
             .is_some_and(|m| m.state.is_final() || m.message.contains("dry-run"))
@@ -349,7 +316,7 @@ async fn a_tenant_runbook_never_shadows_a_cluster_wide_dry_run() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "borrowed", "refused", |s| {
+    let s = wait_status(&api, "borrowed", WAIT, "refused", |s| {
         step(s, 0).0 == StepState::Refused
     })
     .await;

@@ -21,17 +21,16 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use kube_incident::api::{
-    Incident, IncidentStatus, Phase, Runbook, StepState, TimelineType, FINGERPRINT_LABEL,
-};
+use kube_incident::api::{Incident, Phase, Runbook, StepState, TimelineType, FINGERPRINT_LABEL};
 use serde_json::{json, Value};
 
-use crate::detection::{deployment, set_behavior};
+use crate::detection::deployment;
 use crate::harness::{e2e, wait_for, Cluster, RunningOperator};
+use testkit::fixtures::{available, bad_rollout};
+use testkit::incidents::{create_runbook, incident, step_state, wait_status};
 
 /// Real pods crash with the kubelet's back-off (10s, 20s, ...): allow for it.
 const WAIT: Duration = Duration::from_secs(120);
-const REVISION: &str = "deployment.kubernetes.io/revision";
 
 /// An image both clusters crash-loop on.
 fn crash_image(name: &str, tag: &str) -> String {
@@ -50,64 +49,6 @@ fn crashing_deployment(name: &str, replicas: i32) -> Deployment {
         c.image = Some(crash_image(name, "v1"));
     }
     d
-}
-
-fn incident(name: &str, spec: Value) -> Incident {
-    serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap()
-}
-
-async fn create_runbook(client: &Client, ns: &str, name: &str, spec: Value) {
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
-}
-
-async fn wait_status(
-    api: &Api<Incident>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&IncidentStatus) -> bool,
-) -> IncidentStatus {
-    let found = wait_for(WAIT, || async {
-        let inc = api.get(name).await.ok()?;
-        inc.status.filter(|s| pred(s))
-    })
-    .await;
-    match found {
-        Some(s) => s,
-        None => {
-            let last = api.get(name).await.ok().and_then(|i| i.status);
-            panic!("timed out waiting for {what}; last status: {last:#?}")
-        }
-    }
-}
-
-fn step_state(s: &IncidentStatus, i: usize) -> Option<StepState> {
-    s.mitigations.get(i).map(|m| m.state)
-}
-
-async fn available(client: &Client, ns: &str, name: &str, replicas: i32) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        let s = d.status.clone()?;
-        (s.observed_generation >= d.metadata.generation
-            && s.updated_replicas == Some(replicas)
-            && s.available_replicas == Some(replicas))
-        .then_some(())
-    })
-    .await
-    .unwrap_or_else(|| panic!("deployment {name} has {replicas} available replicas"));
 }
 
 /// Delete the test's namespace (the real cluster is shared).
@@ -219,8 +160,8 @@ async fn scale_under_an_hpa_is_fenced_by_resource_version_and_a_refused_write_fa
     )
     .await
     .unwrap();
-    available(&client, &ns, "web", 2).await;
-    available(&client, &ns, "api", 2).await;
+    available(&client, &ns, "web", 2, WAIT).await;
+    available(&client, &ns, "api", 2, WAIT).await;
     let web_hpa = hpas.get("web").await.unwrap();
     assert_eq!(
         web_hpa.metadata.generation, None,
@@ -255,7 +196,7 @@ async fn scale_under_an_hpa_is_fenced_by_resource_version_and_a_refused_write_fa
         .await
         .unwrap();
     }
-    let s = wait_status(&api, "raise", "the Scale step verified", |s| {
+    let s = wait_status(&api, "raise", WAIT, "the Scale step verified", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -273,7 +214,7 @@ async fn scale_under_an_hpa_is_fenced_by_resource_version_and_a_refused_write_fa
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "refused", "the step failed", |s| {
+    let s = wait_status(&api, "refused", WAIT, "the step failed", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
     .await;
@@ -489,28 +430,6 @@ async fn a_deleted_detector_incident_is_opened_again_by_the_next_detection() {
     cleanup(&client, &ns).await;
 }
 
-async fn bad_rollout(client: &Client, ns: &str, name: &str) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &deployment(name, 3, "healthy"))
-        .await
-        .unwrap();
-    available(client, ns, name, 3).await;
-    set_behavior(
-        client,
-        ns,
-        name,
-        "crashloop",
-        &format!("registry.example/{name}:v2"),
-    )
-    .await;
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        (d.annotations().get(REVISION).map(String::as_str) == Some("2")).then_some(())
-    })
-    .await
-    .expect("revision 2");
-}
-
 fn rollback_runbook() -> Value {
     json!({
         "selector": {"matchLabels": {"app": "web"}},
@@ -553,7 +472,7 @@ async fn evidence_is_captured_before_the_first_workload_write() {
     let ns = cluster.namespace("evidence-first").await;
     create_runbook(&client, &ns, "web", rollback_runbook()).await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
-    bad_rollout(&client, &ns, "web").await;
+    bad_rollout(&client, &ns, "web", 3, WAIT).await;
     let inc = wait_rollback_started(&client, &ns).await;
     let name = inc.name_any();
     let cm_name = format!("{name}-evidence");
@@ -590,7 +509,7 @@ async fn evidence_is_captured_before_the_first_workload_write() {
     // The undo goes ahead and the Incident resolves; the evidence is not
     // replaced by a description of the repaired state.
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
-    let s = wait_status(&incidents, &name, "resolution", |s| {
+    let s = wait_status(&incidents, &name, WAIT, "resolution", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -653,7 +572,7 @@ async fn slow_evidence_is_recorded_as_missing_and_never_blocks_the_mitigation() 
     create_runbook(&client, &ns, "web", rollback_runbook()).await;
     let op =
         RunningOperator::start(&cluster.operator_client, &ns, &["--evidence-timeout", "1s"]).await;
-    bad_rollout(&client, &ns, "web").await;
+    bad_rollout(&client, &ns, "web", 3, WAIT).await;
     let inc = wait_rollback_started(&client, &ns).await;
     let cm_name = format!("{}-evidence", inc.name_any());
     let cms = Api::<ConfigMap>::namespaced(client.clone(), &ns);
@@ -775,17 +694,17 @@ async fn alertmanager_refiring_reopens_and_a_missing_namespace_is_refused() {
     assert_eq!(code, 200, "{body}");
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
     let name = incidents.list(&ListParams::default()).await.unwrap().items[0].name_any();
-    wait_status(&incidents, &name, "open", |s| s.opened_at.is_some()).await;
+    wait_status(&incidents, &name, WAIT, "open", |s| s.opened_at.is_some()).await;
     let (code, body) = post(url.clone(), payload("resolved", &ns)).await;
     assert_eq!(code, 200, "{body}");
-    wait_status(&incidents, &name, "resolved", |s| {
+    wait_status(&incidents, &name, WAIT, "resolved", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
     let (code, body) = post(url.clone(), payload("firing", &ns)).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("reopened"), "{body}");
-    let s = wait_status(&incidents, &name, "reopened", |s| {
+    let s = wait_status(&incidents, &name, WAIT, "reopened", |s| {
         s.phase != Some(Phase::Resolved) && s.occurrences == Some(2)
     })
     .await;
@@ -807,7 +726,7 @@ async fn alertmanager_refiring_reopens_and_a_missing_namespace_is_refused() {
     // Resolved again and quiet for longer than the window: a new episode.
     let (code, _) = post(url.clone(), payload("resolved", &ns)).await;
     assert_eq!(code, 200);
-    wait_status(&incidents, &name, "resolved again", |s| {
+    wait_status(&incidents, &name, WAIT, "resolved again", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -816,7 +735,7 @@ async fn alertmanager_refiring_reopens_and_a_missing_namespace_is_refused() {
     assert_eq!(code, 200, "{body}");
     let second = format!("{name}-2");
     assert!(body.contains(&format!("opened {ns}/{second}")), "{body}");
-    wait_status(&incidents, &second, "the new episode opens", |s| {
+    wait_status(&incidents, &second, WAIT, "the new episode opens", |s| {
         s.opened_at.is_some()
     })
     .await;

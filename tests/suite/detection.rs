@@ -13,7 +13,9 @@ use crate::harness::{wait_for, Cluster, RunningOperator};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+use testkit::fixtures::healthy_deployment;
 pub use testkit::fixtures::{deployment, set_behavior};
+use testkit::incidents::create_runbook;
 
 async fn incidents(client: &Client, ns: &str) -> Vec<Incident> {
     Api::<Incident>::namespaced(client.clone(), ns)
@@ -43,22 +45,6 @@ async fn wait_incidents(
     }
 }
 
-async fn healthy_deployment(client: &Client, ns: &str, name: &str, replicas: i32) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &deployment(name, replicas, "healthy"),
-    )
-    .await
-    .unwrap();
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        (d.status?.available_replicas? == replicas).then_some(())
-    })
-    .await
-    .expect("deployment becomes available");
-}
-
 #[tokio::test]
 async fn crashloop_opens_one_incident_with_honest_mttd() {
     let Some(cluster) = Cluster::with_crds(true).await else {
@@ -66,7 +52,7 @@ async fn crashloop_opens_one_incident_with_honest_mttd() {
     };
     let ns = cluster.namespace("detect").await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
-    healthy_deployment(&cluster.client, &ns, "checkout", 4).await;
+    healthy_deployment(&cluster.client, &ns, "checkout", 4, WAIT).await;
     assert!(
         incidents(&cluster.client, &ns).await.is_empty(),
         "a healthy deployment opens nothing"
@@ -199,16 +185,13 @@ async fn ignore_label_and_paused_runbook() {
         .unwrap()
         .insert("kubeincident.io/ignore".into(), "true".into());
     api.create(&PostParams::default(), &ignored).await.unwrap();
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "quiet"},
-        "spec": {"selector": {"matchLabels": {"app": "quiet"}}, "paused": true}
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
+    create_runbook(
+        &cluster.client,
+        &ns,
+        "quiet",
+        json!({"selector": {"matchLabels": {"app": "quiet"}}, "paused": true}),
+    )
+    .await;
     api.create(&PostParams::default(), &deployment("quiet", 2, "crashloop"))
         .await
         .unwrap();
@@ -253,7 +236,7 @@ async fn recovers_resolves_and_reopens_within_the_window() {
         &["--monitoring-window", "SEV1=2s,SEV2=2s,SEV3=2s,SEV4=2s"],
     )
     .await;
-    healthy_deployment(&cluster.client, &ns, "api", 2).await;
+    healthy_deployment(&cluster.client, &ns, "api", 2, WAIT).await;
     set_behavior(
         &cluster.client,
         &ns,
@@ -313,27 +296,21 @@ async fn runbook_tenancy_and_severity_rules() {
     let ns = cluster.namespace("tenant").await;
     let other = cluster.namespace("other").await;
     // A Runbook in another namespace with a namespaceSelector must not apply here.
-    let sneaky: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "sneaky"},
-        "spec": {"selector": {}, "namespaceSelector": {}, "severity": {"default": "SEV1"}, "paused": false}
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &other)
-        .create(&PostParams::default(), &sneaky)
-        .await
-        .unwrap();
-    let own: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "shop"}}, "severity": {"default": "SEV4", "rules": []},
-                 "triggers": [{"type": "OOMKilled"}]}
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
-        .create(&PostParams::default(), &own)
-        .await
-        .unwrap();
+    create_runbook(
+        &cluster.client,
+        &other,
+        "sneaky",
+        json!({"selector": {}, "namespaceSelector": {}, "severity": {"default": "SEV1"}, "paused": false}),
+    )
+    .await;
+    create_runbook(
+        &cluster.client,
+        &ns,
+        "shop",
+        json!({"selector": {"matchLabels": {"app": "shop"}}, "severity": {"default": "SEV4", "rules": []},
+               "triggers": [{"type": "OOMKilled"}]}),
+    )
+    .await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     api.create(&PostParams::default(), &deployment("shop", 2, "oom"))
@@ -360,10 +337,11 @@ async fn every_trigger_opens_an_incident() {
         return;
     };
     let ns = cluster.namespace("triggers").await;
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "fast"},
-        "spec": {
+    create_runbook(
+        &cluster.client,
+        &ns,
+        "fast",
+        json!({
             "selector": {},
             "triggers": [
                 {"type": "CrashLoopBackOff", "minRestarts": 2},
@@ -376,13 +354,9 @@ async fn every_trigger_opens_an_incident() {
                 {"type": "Unschedulable", "for": "1s"},
                 {"type": "NotReady", "for": "1s"}
             ]
-        }
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     let cases = [

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use emulator::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -20,93 +19,18 @@ use serde_json::json;
 
 use testkit::CreateGranted;
 
-use crate::detection::{deployment, set_behavior};
+use crate::detection::set_behavior;
 use crate::harness::{wait_for, Cluster, RunningOperator};
+use testkit::fixtures::{bad_rollout, revision};
+use testkit::incidents::lease_holder;
+use testkit::incidents::{incident, step_state, wait_status};
 
 const WAIT: Duration = Duration::from_secs(60);
 const LEASE: &str = "kube-incident-fence";
-const REVISION: &str = "deployment.kubernetes.io/revision";
-
-fn incident(name: &str, spec: serde_json::Value) -> Incident {
-    serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .expect("incident")
-}
-
-async fn wait_status(
-    api: &Api<Incident>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&IncidentStatus) -> bool,
-) -> IncidentStatus {
-    let found = wait_for(WAIT, || async {
-        let inc = api.get(name).await.ok()?;
-        inc.status.filter(|s| pred(s))
-    })
-    .await;
-    match found {
-        Some(s) => s,
-        None => {
-            let last = api.get(name).await.ok().and_then(|i| i.status);
-            panic!("timed out waiting for {what}; last status: {last:#?}")
-        }
-    }
-}
-
-fn step_state(s: &IncidentStatus) -> Option<StepState> {
-    s.mitigations.first().map(|m| m.state)
-}
-
-fn revision(d: &Deployment) -> i64 {
-    d.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(REVISION))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A healthy v1 rolled out, then a crash-looping v2 (revision 2).
-async fn bad_rollout(client: &Client, ns: &str, name: &str) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &deployment(name, 2, "healthy"))
-        .await
-        .expect("deployment created");
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        (d.status?.available_replicas? == 2).then_some(())
-    })
-    .await
-    .expect("v1 available");
-    set_behavior(
-        client,
-        ns,
-        name,
-        "crashloop",
-        &format!("registry.example/{name}:v2"),
-    )
-    .await;
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        (revision(&d) == 2).then_some(())
-    })
-    .await
-    .expect("revision 2");
-}
-
-async fn holder(client: &Client, ns: &str) -> Option<String> {
-    let lease = Api::<Lease>::namespaced(client.clone(), ns)
-        .get_opt(LEASE)
-        .await
-        .ok()??;
-    lease.spec?.holder_identity.filter(|h| !h.is_empty())
-}
 
 async fn wait_holder(client: &Client, ns: &str, instance: &str) {
     wait_for(Duration::from_secs(15), || async {
-        holder(client, ns)
+        lease_holder(client, ns, LEASE)
             .await
             .filter(|h| h.starts_with(&format!("{instance}_")))
     })
@@ -174,7 +98,7 @@ async fn a_deposed_leaders_late_status_write_does_not_make_the_new_leader_act_tw
     };
     let client = cluster.client.clone();
     let ns = cluster.namespace("fence-late").await;
-    bad_rollout(&client, &ns, "web").await;
+    bad_rollout(&client, &ns, "web", 2, WAIT).await;
     let a = replica(&client_as(&emu.url(), "op-a"), &ns, "op-a").await;
     wait_holder(&client, &ns, "op-a").await;
     let b = replica(&client_as(&emu.url(), "op-b"), &ns, "op-b").await;
@@ -191,8 +115,8 @@ async fn a_deposed_leaders_late_status_write_does_not_make_the_new_leader_act_tw
     )
     .await
     .expect("incident created");
-    wait_status(&api, "web-bad", "AwaitingApproval", |s| {
-        step_state(s) == Some(StepState::AwaitingApproval)
+    wait_status(&api, "web-bad", WAIT, "AwaitingApproval", |s| {
+        step_state(s, 0) == Some(StepState::AwaitingApproval)
     })
     .await;
 
@@ -241,11 +165,11 @@ async fn a_deposed_leaders_late_status_write_does_not_make_the_new_leader_act_tw
     )
     .await
     .expect("approved");
-    let s = wait_status(&api, "web-bad", "resolution", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "resolution", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
-    assert_eq!(step_state(&s), Some(StepState::Succeeded));
+    assert_eq!(step_state(&s, 0), Some(StepState::Succeeded));
     // Past the moment the held write reached the server (and a reconcile
     // or two after it).
     let landed = HELD + Duration::from_secs(3);
@@ -263,7 +187,7 @@ async fn a_deposed_leaders_late_status_write_does_not_make_the_new_leader_act_tw
         Some(Phase::Resolved),
         "the late write did not undo the resolution: {s:#?}"
     );
-    assert_eq!(step_state(&s), Some(StepState::Succeeded), "{s:#?}");
+    assert_eq!(step_state(&s, 0), Some(StepState::Succeeded), "{s:#?}");
     assert!(s.acknowledged_at.is_some(), "{s:#?}");
     cluster.assert_writes(&ns, "deployments", 1);
     let d = Api::<Deployment>::namespaced(client.clone(), &ns)
@@ -348,7 +272,7 @@ async fn stale_status_from_an_old_copy_is_refused_and_the_recorded_intent_surviv
         .status
         .expect("status");
     assert_eq!(now.phase, Some(Phase::Mitigating));
-    assert_eq!(step_state(&now), Some(StepState::Running));
+    assert_eq!(step_state(&now, 0), Some(StepState::Running));
     assert_eq!(
         now.mitigations[0]
             .intent
@@ -386,7 +310,7 @@ async fn an_existing_configmap_is_never_adopted_and_an_owned_one_is_updated() {
     cms.create(&PostParams::default(), &theirs)
         .await
         .expect("someone else's ConfigMap");
-    bad_rollout(&client, &ns, "web").await;
+    bad_rollout(&client, &ns, "web", 2, WAIT).await;
     let op = RunningOperator::start(
         &cluster.operator_client,
         &ns,
@@ -463,7 +387,7 @@ async fn an_existing_configmap_is_never_adopted_and_an_owned_one_is_updated() {
     )
     .await
     .expect("resolve");
-    let s = wait_status(&api, "web-bad", "post-mortem", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "post-mortem", |s| {
         s.postmortem_ref.is_some()
     })
     .await;

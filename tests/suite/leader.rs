@@ -21,6 +21,7 @@ use kube_incident::operator::{self, OperatorHandle, RunArgs};
 
 use crate::detection::{deployment, set_behavior};
 use crate::harness::{wait_for, Cluster};
+use testkit::incidents::lease_holder;
 
 const WAIT: Duration = Duration::from_secs(60);
 const LEASE: &str = "kube-incident-test";
@@ -150,17 +151,9 @@ fn counter_where(metrics: &Metrics, family: &str, label: &str) -> f64 {
         .sum()
 }
 
-async fn holder(client: &Client, ns: &str) -> Option<String> {
-    let lease = Api::<Lease>::namespaced(client.clone(), ns)
-        .get_opt(LEASE)
-        .await
-        .ok()??;
-    lease.spec?.holder_identity.filter(|h| !h.is_empty())
-}
-
 async fn wait_holder(client: &Client, ns: &str, prefix: &str, timeout: Duration) -> Option<String> {
     wait_for(timeout, || async {
-        holder(client, ns)
+        lease_holder(client, ns, LEASE)
             .await
             .filter(|h| h.starts_with(&format!("{prefix}_")))
     })
@@ -296,7 +289,7 @@ async fn killed_leader_fails_over_within_the_lease_duration_without_duplicates()
     // Let both instances see the incident and its events for a while.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        holder(client, &ns)
+        lease_holder(client, &ns, LEASE)
             .await
             .is_some_and(|h| h.starts_with("op-a_")),
         "the first instance keeps the lease while alive"
@@ -397,7 +390,7 @@ async fn a_leader_that_loses_its_lease_stops_acting_at_once() {
         })
     };
     wait_for(Duration::from_secs(5), || async {
-        (holder(client, &ns).await.as_deref() == Some("intruder")).then_some(())
+        (lease_holder(client, &ns, LEASE).await.as_deref() == Some("intruder")).then_some(())
     })
     .await
     .expect("the lease is taken");
@@ -453,7 +446,7 @@ async fn graceful_shutdown_releases_the_lease_for_an_immediate_handover() {
         .expect("the first instance takes the lease");
     let b = Instance::start(&cluster.operator_client, &ns, "op-b", "30s").await;
     tokio::time::sleep(RETRY * 3).await;
-    assert!(holder(client, &ns)
+    assert!(lease_holder(client, &ns, LEASE)
         .await
         .is_some_and(|h| h.starts_with("op-a_")));
 
@@ -465,7 +458,7 @@ async fn graceful_shutdown_releases_the_lease_for_an_immediate_handover() {
     assert!(stopped_at.elapsed() < Duration::from_secs(5));
     b.stop().await;
     assert_eq!(
-        holder(client, &ns).await,
+        lease_holder(client, &ns, LEASE).await,
         None,
         "the last instance releases the lease too"
     );
@@ -638,7 +631,7 @@ async fn traffic(cluster_wide: bool) -> Option<(Vec<Call>, String, String)> {
     }
     let op = Instance::start_with(&client, &args).await;
     wait_for(Duration::from_secs(10), || async {
-        holder(&cluster.client, &own)
+        lease_holder(&cluster.client, &own, LEASE)
             .await
             .filter(|h| h.starts_with("op-a_"))
     })

@@ -4,63 +4,22 @@ use std::time::Duration;
 use testkit::CreateGranted;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::Api;
 use kube_incident::api::{Incident, IncidentStatus, Phase, StepState};
 use kube_incident::operator;
 use serde_json::json;
 
 use crate::harness::{wait_for, Cluster, RunningOperator};
+use testkit::incidents::{events_for, incident, wait_incident};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn incident(name: &str, body: serde_json::Value) -> Incident {
-    let mut v = json!({
-        "apiVersion": "kubeincident.io/v1alpha1",
-        "kind": "Incident",
-        "metadata": {"name": name},
-    });
-    v["spec"] = body;
-    serde_json::from_value(v).unwrap()
-}
-
-async fn wait_status(
-    api: &Api<Incident>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&IncidentStatus) -> bool,
-) -> Incident {
-    let found = wait_for(WAIT, || async {
-        let inc = api.get(name).await.ok()?;
-        inc.status.as_ref().filter(|s| pred(s))?;
-        Some(inc)
-    })
-    .await;
-    match found {
-        Some(inc) => inc,
-        None => {
-            let last = api.get(name).await.ok().and_then(|i| i.status);
-            panic!("timed out waiting for {what}; last status: {last:#?}")
-        }
-    }
-}
 
 fn cond(s: &IncidentStatus, type_: &str) -> Option<(String, String)> {
     s.conditions
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
 }
 
 async fn http_get(url: &str) -> (u16, String) {
@@ -123,7 +82,7 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "db-slow", "the incident to open", |s| {
+    let inc = wait_incident(&api, "db-slow", WAIT, "the incident to open", |s| {
         s.opened_at.is_some()
     })
     .await;
@@ -152,7 +111,7 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     );
 
     // The response deadline passes: ResponseOverdue appears on time.
-    let inc = wait_status(&api, "db-slow", "ResponseOverdue", |s| {
+    let inc = wait_incident(&api, "db-slow", WAIT, "ResponseOverdue", |s| {
         cond(s, "ResponseOverdue").is_some_and(|(st, _)| st == "True")
     })
     .await;
@@ -178,7 +137,7 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "db-slow", "acknowledgement", |s| {
+    let inc = wait_incident(&api, "db-slow", WAIT, "acknowledgement", |s| {
         s.acknowledged_at.is_some()
     })
     .await;
@@ -200,7 +159,7 @@ async fn manual_incident_opens_goes_overdue_is_acknowledged_and_resolved() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "db-slow", "resolution", |s| {
+    let inc = wait_incident(&api, "db-slow", WAIT, "resolution", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -305,7 +264,7 @@ async fn approval_gate_and_invalid_step() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "web-down", "the approval gate", |s| {
+    let inc = wait_incident(&api, "web-down", WAIT, "the approval gate", |s| {
         s.mitigations
             .get(1)
             .is_some_and(|m| m.state == StepState::AwaitingApproval)
@@ -347,7 +306,7 @@ async fn approval_gate_and_invalid_step() {
     )
     .await
     .unwrap();
-    let inc = wait_status(&api, "web-down", "approval", |s| {
+    let inc = wait_incident(&api, "web-down", WAIT, "approval", |s| {
         s.mitigations
             .get(1)
             .is_some_and(|m| m.approved_at.is_some())

@@ -12,93 +12,15 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use kube_incident::api::{Incident, IncidentStatus, Phase, Runbook, StepState, TimelineType};
+use kube_incident::api::{Incident, Phase, Runbook, StepState, TimelineType};
 use serde_json::json;
 
 use crate::detection::{deployment, set_behavior};
 use crate::harness::{wait_for, Cluster, RunningOperator};
+use testkit::fixtures::{available, bad_rollout, revision};
+use testkit::incidents::{create_runbook, incident, runbook, step_state, wait_status};
 
 const WAIT: Duration = Duration::from_secs(60);
-const REVISION: &str = "deployment.kubernetes.io/revision";
-
-fn incident(name: &str, spec: serde_json::Value) -> Incident {
-    serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap()
-}
-
-async fn wait_status(
-    api: &Api<Incident>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&IncidentStatus) -> bool,
-) -> IncidentStatus {
-    let found = wait_for(WAIT, || async {
-        let inc = api.get(name).await.ok()?;
-        inc.status.filter(|s| pred(s))
-    })
-    .await;
-    match found {
-        Some(s) => s,
-        None => {
-            let last = api.get(name).await.ok().and_then(|i| i.status);
-            panic!("timed out waiting for {what}; last status: {last:#?}")
-        }
-    }
-}
-
-fn step_state(s: &IncidentStatus, i: usize) -> Option<StepState> {
-    s.mitigations.get(i).map(|m| m.state)
-}
-
-fn revision(d: &Deployment) -> i64 {
-    d.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(REVISION))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-async fn available(client: &Client, ns: &str, name: &str, replicas: i32) -> Deployment {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        let s = d.status.clone()?;
-        (s.observed_generation >= d.metadata.generation
-            && s.updated_replicas == Some(replicas)
-            && s.available_replicas == Some(replicas)
-            && s.replicas == Some(replicas))
-        .then_some(d)
-    })
-    .await
-    .unwrap_or_else(|| panic!("deployment {name} becomes available"))
-}
-
-/// A healthy v1 rolled out, then a crash-looping v2 (revision 2).
-async fn bad_rollout(client: &Client, ns: &str, name: &str) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &deployment(name, 3, "healthy"))
-        .await
-        .unwrap();
-    available(client, ns, name, 3).await;
-    set_behavior(
-        client,
-        ns,
-        name,
-        "crashloop",
-        &format!("registry.example/{name}:v2"),
-    )
-    .await;
-    wait_for(WAIT, || async {
-        let d = api.get(name).await.ok()?;
-        (revision(&d) == 2).then_some(())
-    })
-    .await
-    .expect("revision 2");
-}
 
 /// Successful writes of `resource` in `ns` by kube-incident (not
 /// subresources): the emulator's write log, or the real API server's audit
@@ -124,21 +46,19 @@ async fn bad_rollout_detected_undone_recovered_resolved() {
     };
     let ns = cluster.namespace("undo").await;
     let runbooks: Api<Runbook> = Api::namespaced(cluster.client.clone(), &ns);
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "checkout"},
-        "spec": {
+    let rb = runbook(
+        "checkout",
+        json!({
             "selector": {"matchLabels": {"app": "checkout"}},
             "triggers": [{"type": "CrashLoopBackOff", "minRestarts": 2}],
             "mitigations": [{"name": "rollback", "action": "RolloutUndo", "approval": "Automatic",
                              "when": {"rolloutWithin": "30m"}}],
             "monitoring": {"window": "3s"}
-        }
-    }))
-    .unwrap();
+        }),
+    );
     runbooks.create(&PostParams::default(), &rb).await.unwrap();
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
-    bad_rollout(&cluster.client, &ns, "checkout").await;
+    bad_rollout(&cluster.client, &ns, "checkout", 3, WAIT).await;
 
     let incidents: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     let name = wait_for(WAIT, || async {
@@ -160,7 +80,7 @@ async fn bad_rollout_detected_undone_recovered_resolved() {
         .await
         .unwrap();
 
-    let s = wait_status(&incidents, &name, "resolution after the undo", |s| {
+    let s = wait_status(&incidents, &name, WAIT, "resolution after the undo", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -223,7 +143,7 @@ async fn manual_step_waits_for_approval_then_runs() {
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
     .await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     api.create_granted(
         &PostParams::default(),
@@ -236,7 +156,7 @@ async fn manual_step_waits_for_approval_then_runs() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "web-bad", "AwaitingApproval", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "AwaitingApproval", |s| {
         step_state(s, 0) == Some(StepState::AwaitingApproval)
     })
     .await;
@@ -259,7 +179,7 @@ async fn manual_step_waits_for_approval_then_runs() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "web-bad", "resolution", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "resolution", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -281,7 +201,7 @@ async fn dry_run_records_the_plan_and_changes_nothing() {
         &["--detect=false", "--dry-run"],
     )
     .await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     let before = Api::<Deployment>::namespaced(cluster.client.clone(), &ns)
         .get("web")
         .await
@@ -300,7 +220,7 @@ async fn dry_run_records_the_plan_and_changes_nothing() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "web-bad", "both steps planned", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "both steps planned", |s| {
         step_state(s, 1) == Some(StepState::Skipped)
     })
     .await;
@@ -348,7 +268,7 @@ async fn refusals_have_clear_reasons_and_stay_in_namespace() {
         )
         .await
         .unwrap();
-    available(&cluster.client, &ns, "fresh", 2).await;
+    available(&cluster.client, &ns, "fresh", 2, WAIT).await;
 
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     for (name, target, step) in [
@@ -396,7 +316,7 @@ async fn refusals_have_clear_reasons_and_stay_in_namespace() {
         ("tenancy", "not found in namespace"),
         ("no-container", "container \"nope\" not found"),
     ] {
-        let s = wait_status(&api, name, "the step to fail", |s| {
+        let s = wait_status(&api, name, WAIT, "the step to fail", |s| {
             step_state(s, 0) == Some(StepState::Failed)
         })
         .await;
@@ -442,7 +362,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .unwrap()]);
     deps.create(&PostParams::default(), &d).await.unwrap();
-    available(&cluster.client, &ns, "web", 2).await;
+    available(&cluster.client, &ns, "web", 2, WAIT).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     api.create_granted(
         &PostParams::default(),
@@ -456,7 +376,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "cap", "scale succeeded", |s| {
+    let s = wait_status(&api, "cap", WAIT, "scale succeeded", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -477,7 +397,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "cap", "scale reverted", |s| {
+    let s = wait_status(&api, "cap", WAIT, "scale reverted", |s| {
         step_state(s, 0) == Some(StepState::Reverted)
     })
     .await;
@@ -489,7 +409,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
         deps.get("web").await.unwrap().spec.unwrap().replicas,
         Some(2)
     );
-    available(&cluster.client, &ns, "web", 2).await;
+    available(&cluster.client, &ns, "web", 2, WAIT).await;
 
     // SetEnv: one variable existed, one did not; a revert restores both exactly.
     api.create_granted(
@@ -502,7 +422,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "flags", "set env succeeded", |s| {
+    let s = wait_status(&api, "flags", WAIT, "set env succeeded", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -525,7 +445,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .await
     .unwrap();
-    wait_status(&api, "flags", "env reverted", |s| {
+    wait_status(&api, "flags", WAIT, "env reverted", |s| {
         step_state(s, 0) == Some(StepState::Reverted)
     })
     .await;
@@ -559,7 +479,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     )
     .await
     .unwrap();
-    wait_status(&api, "flags2", "set env succeeded", |s| {
+    wait_status(&api, "flags2", WAIT, "set env succeeded", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -571,7 +491,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     .unwrap();
     // Recorded as an external change during monitoring (before the
     // resolution: a resolved Incident no longer watches its workload)...
-    wait_status(&api, "flags2", "external change recorded", |s| {
+    wait_status(&api, "flags2", WAIT, "external change recorded", |s| {
         s.timeline
             .iter()
             .any(|e| e.type_ == TimelineType::ExternalChange && e.message.contains("alice"))
@@ -585,7 +505,7 @@ async fn scale_and_set_env_revert_on_resolve_exactly() {
     .await
     .unwrap();
     // ...then declined on resolve.
-    let s = wait_status(&api, "flags2", "revert declined", |s| {
+    let s = wait_status(&api, "flags2", WAIT, "revert declined", |s| {
         s.mitigations
             .first()
             .is_some_and(|m| m.after.contains_key("revert"))
@@ -626,7 +546,7 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
     }))
     .unwrap();
     hpas.create(&PostParams::default(), &hpa).await.unwrap();
-    available(&cluster.client, &ns, "web", 2).await;
+    available(&cluster.client, &ns, "web", 2, WAIT).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     api.create_granted(
         &PostParams::default(),
@@ -636,7 +556,7 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "too-many", "refusal", |s| {
+    let s = wait_status(&api, "too-many", WAIT, "refusal", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
     .await;
@@ -677,7 +597,7 @@ async fn scale_under_an_hpa_raises_min_replicas_or_refuses() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "more", "verified", |s| {
+    let s = wait_status(&api, "more", WAIT, "verified", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -702,7 +622,7 @@ async fn rollout_restart_sets_restarted_at_and_rolls_out() {
     deps.create(&PostParams::default(), &deployment("web", 2, "healthy"))
         .await
         .unwrap();
-    available(&cluster.client, &ns, "web", 2).await;
+    available(&cluster.client, &ns, "web", 2, WAIT).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     api.create_granted(
         &PostParams::default(),
@@ -712,7 +632,7 @@ async fn rollout_restart_sets_restarted_at_and_rolls_out() {
     )
     .await
     .unwrap();
-    let s = wait_status(&api, "stuck", "restart verified", |s| {
+    let s = wait_status(&api, "stuck", WAIT, "restart verified", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -756,7 +676,7 @@ async fn killed_after_intent_before_write_applies_once() {
         return;
     };
     let ns = cluster.namespace("kill1").await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     // Every patch of the Deployment fails: the intent is recorded, the write never lands.
     let rule = emu.faults().add(
         FaultRule::new(FaultAction::InternalError)
@@ -767,7 +687,7 @@ async fn killed_after_intent_before_write_applies_once() {
     let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
-    let s = wait_status(&api, "web-bad", "intent recorded", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "intent recorded", |s| {
         step_state(s, 0) == Some(StepState::Running)
     })
     .await;
@@ -789,7 +709,7 @@ async fn killed_after_intent_before_write_applies_once() {
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
     .await;
-    wait_status(&api, "web-bad", "resolved", |s| {
+    wait_status(&api, "web-bad", WAIT, "resolved", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -811,7 +731,7 @@ async fn killed_after_write_before_success_never_writes_again() {
         return;
     };
     let ns = cluster.namespace("kill2").await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
@@ -836,7 +756,7 @@ async fn killed_after_write_before_success_never_writes_again() {
         &["--detect=false", "--monitoring-window", "SEV2=2s"],
     )
     .await;
-    let s = wait_status(&api, "web-bad", "resolved", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "resolved", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -859,7 +779,7 @@ async fn conflicts_server_errors_and_dropped_watches_converge_once() {
         return;
     };
     let ns = cluster.namespace("faults").await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     emu.faults().add(
         FaultRule::new(FaultAction::Conflict)
             .verb("patch")
@@ -890,13 +810,13 @@ async fn conflicts_server_errors_and_dropped_watches_converge_once() {
     .await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
-    wait_status(&api, "web-bad", "running", |s| {
+    wait_status(&api, "web-bad", WAIT, "running", |s| {
         step_state(s, 0) == Some(StepState::Running)
     })
     .await;
     emu.faults().drop_watches();
     emu.faults().force_watch_expiry(None);
-    let s = wait_status(&api, "web-bad", "resolved", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "resolved", |s| {
         s.phase == Some(Phase::Resolved)
     })
     .await;
@@ -916,7 +836,7 @@ async fn external_revert_is_recorded_and_not_fought() {
         return;
     };
     let ns = cluster.namespace("gitops").await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     let op = RunningOperator::start(
         &cluster.operator_client,
         &ns,
@@ -937,7 +857,7 @@ async fn external_revert_is_recorded_and_not_fought() {
     )
     .await
     .unwrap();
-    wait_status(&api, "web-bad", "undo succeeded", |s| {
+    wait_status(&api, "web-bad", WAIT, "undo succeeded", |s| {
         step_state(s, 0) == Some(StepState::Succeeded)
     })
     .await;
@@ -950,7 +870,7 @@ async fn external_revert_is_recorded_and_not_fought() {
         "registry.example/web:v2",
     )
     .await;
-    let s = wait_status(&api, "web-bad", "the external change", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "the external change", |s| {
         s.timeline
             .iter()
             .any(|e| e.type_ == TimelineType::ExternalChange)
@@ -982,17 +902,14 @@ async fn cooldown_holds_the_next_action() {
     deps.create(&PostParams::default(), &deployment("web", 2, "healthy"))
         .await
         .unwrap();
-    available(&cluster.client, &ns, "web", 2).await;
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "limits": {"cooldown": "10m", "maxActionsPerHour": 5}}
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
+    available(&cluster.client, &ns, "web", 2, WAIT).await;
+    create_runbook(
+        &cluster.client,
+        &ns,
+        "web",
+        json!({"selector": {"matchLabels": {"app": "web"}}, "limits": {"cooldown": "10m", "maxActionsPerHour": 5}}),
+    )
+    .await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     for (name, replicas) in [("first", 3), ("second", 4)] {
         api.create_granted(
@@ -1004,13 +921,13 @@ async fn cooldown_holds_the_next_action() {
         .await
         .unwrap();
         if name == "first" {
-            wait_status(&api, "first", "first scale", |s| {
+            wait_status(&api, "first", WAIT, "first scale", |s| {
                 step_state(s, 0) == Some(StepState::Succeeded)
             })
             .await;
         }
     }
-    let s = wait_status(&api, "second", "cooldown", |s| {
+    let s = wait_status(&api, "second", WAIT, "cooldown", |s| {
         s.mitigations
             .first()
             .is_some_and(|m| m.message.contains("cooldown"))
@@ -1030,7 +947,7 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
         return;
     };
     let ns = cluster.namespace("race").await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     let rule = emu.faults().add(
         FaultRule::new(FaultAction::InternalError)
             .verb("patch")
@@ -1041,7 +958,7 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
     let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     declare_undo(&api).await;
-    wait_status(&api, "web-bad", "intent recorded", |s| {
+    wait_status(&api, "web-bad", WAIT, "intent recorded", |s| {
         step_state(s, 0) == Some(StepState::Running)
     })
     .await;
@@ -1057,7 +974,7 @@ async fn a_change_between_intent_and_write_is_reported_not_overwritten() {
     )
     .await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
-    let s = wait_status(&api, "web-bad", "the external change", |s| {
+    let s = wait_status(&api, "web-bad", WAIT, "the external change", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
     .await;
@@ -1090,23 +1007,20 @@ async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
         return;
     };
     let ns = cluster.namespace("rbdry").await;
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "web"},
-        "spec": {
+    create_runbook(
+        &cluster.client,
+        &ns,
+        "web",
+        json!({
             "selector": {"matchLabels": {"app": "web"}},
             "triggers": [{"type": "CrashLoopBackOff", "minRestarts": 2}],
             "mitigations": [{"name": "rollback", "action": "RolloutUndo", "approval": "Automatic"}],
             "dryRun": true
-        }
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(cluster.client.clone(), &ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
-    bad_rollout(&cluster.client, &ns, "web").await;
+    bad_rollout(&cluster.client, &ns, "web", 3, WAIT).await;
     let incidents: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
     let name = wait_for(WAIT, || async {
         let l = incidents.list(&ListParams::default()).await.ok()?;
@@ -1114,7 +1028,7 @@ async fn runbook_dry_run_plans_from_detection_and_changes_nothing() {
     })
     .await
     .expect("an incident opens");
-    let s = wait_status(&incidents, &name, "the dry-run plan", |s| {
+    let s = wait_status(&incidents, &name, WAIT, "the dry-run plan", |s| {
         step_state(s, 0) == Some(StepState::Skipped)
     })
     .await;

@@ -12,13 +12,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use kube_incident::api::{DeliveryState, Incident, IncidentStatus, Runbook};
+use kube_incident::api::{DeliveryState, Incident, IncidentStatus};
 use serde_json::{json, Value};
 
 use crate::harness::{wait_for, Cluster, RunningOperator};
+use testkit::fixtures::healthy_deployment;
+use testkit::incidents::{create_runbook, events_for, incident, wait_incident};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Part of every sink URL: must never show up outside the Secret.
@@ -123,19 +124,6 @@ pub async fn secret(client: &Client, ns: &str, name: &str, url: &str) {
         .unwrap();
 }
 
-pub async fn runbook(client: &Client, ns: &str, spec: Value) {
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "team"},
-        "spec": spec,
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
-}
-
 pub async fn declare(client: &Client, ns: &str, name: &str, extra: Value) {
     let mut spec = json!({
         "title": "checkout is down",
@@ -147,14 +135,8 @@ pub async fn declare(client: &Client, ns: &str, name: &str, extra: Value) {
             s.insert(k.clone(), v.clone());
         }
     }
-    let inc: Incident = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Incident",
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .unwrap();
     Api::<Incident>::namespaced(client.clone(), ns)
-        .create_granted(&PostParams::default(), &inc)
+        .create_granted(&PostParams::default(), &incident(name, spec))
         .await
         .unwrap();
 }
@@ -170,6 +152,7 @@ pub async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) {
         .unwrap();
 }
 
+/// [`wait_incident`] for Incident `name` in `ns`, for at most [`WAIT`].
 pub async fn wait_status(
     client: &Client,
     ns: &str,
@@ -178,19 +161,7 @@ pub async fn wait_status(
     pred: impl Fn(&IncidentStatus) -> bool,
 ) -> Incident {
     let api: Api<Incident> = Api::namespaced(client.clone(), ns);
-    let found = wait_for(WAIT, || async {
-        let inc = api.get(name).await.ok()?;
-        inc.status.as_ref().filter(|s| pred(s))?;
-        Some(inc)
-    })
-    .await;
-    match found {
-        Some(inc) => inc,
-        None => {
-            let last = api.get(name).await.ok().and_then(|i| i.status);
-            panic!("timed out waiting for {what}; last status: {last:#?}")
-        }
-    }
+    wait_incident(&api, name, WAIT, what, pred).await
 }
 
 async fn wait_received(r: &Receiver, sink: &str, n: usize) {
@@ -203,17 +174,6 @@ async fn wait_received(r: &Receiver, sink: &str, n: usize) {
         "sink {sink}: expected {n} messages, got {:?}",
         r.events(sink)
     );
-}
-
-async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
 }
 
 /// Everything a user can see about an Incident, as one string.
@@ -298,7 +258,7 @@ async fn notifications_are_sent_exactly_once_across_restarts() {
         &format!("{base}/hook/team-hook/{SECRET_TOKEN}"),
     )
     .await;
-    runbook(&client, &ns, sinks_spec(&base)).await;
+    create_runbook(&client, &ns, "team", sinks_spec(&base)).await;
     let flags = ["--notify-backoff", "10ms", "--notify-max-attempts", "4"];
     let op = RunningOperator::start(&cluster.operator_client, &ns, &flags).await;
     declare(&client, &ns, "inc-a", json!({})).await;
@@ -413,7 +373,7 @@ async fn a_failing_sink_shows_in_a_condition_and_an_event_and_never_blocks() {
         &format!("{base}/hook/team-hook/{SECRET_TOKEN}"),
     )
     .await;
-    runbook(&client, &ns, sinks_spec(&base)).await;
+    create_runbook(&client, &ns, "team", sinks_spec(&base)).await;
     let op = RunningOperator::start(
         &cluster.operator_client,
         &ns,
@@ -534,9 +494,9 @@ async fn missed_response_deadline_escalates_on_timers_until_acknowledged() {
         )
         .await;
     }
-    runbook(
+    create_runbook(
         &client,
-        &ns,
+        &ns, "team",
         json!({
             "selector": {"matchLabels": {"app": "nothing-here"}},
             "notify": [
@@ -609,20 +569,8 @@ async fn evidence_at_open_and_postmortem_on_resolve() {
     };
     let client = cluster.client.clone();
     let ns = cluster.namespace("evidence").await;
+    healthy_deployment(&client, &ns, "checkout", 3, WAIT).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    deployments
-        .create(
-            &PostParams::default(),
-            &crate::detection::deployment("checkout", 3, "healthy"),
-        )
-        .await
-        .unwrap();
-    wait_for(WAIT, || async {
-        let d = deployments.get("checkout").await.ok()?;
-        (d.status?.available_replicas? == 3).then_some(())
-    })
-    .await
-    .expect("deployment available");
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     crate::detection::set_behavior(
         &client,
@@ -940,7 +888,7 @@ async fn a_delivery_cut_short_is_marked_unknown_and_never_resent() {
         &format!("{base}/hook/team-hook/{SECRET_TOKEN}"),
     )
     .await;
-    runbook(&client, &ns, sinks_spec(&base)).await;
+    create_runbook(&client, &ns, "team", sinks_spec(&base)).await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     declare(&client, &ns, "inc-c", json!({})).await;
     wait_status(&client, &ns, "inc-c", "declared delivered", |s| {
@@ -1006,7 +954,6 @@ async fn a_delivery_cut_short_is_marked_unknown_and_never_resent() {
 
 #[tokio::test]
 async fn the_whole_loop_notifies_each_transition_once() {
-    use k8s_openapi::api::apps::v1::Deployment;
     let Some(cluster) = Cluster::with_crds(true).await else {
         return;
     };
@@ -1020,36 +967,20 @@ async fn the_whole_loop_notifies_each_transition_once() {
         &format!("{base}/hook/team-hook/{SECRET_TOKEN}"),
     )
     .await;
-    let rb: Runbook = serde_json::from_value(json!({
-        "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
-        "metadata": {"name": "checkout"},
-        "spec": {
+    create_runbook(
+        &client,
+        &ns,
+        "checkout",
+        json!({
             "selector": {"matchLabels": {"app": "checkout"}},
             "triggers": [{"type": "CrashLoopBackOff", "minRestarts": 2}],
             "mitigations": [{"name": "rollback", "action": "RolloutUndo", "approval": "Manual"}],
             "monitoring": {"window": "5s"},
             "notify": [{"name": "team-hook", "format": "Webhook", "urlSecretRef": {"name": "hook", "key": "url"}}],
-        }
-    }))
-    .unwrap();
-    Api::<Runbook>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &rb)
-        .await
-        .unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    deployments
-        .create(
-            &PostParams::default(),
-            &crate::detection::deployment("checkout", 2, "healthy"),
-        )
-        .await
-        .unwrap();
-    wait_for(WAIT, || async {
-        let d = deployments.get("checkout").await.ok()?;
-        (d.status?.available_replicas? == 2).then_some(())
-    })
-    .await
-    .expect("deployment available");
+        }),
+    )
+    .await;
+    healthy_deployment(&client, &ns, "checkout", 2, WAIT).await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
     crate::detection::set_behavior(
         &client,

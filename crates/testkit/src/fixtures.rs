@@ -7,10 +7,14 @@
 //! a real cause (a missing ConfigMap, a request no node can hold), the pod
 //! spec has it.
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
+
+use crate::wait::wait_for;
 
 /// The emulator's behaviour annotation.
 pub const BEHAVIOR_ANNOTATION: &str = "sim.kubeincident.io/behavior";
@@ -128,6 +132,85 @@ pub async fn set_behavior(client: &Client, ns: &str, name: &str, behavior: &str,
         }
     }
     panic!("roll out {name}: conflicts did not stop");
+}
+
+/// The annotation a Deployment's revision stands in.
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// The revision of Deployment `d` (0 before the first).
+pub fn revision(d: &Deployment) -> i64 {
+    d.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Deployment `name` once it is rolled out: the current generation
+/// observed, and `replicas` replicas, all updated and available; polled for
+/// at most `timeout`.
+pub async fn available(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    timeout: Duration,
+) -> Deployment {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    wait_for(timeout, || async {
+        let d = api.get(name).await.ok()?;
+        let s = d.status.clone()?;
+        (s.observed_generation >= d.metadata.generation
+            && s.updated_replicas == Some(replicas)
+            && s.available_replicas == Some(replicas)
+            && s.replicas == Some(replicas))
+        .then_some(d)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!("deployment {name} in {ns} has {replicas} available replicas within {timeout:?}")
+    })
+}
+
+/// Create a healthy Deployment `name` of `replicas` pods and wait until it
+/// is [`available`].
+pub async fn healthy_deployment(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    timeout: Duration,
+) -> Deployment {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &deployment(name, replicas, "healthy"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create deployment {name} in {ns}: {e}"));
+    available(client, ns, name, replicas, timeout).await
+}
+
+/// A bad rollout: a healthy v1 of `replicas` pods rolled out, then a
+/// crash-looping v2 (revision 2).
+pub async fn bad_rollout(client: &Client, ns: &str, name: &str, replicas: i32, timeout: Duration) {
+    healthy_deployment(client, ns, name, replicas, timeout).await;
+    set_behavior(
+        client,
+        ns,
+        name,
+        "crashloop",
+        &format!("registry.example/{name}:v2"),
+    )
+    .await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    wait_for(timeout, || async {
+        let d = api.get(name).await.ok()?;
+        (revision(&d) == 2).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("deployment {name} in {ns} reaches revision 2 within {timeout:?}"));
 }
 
 #[cfg(test)]

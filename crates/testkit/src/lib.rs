@@ -23,6 +23,7 @@ mod backend;
 mod cluster;
 pub mod fixtures;
 mod grants;
+pub mod incidents;
 mod operator;
 mod wait;
 
