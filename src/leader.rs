@@ -382,14 +382,16 @@ impl LeaderElector {
             _ = self.campaign(shutdown.as_mut()) => {}
             _ = leadership.lapse_at_deadlines() => {}
         }
-        let held = self.leadership.is_leader();
         self.leadership.set(false);
-        if held {
-            match tokio::time::timeout(self.cfg.renew_deadline, self.release()).await {
-                Ok(Ok(())) => info!("leader election: released the lease"),
-                Ok(Err(e)) => warn!(error = %e, "leader election: cannot release the lease"),
-                Err(_) => warn!("leader election: releasing the lease timed out"),
-            }
+        // Release whenever the Lease names us, not only when the flag says
+        // we lead: a shutdown that cut an attempt short may have left the
+        // Lease written (acquired) before the flag was set. `release` reads
+        // the holder first, so a follower changes nothing.
+        match tokio::time::timeout(self.cfg.renew_deadline, self.release()).await {
+            Ok(Ok(true)) => info!("leader election: released the lease"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warn!(error = %e, "leader election: cannot release the lease"),
+            Err(_) => warn!("leader election: releasing the lease timed out"),
         }
     }
 
@@ -535,7 +537,8 @@ impl LeaderElector {
     }
 
     /// Give the lease up: no holder, so a candidate takes it at once.
-    async fn release(&self) -> Result<(), LeaderError> {
+    /// Give the Lease up if it names this instance; `Ok(true)` when it did.
+    async fn release(&self) -> Result<bool, LeaderError> {
         let read_err = |source| LeaderError::Read {
             namespace: self.cfg.lease_namespace.clone(),
             name: self.cfg.lease_name.clone(),
@@ -547,20 +550,20 @@ impl LeaderElector {
             .await
             .map_err(read_err)?
         else {
-            return Ok(());
+            return Ok(false);
         };
         let mut spec = lease.spec.clone().unwrap_or_default();
         if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
-            return Ok(());
+            return Ok(false);
         }
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime((self.clock)()));
         lease.spec = Some(spec);
         match self.api.replace(&self.cfg.lease_name, &pp(), &lease).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             // Taken over meanwhile: nothing left to release.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(source) => Err(LeaderError::Write {
                 namespace: self.cfg.lease_namespace.clone(),
                 name: self.cfg.lease_name.clone(),

@@ -74,7 +74,11 @@ async fn bad_rollout_detected_undone_recovered_resolved() {
         .patch(
             "checkout",
             &PatchParams::default(),
+            // (a step added; removing `rollback` would revoke it for the
+            // Incident too: a step runs only while its Runbook grants it).
             &Patch::Merge(json!({"spec": {"mitigations": [
+                {"name": "rollback", "action": "RolloutUndo", "approval": "Automatic",
+                 "when": {"rolloutWithin": "30m"}},
                 {"name": "restart", "action": "RolloutRestart", "approval": "Automatic"}]}})),
         )
         .await
