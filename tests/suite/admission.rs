@@ -654,7 +654,23 @@ async fn runbooks_need_patch_on_the_deployments_they_act_on() {
             mallory.create(&PostParams::default(), &rb).await
         }
     };
-    let m = refused(after_rbac(|| create(runbook("rb", false, false))).await);
+    // A new policy takes a moment to be in force for a resource: until the
+    // policy refuses, an admitted Runbook is removed and the write retried.
+    let admin: Api<Runbook> = Api::namespaced(s.cluster.client.clone(), ns);
+    let m = wait_for(Duration::from_secs(30), || async {
+        match create(runbook("rb", false, false)).await {
+            Err(kube::Error::Api(e)) if e.message.contains("cannot write Runbook") => {
+                Some(format!("{} {}", e.code, e.message))
+            }
+            Ok(_) => {
+                let _ = admin.delete("rb", &Default::default()).await;
+                None
+            }
+            _ => None,
+        }
+    })
+    .await
+    .expect("the policy refuses a Runbook from a user who may not patch Deployments");
     assert!(
         m.contains(&format!(
             "cannot write Runbook rb: user mallory lacks verb patch on deployments.apps in namespace {ns}"
