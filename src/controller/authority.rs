@@ -35,10 +35,9 @@ pub struct Mandate {
     /// Deployment target (or whose Deployment is gone), the Runbook its
     /// `runbookRef` names in the Incident's own namespace.
     pub policy: Option<Runbook>,
+    /// When the target Deployment does not exist, the steps as written and
+    /// nothing refused (a step's turn fails it as not found).
     pub plan: Plan,
-    /// The target Deployment does not exist: nothing to grant or refuse yet
-    /// (a step's turn fails it as not found).
-    pub target_missing: bool,
 }
 
 /// Resolve the mandate of `inc` (in `ns`).
@@ -69,7 +68,6 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
                 steps: inc.spec.mitigations.clone(),
                 ..Plan::default()
             },
-            target_missing: true,
             ..Mandate::default()
         });
     };
@@ -106,7 +104,6 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
         policy: runbook.clone(),
         runbook,
         plan,
-        target_missing: false,
     })
 }
 
