@@ -44,14 +44,44 @@ pub const NAMESPACED: &[Permission] = &[
     Permission {
         group: "",
         resource: "pods",
-        verbs: &["get", "list", "watch"],
-        why: "detect unhealthy pods; observe a Pod target",
+        verbs: &["get", "list", "watch", "delete"],
+        why: "detect unhealthy pods; observe a Pod target; DeletePods mitigations (pods of a StatefulSet or DaemonSet not on its update revision, with a uid and resourceVersion precondition)",
     },
     Permission {
         group: "apps",
         resource: "deployments",
         verbs: &["get", "list", "watch", "patch"],
         why: "detect unhealthy Deployments; observe a Deployment target; run mitigations (JSON patches: rollout undo, scale, env, restart)",
+    },
+    Permission {
+        group: "apps",
+        resource: "statefulsets",
+        verbs: &["get", "list", "watch", "patch"],
+        why: "detect stuck StatefulSet rollouts; observe a StatefulSet target; run mitigations (rollout undo, scale, env, restart)",
+    },
+    Permission {
+        group: "apps",
+        resource: "daemonsets",
+        verbs: &["get", "list", "watch", "patch"],
+        why: "detect stuck DaemonSet rollouts; observe a DaemonSet target; run mitigations (rollout undo, env, restart)",
+    },
+    Permission {
+        group: "apps",
+        resource: "controllerrevisions",
+        verbs: &["list"],
+        why: "the rollout history of StatefulSets and DaemonSets (RolloutUndo picks the revision to go back to)",
+    },
+    Permission {
+        group: "batch",
+        resource: "jobs",
+        verbs: &["get", "list", "watch"],
+        why: "detect failed Jobs; attribute Job pods to their CronJob",
+    },
+    Permission {
+        group: "batch",
+        resource: "cronjobs",
+        verbs: &["get", "list", "watch", "patch"],
+        why: "detect CronJobs whose Jobs keep failing; Suspend mitigations (spec.suspend)",
     },
     Permission {
         group: "autoscaling",

@@ -316,6 +316,14 @@ pub enum MitigationAction {
     SetEnv,
     /// Like `kubectl rollout restart`: bump the `kubectl.kubernetes.io/restartedAt` template annotation.
     RolloutRestart,
+    /// CronJob: set `spec.suspend` (no new Jobs); `revertOnResolve` resumes it.
+    Suspend,
+    /// StatefulSet / DaemonSet: delete the pods that are not on the update
+    /// revision, so the controller recreates them from the current template
+    /// (the documented remedy after a rollback under `OnDelete`, or when an
+    /// `OrderedReady` StatefulSet waits on a broken pod). Never implied by
+    /// RolloutUndo: a separate step, separately approved.
+    DeletePods,
 }
 
 impl MitigationAction {

@@ -60,12 +60,36 @@ impl IncidentSource {
 )]
 pub enum TargetKind {
     Deployment,
+    /// A bare pod (no controller): its own workload.
     Pod,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    /// A CronJob, judged through the Jobs it launches.
+    CronJob,
 }
 
 impl TargetKind {
+    /// Every kind, in API order.
+    pub const ALL: [TargetKind; 6] = [
+        TargetKind::Deployment,
+        TargetKind::Pod,
+        TargetKind::StatefulSet,
+        TargetKind::DaemonSet,
+        TargetKind::Job,
+        TargetKind::CronJob,
+    ];
+
+    /// What a Runbook without `targetKinds` covers (v1alpha1 behaviour).
+    pub const DEFAULT_RUNBOOK_KINDS: [TargetKind; 2] = [TargetKind::Deployment, TargetKind::Pod];
+
     pub fn as_str(self) -> &'static str {
         self.into()
+    }
+
+    /// The kind named `s` (its API spelling).
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        TargetKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

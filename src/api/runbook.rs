@@ -36,11 +36,17 @@ pub enum TriggerType {
     ProgressDeadlineExceeded,
     Unschedulable,
     NotReady,
+    /// StatefulSet / DaemonSet: an update that does not finish (pods not
+    /// updated, or unavailable) past `for` (default 5m).
+    RolloutStuck,
+    /// Job: the `Failed` condition (BackoffLimitExceeded, DeadlineExceeded,
+    /// ...). CronJob: its newest `minFailures` finished Jobs all failed.
+    JobFailed,
 }
 
 impl TriggerType {
     /// Every built-in trigger (what an empty `triggers` list means).
-    pub const ALL: [TriggerType; 9] = [
+    pub const ALL: [TriggerType; 11] = [
         TriggerType::CrashLoopBackOff,
         TriggerType::ImagePullBackOff,
         TriggerType::OOMKilled,
@@ -50,6 +56,8 @@ impl TriggerType {
         TriggerType::ProgressDeadlineExceeded,
         TriggerType::Unschedulable,
         TriggerType::NotReady,
+        TriggerType::RolloutStuck,
+        TriggerType::JobFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +88,11 @@ pub struct Trigger {
     /// Unavailable: ratio of unavailable replicas that counts (default "0.5").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_unavailable_ratio: Option<Ratio>,
+    /// JobFailed on a CronJob: how many of its newest finished Jobs must
+    /// all have failed (default 2). A Job's own failure always counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_failures: Option<i32>,
 }
 
 /// One impact rule: when at least this ratio of replicas is unavailable.
@@ -180,8 +193,14 @@ pub struct NotifySink {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunbookSpec {
-    /// Deployments in the Runbook's namespace it covers (`{}` selects all).
+    /// Workloads in the Runbook's namespace it covers (`{}` selects all),
+    /// matched against the labels of the workload object itself.
     pub selector: LabelSelector,
+    /// The kinds of workload the selector applies to. Empty (the v1alpha1
+    /// default): `[Deployment, Pod]` (Deployments and bare pods).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub target_kinds: Vec<crate::api::TargetKind>,
     /// Honoured only for Runbooks in the operator's own namespace: extends
     /// the Runbook to Deployments of the selected namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -120,6 +120,8 @@ async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation,
                 }
             }
         }
+        // Judged by the detector only (for now).
+        _ => (TargetHealth::Unknown, Default::default()),
     };
     Ok(Observation {
         target: health,

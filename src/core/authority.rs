@@ -324,7 +324,9 @@ pub fn grant(
                 out.env = step.env.clone();
             }
         }
-        MitigationAction::RolloutRestart => {}
+        MitigationAction::RolloutRestart
+        | MitigationAction::Suspend
+        | MitigationAction::DeletePods => {}
     }
     Mandate::Granted(out)
 }

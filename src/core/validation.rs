@@ -78,7 +78,10 @@ pub fn validate_step(step: &MitigationStep, prefix: &str) -> Vec<FieldError> {
                 }
             }
         }
-        MitigationAction::RolloutUndo | MitigationAction::RolloutRestart => {}
+        MitigationAction::RolloutUndo
+        | MitigationAction::RolloutRestart
+        | MitigationAction::Suspend
+        | MitigationAction::DeletePods => {}
     }
     if step.to_revision < 0 {
         err(

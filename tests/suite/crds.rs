@@ -117,7 +117,7 @@ fn schema_rejects_invalid_incidents() {
         ("/spec/source", json!("Pager"), "unknown source"),
         (
             "/spec/target/kind",
-            json!("StatefulSet"),
+            json!("ReplicaSet"),
             "unsupported target kind",
         ),
         (

@@ -20,13 +20,33 @@ GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
 - apiGroups: ["kubeincident.io"]
   resources: ["runbooks/status"]
   verbs: ["patch"]
-# detect unhealthy pods; observe a Pod target
+# detect unhealthy pods; observe a Pod target; DeletePods mitigations (pods of a StatefulSet or DaemonSet not on its update revision, with a uid and resourceVersion precondition)
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 # detect unhealthy Deployments; observe a Deployment target; run mitigations (JSON patches: rollout undo, scale, env, restart)
 - apiGroups: ["apps"]
   resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# detect stuck StatefulSet rollouts; observe a StatefulSet target; run mitigations (rollout undo, scale, env, restart)
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "patch"]
+# detect stuck DaemonSet rollouts; observe a DaemonSet target; run mitigations (rollout undo, env, restart)
+- apiGroups: ["apps"]
+  resources: ["daemonsets"]
+  verbs: ["get", "list", "watch", "patch"]
+# the rollout history of StatefulSets and DaemonSets (RolloutUndo picks the revision to go back to)
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["list"]
+# detect failed Jobs; attribute Job pods to their CronJob
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch"]
+# detect CronJobs whose Jobs keep failing; Suspend mitigations (spec.suspend)
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
   verbs: ["get", "list", "watch", "patch"]
 # Scale mitigations on a Deployment an HPA manages: raise (and on revert restore) its minReplicas
 - apiGroups: ["autoscaling"]

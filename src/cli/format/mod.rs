@@ -62,6 +62,10 @@ pub fn target_text(target: Option<&TargetRef>) -> String {
             let kind = match t.kind {
                 TargetKind::Deployment => "deployment",
                 TargetKind::Pod => "pod",
+                TargetKind::StatefulSet => "statefulset",
+                TargetKind::DaemonSet => "daemonset",
+                TargetKind::Job => "job",
+                TargetKind::CronJob => "cronjob",
             };
             format!("{kind}/{}", t.name)
         }

@@ -31,6 +31,8 @@ pub fn action_text(step: &MitigationStep) -> String {
             cell(s.trim_end())
         }
         MitigationAction::RolloutRestart => "RolloutRestart".to_string(),
+        MitigationAction::Suspend => "Suspend".to_string(),
+        MitigationAction::DeletePods => "DeletePods".to_string(),
     }
 }
 

@@ -52,6 +52,7 @@ pub fn external_change(
         MitigationAction::RolloutRestart => {
             format!("the restartedAt annotation of {name} changed{who}")
         }
+        MitigationAction::Suspend | MitigationAction::DeletePods => return None,
     })
 }
 

@@ -75,6 +75,7 @@ pub fn is_applied(
                 .as_ref()
                 == want
         }
+        MitigationAction::Suspend | MitigationAction::DeletePods => false,
     }
 }
 
