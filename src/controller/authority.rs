@@ -94,6 +94,7 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
     let governing = authority::governing(
         &runbooks,
         ns,
+        target.kind,
         &ns_labels,
         d.labels(),
         ctx.operator_namespace.as_deref(),

@@ -311,9 +311,9 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
             Some(None) => g.problems.push(format!("pod {} not found", target.name)),
             None => {}
         },
-        other => g.problems.push(format!(
-            "evidence for {other} targets is not gathered yet"
-        )),
+        other => g
+            .problems
+            .push(format!("evidence for {other} targets is not gathered yet")),
     }
     let mut failing: Vec<(i32, Pod)> = pods
         .into_iter()

@@ -80,6 +80,7 @@ impl Governing<'_> {
 pub fn governing<'a>(
     runbooks: impl IntoIterator<Item = &'a Runbook>,
     namespace: &str,
+    kind: TargetKind,
     namespace_labels: &BTreeMap<String, String>,
     workload_labels: &BTreeMap<String, String>,
     operator_namespace: Option<&str>,
@@ -87,6 +88,7 @@ pub fn governing<'a>(
     let rb = selector::runbook_for(
         runbooks,
         namespace,
+        kind,
         namespace_labels,
         workload_labels,
         operator_namespace,

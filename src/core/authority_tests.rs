@@ -270,6 +270,7 @@ fn a_tenant_runbook_never_shadows_a_cluster_wide_one() {
     let g = governing(
         &rbs,
         "shop",
+        TargetKind::Deployment,
         &labels(&[("tier", "prod")]),
         &labels(&[("app", "web")]),
         Some("kube-incident"),
@@ -303,6 +304,7 @@ fn a_tenant_runbook_never_shadows_a_cluster_wide_one() {
     let g = governing(
         &rbs,
         "shop",
+        TargetKind::Deployment,
         &labels(&[("tier", "dev")]),
         &labels(&[("app", "web")]),
         Some("kube-incident"),

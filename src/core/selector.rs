@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
 
-use crate::api::Runbook;
+use crate::api::{Runbook, RunbookSpec, TargetKind};
 
 /// A selector that cannot be evaluated (an unknown operator).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,7 +79,17 @@ pub fn deployment_selector(d: &Deployment) -> Result<Selector, SelectorError> {
     label_selector(&sel, "spec.selector")
 }
 
-/// The Runbook that governs a Deployment, honouring tenancy:
+/// Whether a Runbook applies to workloads of `kind`: its `targetKinds`,
+/// or `[Deployment, Pod]` when it lists none (the v1alpha1 behaviour).
+pub fn covers_kind(spec: &RunbookSpec, kind: TargetKind) -> bool {
+    if spec.target_kinds.is_empty() {
+        TargetKind::DEFAULT_RUNBOOK_KINDS.contains(&kind)
+    } else {
+        spec.target_kinds.contains(&kind)
+    }
+}
+
+/// The Runbook that governs a workload of `kind`, honouring tenancy:
 /// - a Runbook applies to Deployments in its own namespace whose labels
 ///   match its `selector`;
 /// - a Runbook in the operator's own namespace with a `namespaceSelector`
@@ -92,6 +102,7 @@ pub fn deployment_selector(d: &Deployment) -> Result<Selector, SelectorError> {
 pub fn runbook_for<'a>(
     runbooks: impl IntoIterator<Item = &'a Runbook>,
     namespace: &str,
+    kind: TargetKind,
     namespace_labels: &BTreeMap<String, String>,
     workload_labels: &BTreeMap<String, String>,
     operator_namespace: Option<&str>,
@@ -100,7 +111,7 @@ pub fn runbook_for<'a>(
     let mut global: Vec<&Runbook> = Vec::new();
     for rb in runbooks {
         let rb_ns = rb.metadata.namespace.as_deref().unwrap_or_default();
-        if !matches(&rb.spec.selector, workload_labels) {
+        if !covers_kind(&rb.spec, kind) || !matches(&rb.spec.selector, workload_labels) {
             continue;
         }
         if rb_ns == namespace {
@@ -313,6 +324,7 @@ mod tests {
         assert!(runbook_for(
             &rbs,
             "shop",
+            TargetKind::Deployment,
             &labels(&[("team", "shop")]),
             &web,
             Some("kube-incident")
@@ -323,6 +335,7 @@ mod tests {
         let got = runbook_for(
             &rbs,
             "shop",
+            TargetKind::Deployment,
             &labels(&[("team", "shop")]),
             &web,
             Some("kube-incident"),
@@ -333,6 +346,7 @@ mod tests {
         let got = runbook_for(
             &rbs,
             "shop",
+            TargetKind::Deployment,
             &labels(&[("team", "other")]),
             &web,
             Some("kube-incident"),
@@ -344,6 +358,7 @@ mod tests {
         let got = runbook_for(
             &rbs,
             "shop",
+            TargetKind::Deployment,
             &labels(&[("team", "shop")]),
             &web,
             Some("kube-incident"),
@@ -354,6 +369,7 @@ mod tests {
         assert!(runbook_for(
             &rbs,
             "bank",
+            TargetKind::Deployment,
             &labels(&[("team", "bank")]),
             &web,
             Some("kube-incident")
@@ -363,6 +379,7 @@ mod tests {
         assert!(runbook_for(
             &rbs,
             "shop",
+            TargetKind::Deployment,
             &labels(&[("team", "shop")]),
             &web,
             Some("elsewhere")
@@ -373,10 +390,39 @@ mod tests {
         assert!(runbook_for(
             &rbs,
             "shop",
+            TargetKind::Deployment,
             &BTreeMap::new(),
             &labels(&[("app", "db")]),
             None
         )
         .is_none());
+    }
+
+    #[test]
+    fn target_kinds_default_to_deployments_and_bare_pods() {
+        let plain = runbook("shop", "web", json!({"selector": {}}));
+        let sts = runbook(
+            "shop",
+            "db",
+            json!({"selector": {}, "targetKinds": ["StatefulSet", "CronJob"]}),
+        );
+        for k in TargetKind::ALL {
+            let want = matches!(k, TargetKind::Deployment | TargetKind::Pod);
+            assert_eq!(covers_kind(&plain.spec, k), want, "{k}");
+            let want = matches!(k, TargetKind::StatefulSet | TargetKind::CronJob);
+            assert_eq!(covers_kind(&sts.spec, k), want, "{k}");
+        }
+        // The kind filters before the name order: web (plain) is skipped for a StatefulSet.
+        let rbs = [plain, sts];
+        let got = runbook_for(
+            &rbs,
+            "shop",
+            TargetKind::StatefulSet,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(got.metadata.name.as_deref(), Some("db"));
     }
 }

@@ -92,46 +92,7 @@ pub fn deployment(name: &str, replicas: i32, behavior: &str) -> Deployment {
 /// revision), as `kubectl set image` would: only the app container's image
 /// (and the cause a behaviour needs) change; retries on conflicts.
 pub async fn set_behavior(client: &Client, ns: &str, name: &str, behavior: &str, image: &str) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    for _ in 0..20 {
-        let d = api.get(name).await.expect("deployment exists");
-        let mut v = serde_json::to_value(&d).expect("deployment json");
-        let t = &mut v["spec"]["template"];
-        t["metadata"]["annotations"][BEHAVIOR_ANNOTATION] = json!(behavior);
-        let wanted = container(image, behavior);
-        if let Some(cs) = t["spec"]["containers"].as_array_mut() {
-            if let Some(c) = cs.iter_mut().find(|c| c["name"] == "app") {
-                c["image"] = wanted["image"].clone();
-                let mut env: Vec<Value> = c["env"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|e| e["name"] != "SETTING")
-                    .collect();
-                env.extend(wanted["env"].as_array().cloned().unwrap_or_default());
-                match env.is_empty() {
-                    true => c.as_object_mut().map(|o| o.remove("env")),
-                    false => c
-                        .as_object_mut()
-                        .map(|o| o.insert("env".into(), json!(env))),
-                };
-                match wanted.get("resources") {
-                    Some(r) => c["resources"] = r.clone(),
-                    None => {
-                        c.as_object_mut().map(|o| o.remove("resources"));
-                    }
-                }
-            }
-        }
-        let d: Deployment = serde_json::from_value(v).expect("deployment");
-        match api.replace(name, &PostParams::default(), &d).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => panic!("roll out {name}: {e}"),
-        }
-    }
-    panic!("roll out {name}: conflicts did not stop");
+    crate::workloads::set_template_behavior(client, ns, "Deployment", name, behavior, image).await;
 }
 
 /// The annotation a Deployment's revision stands in.

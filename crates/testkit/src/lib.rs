@@ -26,6 +26,7 @@ mod grants;
 pub mod incidents;
 mod operator;
 mod wait;
+pub mod workloads;
 
 pub use backend::{Backend, BackendKind, RealEnv};
 pub use cluster::{admin_client, install_crds, Cluster, Write};

@@ -25,7 +25,7 @@ use kube::{Resource, ResourceExt};
 
 use super::detections::Detections;
 use super::evaluate::InFlight;
-use crate::api::{Runbook, IGNORE_LABEL};
+use crate::api::{Runbook, TargetKind, IGNORE_LABEL};
 use crate::core::detection::{attribute, RestartLedger};
 use crate::core::selector;
 use crate::core::validation::validate_runbook;
@@ -491,9 +491,11 @@ impl Index {
             .iter()
             .filter(|(k, _)| self.valid_runbooks.contains(*k))
             .map(|(_, rb)| rb);
+        let kind = TargetKind::parse(&w.kind)?;
         selector::runbook_for(
             valid,
             &w.namespace,
+            kind,
             &ns_labels,
             &self.workload_labels(w),
             self.operator_namespace.as_deref(),

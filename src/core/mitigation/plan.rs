@@ -30,10 +30,9 @@ pub fn plan(
         MitigationAction::Scale => plan_scale(actor, w),
         MitigationAction::SetEnv => plan_set_env(actor, w),
         MitigationAction::RolloutRestart => plan_restart(actor, w, recorded, now),
-        MitigationAction::Suspend | MitigationAction::DeletePods => Plan::Refuse(format!(
-            "{} is not implemented yet",
-            actor.step.action
-        )),
+        MitigationAction::Suspend | MitigationAction::DeletePods => {
+            Plan::Refuse(format!("{} is not implemented yet", actor.step.action))
+        }
     }
 }
 
