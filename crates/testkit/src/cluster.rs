@@ -118,6 +118,19 @@ impl Cluster {
         self.emulator.as_ref()
     }
 
+    /// Whether the workload controllers run (a real back end): StatefulSet,
+    /// DaemonSet, Job and CronJob scenarios need them. On the emulator
+    /// (which stores those kinds without a controller) says in one line
+    /// that `test` is skipped.
+    pub fn has_workload_controllers(&self, test: &str) -> bool {
+        if self.emulator.is_some() {
+            eprintln!(
+                "skipped {test}: needs the StatefulSet/DaemonSet/Job/CronJob controllers (real back end only)"
+            );
+        }
+        self.emulator.is_none()
+    }
+
     /// A fresh namespace, deleted when the cluster is dropped (real back
     /// end; keep them with `KUBE_INCIDENT_KEEP_NAMESPACES=1`). On a real
     /// back end the operator's user also gets the leader-election and
