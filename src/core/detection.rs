@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::workload::{DeploymentView, PodView, WorkloadKey};
+use super::workload::{
+    CronHistory, CronJobView, DaemonSetView, DeploymentView, JobView, PodView, StatefulSetView,
+    WorkloadKey,
+};
 use crate::api::{Impact, MitigationStep, Runbook, Severity, SeverityRule, Trigger, TriggerType};
 
 /// A trigger with every parameter resolved.
@@ -28,6 +31,8 @@ pub struct ResolvedTrigger {
     pub window: Duration,
     /// Unavailable: ratio of unavailable replicas.
     pub min_unavailable_ratio: f64,
+    /// JobFailed on a CronJob: newest finished Jobs that must all have failed.
+    pub min_failures: i32,
 }
 
 impl ResolvedTrigger {
@@ -38,16 +43,25 @@ impl ResolvedTrigger {
             TriggerType::ImagePullBackOff => secs(60),
             TriggerType::CreateContainerConfigError => secs(30),
             TriggerType::Unavailable => secs(120),
-            TriggerType::Unschedulable | TriggerType::NotReady => secs(300),
+            TriggerType::Unschedulable | TriggerType::NotReady | TriggerType::RolloutStuck => {
+                secs(300)
+            }
             _ => Duration::ZERO,
+        };
+        // JobFailed: a failure older than the window is history, not an
+        // incident (an operator installed today ignores last week's Jobs).
+        let window = match type_ {
+            TriggerType::JobFailed => secs(24 * 3600),
+            _ => secs(600),
         };
         ResolvedTrigger {
             type_,
             min_restarts: 3,
             for_,
             restarts: 5,
-            window: secs(600),
+            window,
             min_unavailable_ratio: 0.5,
+            min_failures: 2,
         }
     }
 
@@ -66,6 +80,9 @@ impl ResolvedTrigger {
         }
         if let Some(d) = t.window.as_ref().and_then(|d| d.parse().ok()) {
             r.window = d;
+        }
+        if let Some(n) = t.min_failures.filter(|n| *n >= 1) {
+            r.min_failures = n;
         }
         if let Some(v) = t
             .min_unavailable_ratio
@@ -153,7 +170,7 @@ impl DetectionPolicy {
         }
     }
 
-    fn trigger(&self, t: TriggerType) -> Option<&ResolvedTrigger> {
+    pub(crate) fn trigger(&self, t: TriggerType) -> Option<&ResolvedTrigger> {
         self.triggers.iter().find(|r| r.type_ == t)
     }
 
@@ -233,6 +250,24 @@ impl RestartLedger {
                 }
             }
         }
+    }
+
+    /// Forget every restart of a workload (it is no longer judged: not
+    /// covered by any policy, ignored, or gone).
+    pub fn forget_workload(&mut self, workload: &WorkloadKey) {
+        if self.history.remove(workload).is_some() {
+            self.pod_workload.retain(|_, w| w != workload);
+        }
+    }
+
+    /// Pods with restarts on record (for the memory bound and its tests).
+    pub fn pods(&self) -> usize {
+        self.pod_workload.len()
+    }
+
+    /// Restart records held, across workloads.
+    pub fn records(&self) -> usize {
+        self.history.values().map(Vec::len).sum()
     }
 
     /// Restarts of a workload within `window` before `now`, and the time of
@@ -373,14 +408,16 @@ fn pod_symptoms(
         .unwrap_or(now);
     for c in &pod.containers {
         let waiting = c.waiting.as_ref().map(|(r, _)| r.as_str());
+        // `container app`, `init container migrate`, `sidecar proxy`.
+        let who = c.role.describe(&c.name);
         let detail = |what: &str| match c
             .waiting
             .as_ref()
             .and_then(|(_, m)| m.as_deref())
             .map(without_pod_identity)
         {
-            Some(m) if !m.is_empty() => format!("container {}: {m}", c.name),
-            _ => format!("container {}: {what}", c.name),
+            Some(m) if !m.is_empty() => format!("{who}: {m}"),
+            _ => format!("{who}: {what}"),
         };
         if let (Some("CrashLoopBackOff"), Some(t)) =
             (waiting, policy.trigger(TriggerType::CrashLoopBackOff))
@@ -432,10 +469,7 @@ fn pod_symptoms(
                     out.push((
                         TriggerType::OOMKilled,
                         at,
-                        format!(
-                            "container {}: OOMKilled, exit code {}",
-                            c.name, term.exit_code
-                        ),
+                        format!("{who}: OOMKilled, exit code {}", term.exit_code),
                     ));
                 }
             }
@@ -458,7 +492,12 @@ fn pod_symptoms(
     if pod.phase == "Running" && policy.trigger(TriggerType::NotReady).is_some() {
         // A pod with a more specific symptom (or a waiting reason that may
         // become one) is not reported as merely NotReady.
-        let explained = !out.is_empty() || pod.containers.iter().any(|c| c.waiting.is_some());
+        let explained = !out.is_empty()
+            || pod.containers.iter().any(|c| {
+                c.waiting
+                    .as_ref()
+                    .is_some_and(|(r, _)| r != PODINITIALIZING)
+            });
         if !explained && pod.ready.as_ref().is_some_and(|r| !r.status) {
             out.push((
                 TriggerType::NotReady,
@@ -470,7 +509,32 @@ fn pod_symptoms(
     out
 }
 
-/// Assess a workload: its Deployment (if any) and its pods.
+/// An app container's waiting reason while init containers run: not trouble.
+const PODINITIALIZING: &str = "PodInitializing";
+
+/// The controller of a workload, as detection sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Controller<'a> {
+    Deployment(&'a DeploymentView),
+    StatefulSet(&'a StatefulSetView),
+    DaemonSet(&'a DaemonSetView),
+    Job(&'a JobView),
+    /// A CronJob and the outcomes of its newest finished Jobs.
+    CronJob(&'a CronJobView, &'a CronHistory),
+}
+
+impl Controller<'_> {
+    /// Whether its pods run to completion (a Job's, a CronJob's Jobs'):
+    /// a Failed pod is judged through its Job, not as a broken replica.
+    fn runs_to_completion(&self) -> bool {
+        matches!(self, Controller::Job(_) | Controller::CronJob(..))
+    }
+}
+
+/// A symptom before its grace is applied: (trigger, since, headline, details).
+pub(crate) type Candidate = (TriggerType, Timestamp, String, String);
+
+/// Assess a Deployment (or, with `None`, a bare pod) and its pods.
 pub fn assess(
     workload: &WorkloadKey,
     deployment: Option<&DeploymentView>,
@@ -479,12 +543,39 @@ pub fn assess(
     ledger: &mut RestartLedger,
     now: Timestamp,
 ) -> Assessment {
+    assess_workload(
+        workload,
+        deployment.map(Controller::Deployment),
+        pods,
+        policy,
+        ledger,
+        now,
+    )
+}
+
+/// Assess a workload: its controller (`None`: a bare pod) and its pods.
+/// Pods that do not count as replicas (Succeeded, Evicted, being deleted;
+/// Failed pods of Jobs) are neither judged nor counted.
+pub fn assess_workload(
+    workload: &WorkloadKey,
+    controller: Option<Controller<'_>>,
+    pods: &[&PodView],
+    policy: &DetectionPolicy,
+    ledger: &mut RestartLedger,
+    now: Timestamp,
+) -> Assessment {
+    let batch = controller.is_some_and(|c| c.runs_to_completion());
+    let pods: Vec<&PodView> = pods
+        .iter()
+        .copied()
+        .filter(|p| p.counts() && !(batch && p.phase == "Failed"))
+        .collect();
     // Per-trigger aggregation across pods: (pods affected, earliest since, sample detail).
     let mut by_trigger: BTreeMap<TriggerType, (BTreeSet<String>, Timestamp, String)> =
         BTreeMap::new();
     let mut reasons: BTreeSet<String> = BTreeSet::new();
     let mut unhealthy_pods: BTreeSet<&str> = BTreeSet::new();
-    for pod in pods {
+    for pod in &pods {
         for (t, since, detail) in pod_symptoms(pod, policy, now) {
             let e = by_trigger
                 .entry(t)
@@ -495,7 +586,9 @@ pub fn assess(
         }
         for c in &pod.containers {
             if let Some((r, _)) = &c.waiting {
-                reasons.insert(r.clone());
+                if r != PODINITIALIZING {
+                    reasons.insert(r.clone());
+                }
             }
             if let Some(r) = c.last_termination.as_ref().and_then(|t| t.reason.clone()) {
                 if r == "OOMKilled" {
@@ -504,10 +597,9 @@ pub fn assess(
             }
         }
     }
-    let live_pods = pods.iter().filter(|p| !p.deleting).count();
+    let live_pods = pods.len();
 
-    // (trigger, since, headline, details)
-    let mut candidates: Vec<(TriggerType, Timestamp, String, String)> = by_trigger
+    let mut candidates: Vec<Candidate> = by_trigger
         .into_iter()
         .map(|(t, (names, since, detail))| {
             let headline = format!("{} {}", t.as_str(), pod_extent(names.len(), live_pods));
@@ -537,75 +629,36 @@ pub fn assess(
         }
     }
 
-    // Deployment-level triggers and impact.
+    // Controller-level triggers and impact.
     let mut impact = Impact {
         reasons: reasons.into_iter().collect(),
         ..Default::default()
     };
-    let mut ratio = 0.0;
-    if let Some(d) = deployment {
-        let desired = d.desired.max(0);
-        let unavailable = (desired - d.available).max(0);
-        impact.desired_replicas = Some(desired);
-        impact.ready_replicas = Some(d.ready);
-        impact.unhealthy_pods = Some(unavailable.max(unhealthy_pods.len() as i32));
-        if desired > 0 {
-            ratio = f64::from(unavailable) / f64::from(desired);
-        }
-        if let Some(t) = policy.trigger(TriggerType::Unavailable) {
-            if desired > 0 && ratio >= t.min_unavailable_ratio && ratio > 0.0 {
-                let since = d
-                    .available_cond
-                    .as_ref()
-                    .filter(|c| !c.status)
-                    .and_then(|c| c.since)
-                    .or_else(|| {
-                        // Available stays True within maxUnavailable: use the
-                        // pods' own times.
-                        candidates.iter().map(|(_, s, _, _)| *s).min()
-                    })
-                    .unwrap_or(now);
-                candidates.push((
-                    TriggerType::Unavailable,
-                    since,
-                    format!("Unavailable ({unavailable} of {desired} replicas)"),
-                    format!(
-                        "{unavailable}/{desired} replicas of {} unavailable ({} ready, {} up to date)",
-                        d.name, d.ready, d.updated
-                    ),
-                ));
+    let judged = match controller {
+        Some(c) => kinds::judge(
+            c,
+            &pods,
+            policy,
+            &mut candidates,
+            &mut impact,
+            unhealthy_pods.len(),
+            now,
+        ),
+        None => {
+            // A bare pod is its own target.
+            impact.desired_replicas = Some(1);
+            let ready = pods
+                .iter()
+                .any(|p| p.ready.as_ref().is_some_and(|r| r.status));
+            impact.ready_replicas = Some(i32::from(ready));
+            impact.unhealthy_pods = Some(i32::from(!ready));
+            kinds::Judged {
+                ratio: if ready { 0.0 } else { 1.0 },
+                fully_available: true,
             }
         }
-        if let (Some(c), Some(_)) = (
-            &d.progressing_cond,
-            policy.trigger(TriggerType::ProgressDeadlineExceeded),
-        ) {
-            if !c.status && c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
-                candidates.push((
-                    TriggerType::ProgressDeadlineExceeded,
-                    c.since.unwrap_or(now),
-                    "ProgressDeadlineExceeded".to_string(),
-                    format!(
-                        "rollout of {} exceeded its progress deadline{}",
-                        d.name,
-                        c.message
-                            .as_ref()
-                            .map(|m| format!(" ({m})"))
-                            .unwrap_or_default()
-                    ),
-                ));
-            }
-        }
-    } else {
-        // A bare pod is its own target.
-        impact.desired_replicas = Some(1);
-        let ready = pods
-            .iter()
-            .any(|p| p.ready.as_ref().is_some_and(|r| r.status));
-        impact.ready_replicas = Some(i32::from(ready));
-        impact.unhealthy_pods = Some(i32::from(!ready));
-        ratio = if ready { 0.0 } else { 1.0 };
-    }
+    };
+    let ratio = judged.ratio;
 
     let mut a = Assessment {
         impact,
@@ -631,37 +684,43 @@ pub fn assess(
         a.impact_severity = Some(policy.severity_for(ratio));
         a.impact.severity = a.impact_severity;
     }
-    let fully_available =
-        deployment.is_none_or(|d| d.available >= d.desired && d.updated >= d.desired);
-    a.healthy = a.symptoms.is_empty() && a.pending.is_empty() && fully_available && ratio == 0.0;
+    a.healthy =
+        a.symptoms.is_empty() && a.pending.is_empty() && judged.fully_available && ratio == 0.0;
     a
 }
 
-/// Where a pod belongs: its Deployment (through its ReplicaSet), or itself.
-/// `rs_owner` maps `(namespace, replicaset)` to its Deployment's name.
-pub fn attribute(pod: &PodView, rs_owner: impl Fn(&str, &str) -> Option<String>) -> WorkloadKey {
+/// Where a pod belongs: its Deployment (through its ReplicaSet), its
+/// CronJob (through its Job), its StatefulSet, DaemonSet or Job, or itself.
+/// `owner_of(kind, namespace, name)` gives the controller of a ReplicaSet
+/// (its Deployment) or of a Job (its CronJob), when known. A pod whose
+/// ReplicaSet's owner is not known yet is attributed to the ReplicaSet (no
+/// target kind: not judged) until it is; a pod whose Job is not known yet,
+/// to the Job.
+pub fn attribute(
+    pod: &PodView,
+    owner_of: impl Fn(&str, &str, &str) -> Option<String>,
+) -> WorkloadKey {
+    let ns = pod.namespace.as_str();
     match &pod.owner {
-        Some(o) if o.kind == "ReplicaSet" => match rs_owner(&pod.namespace, &o.name) {
-            Some(deploy) => WorkloadKey::deployment(pod.namespace.clone(), deploy),
-            None => WorkloadKey {
-                namespace: pod.namespace.clone(),
-                kind: "ReplicaSet".into(),
-                name: o.name.clone(),
-            },
+        Some(o) if o.kind == "ReplicaSet" => match owner_of("ReplicaSet", ns, &o.name) {
+            Some(deploy) => WorkloadKey::deployment(ns, deploy),
+            None => WorkloadKey::new(ns, "ReplicaSet", &o.name),
         },
-        Some(o) => WorkloadKey {
-            namespace: pod.namespace.clone(),
-            kind: o.kind.clone(),
-            name: o.name.clone(),
+        Some(o) if o.kind == "Job" => match owner_of("Job", ns, &o.name) {
+            Some(cronjob) => WorkloadKey::new(ns, "CronJob", &cronjob),
+            None => WorkloadKey::new(ns, "Job", &o.name),
         },
-        None => WorkloadKey {
-            namespace: pod.namespace.clone(),
-            kind: "Pod".into(),
-            name: pod.name.clone(),
-        },
+        Some(o) => WorkloadKey::new(ns, &o.kind, &o.name),
+        None => WorkloadKey::new(ns, "Pod", &pod.name),
     }
 }
+
+mod kinds;
 
 #[cfg(test)]
 #[path = "detection_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "detection_kinds_tests.rs"]
+mod kinds_tests;

@@ -6,7 +6,9 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::core::workload::{CondView, ContainerView, OwnerView, PodLite, Termination};
+use crate::core::workload::{
+    CondView, ContainerRole, ContainerView, OwnerView, PodLite, Termination,
+};
 
 fn t(s: i64) -> Timestamp {
     let base: Timestamp = "2026-11-22T03:00:00Z".parse().unwrap();
@@ -34,6 +36,7 @@ fn cond(status: bool, reason: Option<&str>, since: i64) -> Option<CondView> {
 fn container(waiting: Option<&str>, restarts: i32) -> ContainerView {
     ContainerView {
         name: "app".into(),
+        role: ContainerRole::App,
         ready: waiting.is_none(),
         restart_count: restarts,
         waiting: waiting.map(|w| {
@@ -62,6 +65,7 @@ fn pod(name: &str, c: ContainerView, ready: bool, since: i64) -> PodView {
         deleting: false,
         scheduled: cond(true, None, -3600),
         ready: cond(ready, None, since),
+        reason: None,
         containers: vec![c],
     }
 }
@@ -376,18 +380,19 @@ fn deleting_pods_are_ignored() {
 #[test]
 fn attribution() {
     let p = pod("checkout-7f9c-abcde", container(None, 0), true, 0);
-    let k = attribute(&p, |ns, rs| {
-        (ns == "shop" && rs == "checkout-7f9c").then(|| "checkout".to_string())
+    let k = attribute(&p, |kind, ns, rs| {
+        (kind == "ReplicaSet" && ns == "shop" && rs == "checkout-7f9c")
+            .then(|| "checkout".to_string())
     });
     assert_eq!(k, key());
-    let k = attribute(&p, |_, _| None);
+    let k = attribute(&p, |_, _, _| None);
     assert_eq!(
         (k.kind.as_str(), k.name.as_str()),
         ("ReplicaSet", "checkout-7f9c")
     );
     let mut bare = p.clone();
     bare.owner = None;
-    let k = attribute(&bare, |_, _| None);
+    let k = attribute(&bare, |_, _, _| None);
     assert_eq!(
         (k.kind.as_str(), k.name.as_str()),
         ("Pod", "checkout-7f9c-abcde")

@@ -316,7 +316,16 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
             misplaced(
                 t.window.is_some(),
                 "window",
-                &[TriggerType::RestartStorm, TriggerType::OOMKilled],
+                &[
+                    TriggerType::RestartStorm,
+                    TriggerType::OOMKilled,
+                    TriggerType::JobFailed,
+                ],
+            ),
+            misplaced(
+                t.min_failures.is_some(),
+                "minFailures",
+                &[TriggerType::JobFailed],
             ),
             misplaced(
                 t.min_unavailable_ratio.is_some(),

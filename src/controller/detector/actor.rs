@@ -31,6 +31,7 @@ use super::{Detections, DetectorConfig, DetectorError, IncidentLookup};
 use crate::api::{Incident, Runbook, FIELD_MANAGER};
 use crate::core::workload::PodLite;
 use crate::core::workload::WorkloadKey;
+use crate::core::workload::{CronJobLite, DaemonSetLite, JobLite, StatefulSetLite};
 use crate::metrics::Metrics;
 
 /// The detector: its writes' client, settings, and where its detections
@@ -65,6 +66,10 @@ enum Change {
     ReplicaSet(Delta<PartialObjectMeta<ReplicaSet>>),
     Namespace(Delta<PartialObjectMeta<Namespace>>),
     Runbook(Delta<Runbook>),
+    StatefulSet(Delta<StatefulSetLite>),
+    DaemonSet(Delta<DaemonSetLite>),
+    Job(Delta<JobLite>),
+    CronJob(Delta<CronJobLite>),
 }
 
 /// A change from watch number `stream`.
@@ -211,7 +216,8 @@ impl Detector {
         info!("detector stopped");
     }
 
-    /// Pods, Deployments, ReplicaSets (metadata) and Runbooks of each
+    /// Pods, Deployments, ReplicaSets (metadata), Runbooks, StatefulSets,
+    /// DaemonSets, Jobs and CronJobs (lean projections) of each
     /// watched namespace (or all); Namespaces (metadata) cluster-wide; the
     /// operator namespace's Runbooks (they apply cluster-wide) when that
     /// namespace is not watched anyway.
@@ -245,6 +251,10 @@ impl Detector {
                 Change::ReplicaSet,
             );
             w.add(api::<Runbook>(client, scope), Change::Runbook);
+            w.add(api::<StatefulSetLite>(client, scope), Change::StatefulSet);
+            w.add(api::<DaemonSetLite>(client, scope), Change::DaemonSet);
+            w.add(api::<JobLite>(client, scope), Change::Job);
+            w.add(api::<CronJobLite>(client, scope), Change::CronJob);
         }
         let cluster_wide = scopes == [None];
         // A namespaced install cannot list Namespaces; its namespaces'
@@ -377,6 +387,10 @@ impl Change {
             Change::ReplicaSet(d) => relist(d),
             Change::Namespace(d) => relist(d),
             Change::Runbook(d) => relist(d),
+            Change::StatefulSet(d) => relist(d),
+            Change::DaemonSet(d) => relist(d),
+            Change::Job(d) => relist(d),
+            Change::CronJob(d) => relist(d),
         }
     }
 }
@@ -411,5 +425,29 @@ fn apply(index: &mut Index, scope: &Scope, change: Change, now: Timestamp) {
             index.delete_runbook(&ns, &name);
         }
         Change::Runbook(Delta::Relisted(keys)) => index.reset_runbooks(scope, &keys),
+        Change::StatefulSet(Delta::Apply(o)) => index.apply_statefulset(&o),
+        Change::StatefulSet(Delta::Delete(o)) => {
+            let (ns, name) = key_of(&o);
+            index.delete_statefulset(&ns, &name);
+        }
+        Change::StatefulSet(Delta::Relisted(keys)) => index.reset_statefulsets(scope, &keys),
+        Change::DaemonSet(Delta::Apply(o)) => index.apply_daemonset(&o),
+        Change::DaemonSet(Delta::Delete(o)) => {
+            let (ns, name) = key_of(&o);
+            index.delete_daemonset(&ns, &name);
+        }
+        Change::DaemonSet(Delta::Relisted(keys)) => index.reset_daemonsets(scope, &keys),
+        Change::Job(Delta::Apply(o)) => index.apply_job(&o),
+        Change::Job(Delta::Delete(o)) => {
+            let (ns, name) = key_of(&o);
+            index.delete_job(&ns, &name);
+        }
+        Change::Job(Delta::Relisted(keys)) => index.reset_jobs(scope, &keys),
+        Change::CronJob(Delta::Apply(o)) => index.apply_cronjob(&o),
+        Change::CronJob(Delta::Delete(o)) => {
+            let (ns, name) = key_of(&o);
+            index.delete_cronjob(&ns, &name);
+        }
+        Change::CronJob(Delta::Relisted(keys)) => index.reset_cronjobs(scope, &keys),
     }
 }

@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::detections::Detection;
 use super::index::{key_of, Index};
+use super::workloads::{Judge, OwnedController};
 use super::{episode, workload_of, EPISODE_LABEL};
 use crate::api::{
     Incident, IncidentSource, IncidentSpec, TargetKind, TargetRef, FINGERPRINT_LABEL,
@@ -119,31 +120,28 @@ impl Index {
         leading: bool,
         now: Timestamp,
     ) -> Verdict {
-        if !matches!(w.kind.as_str(), "Deployment" | "Pod") || self.ignored(&w) {
-            self.detections.set(w, None);
-            return Verdict::nothing();
-        }
-        let deployment = if w.kind == "Deployment" {
-            match self.deployments.get(&(w.namespace.clone(), w.name.clone())) {
-                Some(d) => Some(d.clone()),
-                None => {
-                    // Deleted (or not yet seen): nothing to judge.
-                    self.detections.set(w, None);
-                    return Verdict::nothing();
-                }
+        let judge = match TargetKind::parse(&w.kind) {
+            Some(_) if !self.ignored(&w) => self.judge_of(&w),
+            _ => Judge::Nothing,
+        };
+        let controller = match judge {
+            Judge::Controller(c) => Some(c),
+            Judge::Pod => None,
+            Judge::Nothing => {
+                // Ignored, gone (or not seen yet), or not a target kind:
+                // nothing to judge, and no restarts to keep.
+                self.ledger.forget_workload(&w);
+                self.detections.set(w, None);
+                return Verdict::nothing();
             }
-        } else if !self.workload_pods.contains_key(&w) {
-            // A bare pod that is gone: nothing to judge either.
-            self.detections.set(w, None);
-            return Verdict::nothing();
-        } else {
-            None
         };
         let runbook = self.runbook_for(&w).cloned();
         let policy = match &runbook {
             Some(rb) => DetectionPolicy::from_runbook(rb),
             None if self.builtin_policy => DetectionPolicy::default(),
             None => {
+                // No policy covers it: its restarts are not kept either.
+                self.ledger.forget_workload(&w);
                 self.detections.set(w, None);
                 return Verdict::nothing();
             }
@@ -157,9 +155,9 @@ impl Index {
                     .map(|(v, _)| v)
             })
             .collect();
-        let assessment = detection::assess(
+        let assessment = detection::assess_workload(
             &w,
-            deployment.as_ref(),
+            controller.as_ref().map(OwnedController::as_controller),
             &pods,
             &policy,
             &mut self.ledger,
@@ -279,11 +277,8 @@ fn within_reopen(inc: &Incident, window: Duration, now: Timestamp) -> bool {
 /// fingerprint and episode labels, the policy's Runbook and mitigations.
 pub fn new_incident(w: &WorkloadKey, n: u32, a: &Assessment, policy: &DetectionPolicy) -> Incident {
     let severity = a.impact_severity.unwrap_or(policy.default_severity);
-    let kind = if w.kind == "Pod" {
-        TargetKind::Pod
-    } else {
-        TargetKind::Deployment
-    };
+    // Only workloads of a target kind are evaluated.
+    let kind = TargetKind::parse(&w.kind).unwrap_or(TargetKind::Deployment);
     let mut inc = Incident::new(
         &w.incident_name(n),
         IncidentSpec {

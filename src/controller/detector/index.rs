@@ -31,7 +31,9 @@ use crate::core::selector;
 use crate::core::validation::validate_runbook;
 use crate::core::workload::PodLite;
 use crate::core::workload::WorkloadKey;
-use crate::core::workload::{DeploymentView, PodView};
+use crate::core::workload::{
+    CronHistory, CronJobView, DaemonSetView, DeploymentView, JobView, PodView, StatefulSetView,
+};
 
 /// An object's (namespace, name); the namespace is empty for Namespaces.
 pub type Key = (String, String);
@@ -76,7 +78,7 @@ impl Scope {
     }
 
     /// Keys of `map` that this scope covers but a relist did not list.
-    fn unlisted<V>(&self, map: &HashMap<Key, V>, listed: &HashSet<Key>) -> Vec<Key> {
+    pub(super) fn unlisted<V>(&self, map: &HashMap<Key, V>, listed: &HashSet<Key>) -> Vec<Key> {
         map.keys()
             .filter(|k| self.covers(&k.0) && !listed.contains(*k))
             .cloned()
@@ -99,6 +101,13 @@ pub struct Index {
     pub(super) deployments: HashMap<Key, DeploymentView>,
     /// ReplicaSet -> the Deployment that controls it.
     pub(super) rs_owner: HashMap<Key, String>,
+    pub(super) statefulsets: HashMap<Key, StatefulSetView>,
+    pub(super) daemonsets: HashMap<Key, DaemonSetView>,
+    /// Jobs; a Job's view names the CronJob that controls it (if any).
+    pub(super) jobs: HashMap<Key, JobView>,
+    pub(super) cronjobs: HashMap<Key, CronJobView>,
+    /// CronJob -> the outcomes of its newest finished Jobs (bounded).
+    pub(super) cron_history: HashMap<Key, CronHistory>,
     pub(super) ns_labels: HashMap<String, BTreeMap<String, String>>,
     pub(super) runbooks: HashMap<Key, Runbook>,
     /// Runbooks whose spec passed validation (checked once per change).
@@ -131,6 +140,11 @@ impl Index {
             unattributed: HashMap::new(),
             deployments: HashMap::new(),
             rs_owner: HashMap::new(),
+            statefulsets: HashMap::new(),
+            daemonsets: HashMap::new(),
+            jobs: HashMap::new(),
+            cronjobs: HashMap::new(),
+            cron_history: HashMap::new(),
             ns_labels: HashMap::new(),
             runbooks: HashMap::new(),
             valid_runbooks: HashSet::new(),
@@ -149,7 +163,7 @@ impl Index {
     pub fn apply_pod(&mut self, pod: &PodLite, now: Timestamp) {
         let view = PodView::from(pod);
         let k = key_of(pod);
-        let workload = attribute(&view, |ns, rs| self.rs_deployment(ns, rs));
+        let workload = attribute(&view, |kind, ns, o| self.owner_of(kind, ns, o));
         let workload = self.intern(workload);
         if workload.kind == "ReplicaSet" {
             if let Some(o) = &view.owner {
@@ -368,45 +382,62 @@ impl Index {
     }
 
     fn mark_all_dirty(&mut self) {
-        let pods = self.workload_pods.keys().map(|w| (**w).clone());
-        let deployments = self.deployments.values().map(DeploymentView::key);
-        let all: Vec<WorkloadKey> = pods.chain(deployments).collect();
+        let all: Vec<WorkloadKey> = self.workloads().collect();
         self.dirty.extend(all);
     }
 
     fn mark_namespace_dirty(&mut self, ns: &str) {
-        let keys: Vec<WorkloadKey> = self
-            .workload_pods
-            .keys()
-            .filter(|w| w.namespace == ns)
-            .map(|w| (**w).clone())
-            .chain(
-                self.deployments
-                    .values()
-                    .filter(|d| d.namespace == ns)
-                    .map(DeploymentView::key),
-            )
-            .collect();
+        let keys: Vec<WorkloadKey> = self.workloads().filter(|w| w.namespace == ns).collect();
         self.dirty.extend(keys);
+    }
+
+    /// Every workload known: those with pods, and every controller.
+    pub(super) fn workloads(&self) -> impl Iterator<Item = WorkloadKey> + '_ {
+        self.workload_pods
+            .keys()
+            .map(|w| (**w).clone())
+            .chain(self.controllers())
+    }
+
+    /// Every controller that is a workload of its own (Jobs of a CronJob
+    /// are part of the CronJob's).
+    pub(super) fn controllers(&self) -> impl Iterator<Item = WorkloadKey> + '_ {
+        self.deployments
+            .values()
+            .map(DeploymentView::key)
+            .chain(self.statefulsets.values().map(StatefulSetView::key))
+            .chain(self.daemonsets.values().map(DaemonSetView::key))
+            .chain(
+                self.jobs
+                    .values()
+                    .filter(|j| j.cronjob.is_none())
+                    .map(JobView::key),
+            )
+            .chain(self.cronjobs.values().map(CronJobView::key))
     }
 
     // ---- Attribution ----
 
-    fn rs_deployment(&self, ns: &str, rs: &str) -> Option<String> {
-        self.rs_owner
-            .get(&(ns.to_string(), rs.to_string()))
-            .cloned()
+    /// The controller of a ReplicaSet (its Deployment) or of a Job (its
+    /// CronJob), when known.
+    pub(super) fn owner_of(&self, kind: &str, ns: &str, name: &str) -> Option<String> {
+        let k = (ns.to_string(), name.to_string());
+        match kind {
+            "ReplicaSet" => self.rs_owner.get(&k).cloned(),
+            "Job" => self.jobs.get(&k).and_then(|j| j.cronjob.clone()),
+            _ => None,
+        }
     }
 
     /// The shared key of a workload (one allocation per workload, not per pod).
-    fn intern(&mut self, w: WorkloadKey) -> Arc<WorkloadKey> {
+    pub(super) fn intern(&mut self, w: WorkloadKey) -> Arc<WorkloadKey> {
         match self.workload_pods.get_key_value(&w) {
             Some((k, _)) => k.clone(),
             None => Arc::new(w),
         }
     }
 
-    fn unlink(&mut self, w: &WorkloadKey, pod: &str) {
+    pub(super) fn unlink(&mut self, w: &WorkloadKey, pod: &str) {
         if let Some(set) = self.workload_pods.get_mut(w) {
             set.remove(pod);
             if set.is_empty() {
@@ -424,7 +455,7 @@ impl Index {
         for p in pods {
             let k = (rs.0.clone(), p);
             if let Some((view, old)) = self.pods.get(&k).cloned() {
-                let new = attribute(&view, |ns, r| self.rs_deployment(ns, r));
+                let new = attribute(&view, |kind, ns, o| self.owner_of(kind, ns, o));
                 let new = self.intern(new);
                 if new != old {
                     self.unlink(&old, &k.1);
@@ -449,34 +480,25 @@ impl Index {
         if flagged(self.ns_labels.get(&w.namespace)) {
             return true;
         }
+        flagged(self.labels_of(w))
+    }
+
+    /// The labels of a workload's own object (a bare pod's, a controller's).
+    fn labels_of(&self, w: &WorkloadKey) -> Option<&BTreeMap<String, String>> {
+        let k = (w.namespace.clone(), w.name.clone());
         match w.kind.as_str() {
-            "Deployment" => flagged(
-                self.deployments
-                    .get(&(w.namespace.clone(), w.name.clone()))
-                    .map(|d| &d.labels),
-            ),
-            "Pod" => flagged(
-                self.pods
-                    .get(&(w.namespace.clone(), w.name.clone()))
-                    .map(|(p, _)| &p.labels),
-            ),
-            _ => false,
+            "Deployment" => self.deployments.get(&k).map(|d| &d.labels),
+            "StatefulSet" => self.statefulsets.get(&k).map(|s| &s.labels),
+            "DaemonSet" => self.daemonsets.get(&k).map(|d| &d.labels),
+            "Job" => self.jobs.get(&k).map(|j| &j.labels),
+            "CronJob" => self.cronjobs.get(&k).map(|c| &c.labels),
+            "Pod" => self.pods.get(&k).map(|(p, _)| &p.labels),
+            _ => None,
         }
     }
 
     fn workload_labels(&self, w: &WorkloadKey) -> BTreeMap<String, String> {
-        match w.kind.as_str() {
-            "Deployment" => self
-                .deployments
-                .get(&(w.namespace.clone(), w.name.clone()))
-                .map(|d| d.labels.clone())
-                .unwrap_or_default(),
-            _ => self
-                .pods
-                .get(&(w.namespace.clone(), w.name.clone()))
-                .map(|(p, _)| p.labels.clone())
-                .unwrap_or_default(),
-        }
+        self.labels_of(w).cloned().unwrap_or_default()
     }
 
     /// The valid Runbook that governs a workload, if any.

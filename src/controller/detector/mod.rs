@@ -1,6 +1,6 @@
-//! The detector: watches Pods, Deployments, ReplicaSets, Namespaces and
-//! Runbooks, keeps compact projections (never whole Pods), assesses each
-//! changed workload with the pure detection core, opens Incidents with
+//! The detector: watches Pods, Deployments, ReplicaSets, StatefulSets,
+//! DaemonSets, Jobs, CronJobs, Namespaces and Runbooks, keeps compact
+//! projections (never whole Pods), assesses each changed workload with the pure detection core, opens Incidents with
 //! deterministic names (exactly once, whatever races), reopens recurring
 //! ones, feeds observations to the Incident controller, and writes Runbook
 //! status (`Ready`, `matchedWorkloads`, `lastTriggeredAt`).
@@ -18,6 +18,7 @@ pub mod detections;
 pub mod evaluate;
 pub mod index;
 pub mod runbook_status;
+pub mod workloads;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Runbook status from the index (pure): `Ready` (valid, paused, an
 //! ignored `namespaceSelector`, or the validation errors),
-//! `matchedWorkloads` (the Deployments each governs) and `lastTriggeredAt`.
+//! `matchedWorkloads` (the workload controllers each governs) and `lastTriggeredAt`.
 
 use std::collections::HashMap;
 
@@ -25,10 +25,12 @@ pub struct RunbookStatusWrite {
 impl Index {
     /// The status of every known Runbook whose stored status is outdated.
     pub fn runbook_statuses(&self, now: Timestamp) -> Vec<RunbookStatusWrite> {
-        // One pass over the Deployments: which Runbook governs each.
+        // One pass over the workload controllers (Deployments,
+        // StatefulSets, DaemonSets, Jobs of no CronJob, CronJobs): which
+        // Runbook governs each.
         let mut matched_by: HashMap<Key, usize> = HashMap::new();
-        for d in self.deployments.values() {
-            if let Some(rb) = self.runbook_for(&d.key()) {
+        for w in self.controllers() {
+            if let Some(rb) = self.runbook_for(&w) {
                 *matched_by.entry(key_of(rb)).or_default() += 1;
             }
         }

@@ -7,12 +7,22 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkloadKey {
     pub namespace: String,
-    /// `Deployment` or `Pod` (a bare pod is its own target).
+    /// A [`crate::api::TargetKind`] name (a bare pod is its own target), or
+    /// `ReplicaSet` for pods whose ReplicaSet's owner is not known yet.
     pub kind: String,
     pub name: String,
 }
 
 impl WorkloadKey {
+    /// The key of a workload of `kind` (a [`crate::api::TargetKind`] name).
+    pub fn new(namespace: &str, kind: &str, name: &str) -> Self {
+        WorkloadKey {
+            namespace: namespace.to_string(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+        }
+    }
+
     /// The key of a Deployment.
     pub fn deployment(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         WorkloadKey {

@@ -29,10 +29,36 @@ pub struct Termination {
     pub finished_at: Option<Timestamp>,
 }
 
+/// What a container is to its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContainerRole {
+    /// An app container (`spec.containers`).
+    #[default]
+    App,
+    /// An init container: runs to completion before the app containers.
+    Init,
+    /// A native sidecar: an init container with `restartPolicy: Always`,
+    /// running beside the app containers.
+    Sidecar,
+}
+
+impl ContainerRole {
+    /// How messages name a container of this role: `container app`,
+    /// `init container migrate`, `sidecar proxy`.
+    pub fn describe(self, name: &str) -> String {
+        match self {
+            ContainerRole::App => format!("container {name}"),
+            ContainerRole::Init => format!("init container {name}"),
+            ContainerRole::Sidecar => format!("sidecar {name}"),
+        }
+    }
+}
+
 /// What detection needs of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerView {
     pub name: String,
+    pub role: ContainerRole,
     pub ready: bool,
     pub restart_count: i32,
     /// Waiting reason and message (`CrashLoopBackOff`, `ImagePullBackOff`, ...).
@@ -64,7 +90,24 @@ pub struct PodView {
     pub deleting: bool,
     pub scheduled: Option<CondView>,
     pub ready: Option<CondView>,
+    /// `status.reason`: why the pod is in its phase (`Evicted`, ...).
+    pub reason: Option<String>,
+    /// Init containers and sidecars first (in order), then app containers.
     pub containers: Vec<ContainerView>,
+}
+
+impl PodView {
+    /// Whether the pod counts as a replica of its workload: not being
+    /// deleted, not Succeeded (a finished run), not evicted (the kubelet
+    /// left it Failed, a replacement runs elsewhere).
+    pub fn counts(&self) -> bool {
+        !self.deleting && self.phase != "Succeeded" && !self.evicted()
+    }
+
+    /// Evicted by the kubelet (phase Failed, reason Evicted).
+    pub fn evicted(&self) -> bool {
+        self.phase == "Failed" && self.reason.as_deref() == Some("Evicted")
+    }
 }
 
 /// What detection needs of one Deployment.

@@ -13,7 +13,7 @@ use kube::core::NamespaceResourceScope;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 
-use super::view::{CondView, ContainerView, OwnerView, PodView, Termination};
+use super::view::{CondView, ContainerRole, ContainerView, OwnerView, PodView, Termination};
 
 /// The metadata fields detection reads; everything else is skipped.
 #[derive(Deserialize, Default)]
@@ -39,7 +39,7 @@ struct OwnerLite {
     controller: Option<bool>,
 }
 
-fn lite_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+pub(super) fn lite_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = MetaLite::deserialize(d)?;
     Ok(ObjectMeta {
         name: m.name,
@@ -67,9 +67,9 @@ fn lite_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
 
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
-struct CondLite {
+pub(super) struct CondLite {
     #[serde(rename = "type")]
-    type_: String,
+    pub(super) type_: String,
     status: String,
     reason: Option<String>,
     message: Option<String>,
@@ -120,8 +120,27 @@ struct ContainerLite {
 #[serde(rename_all = "camelCase")]
 pub struct PodStatusLite {
     phase: Option<String>,
+    /// Why the pod is in its phase (`Evicted`, ...).
+    reason: Option<String>,
     conditions: Option<Vec<CondLite>>,
     container_statuses: Option<Vec<ContainerLite>>,
+    init_container_statuses: Option<Vec<ContainerLite>>,
+}
+
+/// An init container's name and restart policy (`Always`: a native sidecar).
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+struct InitContainerLite {
+    name: String,
+    restart_policy: Option<String>,
+}
+
+/// The only spec fields detection reads: which init containers are
+/// native sidecars. Everything else of the spec is skipped.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpecLite {
+    init_containers: Option<Vec<InitContainerLite>>,
 }
 
 /// A Pod decoded for detection only. Watch it with `Api<PodLite>`.
@@ -129,6 +148,8 @@ pub struct PodStatusLite {
 pub struct PodLite {
     #[serde(deserialize_with = "lite_meta", default)]
     pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: Option<PodSpecLite>,
     #[serde(default)]
     pub status: Option<PodStatusLite>,
 }
@@ -160,7 +181,7 @@ impl Resource for PodLite {
 /// Messages are kept short: they go into titles and timeline entries.
 const MESSAGE_CAP: usize = 160;
 
-fn cap(s: Option<String>) -> Option<String> {
+pub(super) fn cap(s: Option<String>) -> Option<String> {
     s.map(|mut m| {
         if m.len() > MESSAGE_CAP {
             let mut end = MESSAGE_CAP;
@@ -175,7 +196,7 @@ fn cap(s: Option<String>) -> Option<String> {
     })
 }
 
-fn cond(c: &CondLite) -> CondView {
+pub(super) fn cond(c: &CondLite) -> CondView {
     CondView {
         status: c.status == "True",
         reason: c.reason.clone(),
@@ -189,6 +210,28 @@ fn term(t: &TerminatedLite) -> Termination {
         reason: t.reason.clone(),
         exit_code: t.exit_code,
         finished_at: t.finished_at.as_ref().map(|t| t.0),
+    }
+}
+
+fn container(c: &ContainerLite, role: ContainerRole) -> ContainerView {
+    let state = c.state.as_ref();
+    ContainerView {
+        name: c.name.clone(),
+        role,
+        ready: c.ready,
+        restart_count: c.restart_count,
+        waiting: state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone().map(|r| (r, cap(w.message.clone())))),
+        running_since: state
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.as_ref().map(|t| t.0)),
+        terminated: state.and_then(|s| s.terminated.as_ref()).map(term),
+        last_termination: c
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(term),
     }
 }
 
@@ -234,33 +277,36 @@ impl From<&PodLite> for PodView {
             deleting: p.metadata.deletion_timestamp.is_some(),
             scheduled: find("PodScheduled"),
             ready: find("Ready"),
-            containers: status
-                .and_then(|s| s.container_statuses.as_ref())
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| {
-                            let state = c.state.as_ref();
-                            ContainerView {
-                                name: c.name.clone(),
-                                ready: c.ready,
-                                restart_count: c.restart_count,
-                                waiting: state.and_then(|s| s.waiting.as_ref()).and_then(|w| {
-                                    w.reason.clone().map(|r| (r, cap(w.message.clone())))
-                                }),
-                                running_since: state
-                                    .and_then(|s| s.running.as_ref())
-                                    .and_then(|r| r.started_at.as_ref().map(|t| t.0)),
-                                terminated: state.and_then(|s| s.terminated.as_ref()).map(term),
-                                last_termination: c
-                                    .last_state
-                                    .as_ref()
-                                    .and_then(|s| s.terminated.as_ref())
-                                    .map(term),
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            reason: status.and_then(|s| s.reason.clone()),
+            containers: {
+                let sidecars: Vec<&str> = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.init_containers.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let init = status
+                    .and_then(|s| s.init_container_statuses.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        let role = if sidecars.contains(&c.name.as_str()) {
+                            ContainerRole::Sidecar
+                        } else {
+                            ContainerRole::Init
+                        };
+                        container(c, role)
+                    });
+                let app = status
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|c| container(c, ContainerRole::App));
+                init.chain(app).collect()
+            },
         }
     }
 }
@@ -318,8 +364,10 @@ mod tests {
                 message: None,
                 since: at("2026-11-22T02:59:00Z"),
             }),
+            reason: None,
             containers: vec![ContainerView {
                 name: "app".into(),
+                role: ContainerRole::App,
                 ready: false,
                 restart_count: 4,
                 waiting: Some(("CrashLoopBackOff".into(), Some("back-off 1m20s".into()))),

@@ -1,0 +1,265 @@
+//! The index's StatefulSets, DaemonSets, Jobs and CronJobs: `apply_*`,
+//! `delete_*` and `reset_*` per kind, as for Deployments (see
+//! [`super::index`]), the Job -> CronJob attribution, the outcomes of each
+//! CronJob's newest finished Jobs, and the controller a workload is judged
+//! by. Pure: no client, no clock.
+
+use std::collections::HashSet;
+
+use super::index::{key_of, Index, Key, Scope};
+use crate::core::detection::{attribute, Controller};
+use crate::core::workload::{
+    CronHistory, CronJobLite, CronJobView, DaemonSetLite, DaemonSetView, DeploymentView, JobLite,
+    JobView, StatefulSetLite, StatefulSetView, WorkloadKey,
+};
+
+/// A workload's controller, copied out of the index for one assessment.
+#[derive(Debug, Clone)]
+pub(super) enum OwnedController {
+    Deployment(DeploymentView),
+    StatefulSet(StatefulSetView),
+    DaemonSet(DaemonSetView),
+    Job(JobView),
+    CronJob(CronJobView, CronHistory),
+}
+
+impl OwnedController {
+    pub(super) fn as_controller(&self) -> Controller<'_> {
+        match self {
+            OwnedController::Deployment(d) => Controller::Deployment(d),
+            OwnedController::StatefulSet(s) => Controller::StatefulSet(s),
+            OwnedController::DaemonSet(d) => Controller::DaemonSet(d),
+            OwnedController::Job(j) => Controller::Job(j),
+            OwnedController::CronJob(c, h) => Controller::CronJob(c, h),
+        }
+    }
+}
+
+/// What a workload is judged by.
+pub(super) enum Judge {
+    /// Its controller (and its pods).
+    Controller(OwnedController),
+    /// A bare pod: itself.
+    Pod,
+    /// Nothing: the workload is gone, not seen yet, or not a target kind.
+    Nothing,
+}
+
+impl Index {
+    /// What workload `w` is judged by.
+    pub(super) fn judge_of(&self, w: &WorkloadKey) -> Judge {
+        let k = (w.namespace.clone(), w.name.clone());
+        let owned = match w.kind.as_str() {
+            "Pod" if self.workload_pods.contains_key(w) => return Judge::Pod,
+            "Deployment" => self
+                .deployments
+                .get(&k)
+                .cloned()
+                .map(OwnedController::Deployment),
+            "StatefulSet" => self
+                .statefulsets
+                .get(&k)
+                .cloned()
+                .map(OwnedController::StatefulSet),
+            "DaemonSet" => self
+                .daemonsets
+                .get(&k)
+                .cloned()
+                .map(OwnedController::DaemonSet),
+            // A Job of a CronJob is judged as part of its CronJob.
+            "Job" => self
+                .jobs
+                .get(&k)
+                .filter(|j| j.cronjob.is_none())
+                .cloned()
+                .map(OwnedController::Job),
+            "CronJob" => self.cronjobs.get(&k).cloned().map(|c| {
+                let h = self.cron_history.get(&k).cloned().unwrap_or_default();
+                OwnedController::CronJob(c, h)
+            }),
+            _ => None,
+        };
+        owned.map_or(Judge::Nothing, Judge::Controller)
+    }
+
+    // ---- StatefulSets ----
+
+    pub fn apply_statefulset(&mut self, s: &StatefulSetLite) {
+        let view = StatefulSetView::from(s);
+        self.dirty.insert(view.key());
+        // Matches only change with labels (or existence).
+        let relabelled = self
+            .statefulsets
+            .get(&key_of(s))
+            .is_none_or(|old| old.labels != view.labels);
+        self.runbooks_dirty |= relabelled;
+        self.statefulsets.insert(key_of(s), view);
+    }
+
+    pub fn delete_statefulset(&mut self, ns: &str, name: &str) {
+        self.dirty.insert(WorkloadKey::new(ns, "StatefulSet", name));
+        self.statefulsets
+            .remove(&(ns.to_string(), name.to_string()));
+        self.runbooks_dirty = true;
+    }
+
+    pub fn reset_statefulsets(&mut self, scope: &Scope, listed: &HashSet<Key>) {
+        for (ns, name) in scope.unlisted(&self.statefulsets, listed) {
+            self.delete_statefulset(&ns, &name);
+        }
+    }
+
+    // ---- DaemonSets ----
+
+    pub fn apply_daemonset(&mut self, d: &DaemonSetLite) {
+        let view = DaemonSetView::from(d);
+        self.dirty.insert(view.key());
+        // Matches only change with labels (or existence).
+        let relabelled = self
+            .daemonsets
+            .get(&key_of(d))
+            .is_none_or(|old| old.labels != view.labels);
+        self.runbooks_dirty |= relabelled;
+        self.daemonsets.insert(key_of(d), view);
+    }
+
+    pub fn delete_daemonset(&mut self, ns: &str, name: &str) {
+        self.dirty.insert(WorkloadKey::new(ns, "DaemonSet", name));
+        self.daemonsets.remove(&(ns.to_string(), name.to_string()));
+        self.runbooks_dirty = true;
+    }
+
+    pub fn reset_daemonsets(&mut self, scope: &Scope, listed: &HashSet<Key>) {
+        for (ns, name) in scope.unlisted(&self.daemonsets, listed) {
+            self.delete_daemonset(&ns, &name);
+        }
+    }
+
+    // ---- Jobs ----
+
+    /// A Job was added or changed: its outcome goes into its CronJob's
+    /// history once it finishes; its pods move to its CronJob once the
+    /// Job shows that CronJob as its controller.
+    pub fn apply_job(&mut self, j: &JobLite) {
+        let view = JobView::from(j);
+        let k = key_of(j);
+        self.dirty.insert(view.key());
+        if let (Some(cj), Some(outcome)) = (&view.cronjob, view.outcome()) {
+            self.cron_history
+                .entry((k.0.clone(), cj.clone()))
+                .or_default()
+                .record(outcome);
+        }
+        let relabelled = self
+            .jobs
+            .get(&k)
+            .is_none_or(|old| old.labels != view.labels);
+        let old = self.jobs.insert(k.clone(), view);
+        let now_cronjob = self.jobs.get(&k).and_then(|v| v.cronjob.clone());
+        match &old {
+            Some(o) if o.cronjob == now_cronjob => {}
+            // First seen: its pods seen before it move to its CronJob.
+            None => self.reattribute_job(&k, false),
+            // Its controller changed (rare): its pods move again.
+            Some(o) => self.reattribute_job(&k, o.cronjob.is_some()),
+        }
+        if now_cronjob.is_none() {
+            self.runbooks_dirty |= relabelled;
+        } else if old.is_some_and(|o| o.cronjob.is_none()) {
+            // It stopped being a workload of its own.
+            self.runbooks_dirty = true;
+        }
+    }
+
+    /// A Job is gone. Its outcome stays in its CronJob's history (the
+    /// CronJob controller deletes old Jobs; the streak outlives them).
+    pub fn delete_job(&mut self, ns: &str, name: &str) {
+        let k = (ns.to_string(), name.to_string());
+        if let Some(view) = self.jobs.remove(&k) {
+            self.dirty.insert(view.key());
+            if view.cronjob.is_none() {
+                self.runbooks_dirty = true;
+            }
+        }
+        self.dirty.insert(WorkloadKey::new(ns, "Job", name));
+    }
+
+    pub fn reset_jobs(&mut self, scope: &Scope, listed: &HashSet<Key>) {
+        for (ns, name) in scope.unlisted(&self.jobs, listed) {
+            self.delete_job(&ns, &name);
+        }
+    }
+
+    /// A Job's controller became known (or changed): attribute its pods
+    /// again (those seen before the Job sit under the Job's own key).
+    fn reattribute_job(&mut self, job: &Key, from_cronjob: bool) {
+        let as_job = WorkloadKey::new(&job.0, "Job", &job.1);
+        let mut names: Vec<String> = self
+            .workload_pods
+            .get(&as_job)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        if from_cronjob {
+            // Pods attributed to its former CronJob through this Job.
+            names.extend(self.pods.iter().filter_map(|((ns, p), (v, w))| {
+                (ns == &job.0
+                    && w.kind == "CronJob"
+                    && v.owner
+                        .as_ref()
+                        .is_some_and(|o| o.kind == "Job" && o.name == job.1))
+                .then(|| p.clone())
+            }));
+        }
+        for p in names {
+            let k = (job.0.clone(), p);
+            let Some((view, old)) = self.pods.get(&k).cloned() else {
+                continue;
+            };
+            let new = attribute(&view, |kind, ns, o| self.owner_of(kind, ns, o));
+            let new = self.intern(new);
+            if new != old {
+                self.unlink(&old, &k.1);
+                self.workload_pods
+                    .entry(new.clone())
+                    .or_default()
+                    .insert(k.1.clone());
+                self.dirty.insert((*new).clone());
+                self.pods.insert(k, (view, new));
+            }
+        }
+    }
+
+    // ---- CronJobs ----
+
+    pub fn apply_cronjob(&mut self, c: &CronJobLite) {
+        let view = CronJobView::from(c);
+        self.dirty.insert(view.key());
+        // Matches only change with labels (or existence).
+        let relabelled = self
+            .cronjobs
+            .get(&key_of(c))
+            .is_none_or(|old| old.labels != view.labels);
+        self.runbooks_dirty |= relabelled;
+        self.cronjobs.insert(key_of(c), view);
+    }
+
+    /// A CronJob is gone, and the history of its Jobs with it.
+    pub fn delete_cronjob(&mut self, ns: &str, name: &str) {
+        let k = (ns.to_string(), name.to_string());
+        self.dirty.insert(WorkloadKey::new(ns, "CronJob", name));
+        self.cronjobs.remove(&k);
+        self.cron_history.remove(&k);
+        self.runbooks_dirty = true;
+    }
+
+    /// A relist of `scope` listed exactly the CronJobs `listed`: the
+    /// others, and the histories of CronJobs not known, go.
+    pub fn reset_cronjobs(&mut self, scope: &Scope, listed: &HashSet<Key>) {
+        for (ns, name) in scope.unlisted(&self.cronjobs, listed) {
+            self.delete_cronjob(&ns, &name);
+        }
+        let cronjobs = &self.cronjobs;
+        self.cron_history
+            .retain(|k, _| !scope.covers(&k.0) || cronjobs.contains_key(k));
+    }
+}
