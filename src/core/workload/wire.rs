@@ -23,6 +23,7 @@ struct MetaLite {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
+    generation: Option<i64>,
     labels: Option<BTreeMap<String, String>>,
     owner_references: Option<Vec<OwnerLite>>,
     creation_timestamp: Option<Time>,
@@ -46,6 +47,7 @@ pub(super) fn lite_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D
         namespace: m.namespace,
         uid: m.uid,
         resource_version: m.resource_version,
+        generation: m.generation,
         labels: m.labels,
         owner_references: m.owner_references.map(|os| {
             os.into_iter()
