@@ -108,11 +108,58 @@ fn deltas<K: Resource + Send + 'static>(
         .filter_map(futures::future::ready)
 }
 
+/// A watch that starts over (a fresh list, then a watch) whenever
+/// `restarts` changes: the detector asks for it when it pruned pods of
+/// workloads no policy judged and a policy may cover them now.
+fn restartable<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    restarts: tokio::sync::watch::Receiver<u64>,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    type Events<K> = BoxStream<'static, Result<Event<K>, watcher::Error>>;
+    let start = move || -> Events<K> { watcher::watcher(api.clone(), config.clone()).boxed() };
+    stream::unfold(
+        (None::<Events<K>>, restarts),
+        move |(current, mut restarts)| {
+            let mut current = current.unwrap_or_else(&start);
+            let start = start.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        event = current.next() => {
+                            return event.map(|e| (e, (Some(current), restarts)));
+                        }
+                        Ok(()) = restarts.changed() => {
+                            debug!("pod watch lists again");
+                            current = start();
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// The watches of the detector, each with the scope its relists cover.
-#[derive(Default)]
 struct Watches {
     inputs: Vec<BoxStream<'static, Input>>,
     scopes: Vec<Scope>,
+    /// Bumped to make the pod watches list again.
+    pod_relists: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Watches {
+    fn default() -> Self {
+        Watches {
+            inputs: Vec::new(),
+            scopes: Vec::new(),
+            pod_relists: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Watches {
@@ -120,11 +167,33 @@ impl Watches {
     where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
-        let stream = self.scopes.len();
-        self.scopes.push(Scope::of(api.namespace()));
+        let scope = Scope::of(api.namespace());
         let config = watcher::Config::default().any_semantic();
+        self.push(scope, deltas(watcher::watcher(api, config)), wrap);
+    }
+
+    /// A pod watch: one that lists again when asked to.
+    fn add_pods(&mut self, api: Api<PodLite>) {
+        let scope = Scope::of(api.namespace());
+        let config = watcher::Config::default().any_semantic();
+        let restarts = self.pod_relists.subscribe();
+        self.push(
+            scope,
+            deltas(restartable(api, config, restarts)),
+            Change::Pod,
+        );
+    }
+
+    fn push<K: 'static>(
+        &mut self,
+        scope: Scope,
+        deltas: impl futures::Stream<Item = Delta<K>> + Send + 'static,
+        wrap: fn(Delta<K>) -> Change,
+    ) {
+        let stream = self.scopes.len();
+        self.scopes.push(scope);
         self.inputs.push(
-            deltas(watcher::watcher(api, config))
+            deltas
                 .map(move |d| Input {
                     stream,
                     change: wrap(d),
@@ -154,7 +223,11 @@ impl Detector {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
         on_synced: impl FnOnce() + Send + 'static,
     ) {
-        let Watches { inputs, scopes } = self.watches();
+        let Watches {
+            inputs,
+            scopes,
+            pod_relists,
+        } = self.watches();
         let mut input = stream::select_all(inputs).take_until(Box::pin(shutdown));
         let mut index = Index::new(
             self.cfg.operator_namespace.clone(),
@@ -207,6 +280,9 @@ impl Detector {
                     let _ = self.reconcile.send(r);
                 }
             }
+            if index.take_pods_relist() {
+                pod_relists.send_modify(|n| *n += 1);
+            }
             if index.take_runbooks_dirty() && self.cfg.leadership.is_leader() {
                 for s in index.runbook_statuses(now) {
                     self.write_runbook_status(s).await;
@@ -244,7 +320,7 @@ impl Detector {
         let client = &self.client;
         let mut w = Watches::default();
         for &scope in &scopes {
-            w.add(api::<PodLite>(client, scope), Change::Pod);
+            w.add_pods(api::<PodLite>(client, scope));
             w.add(api::<Deployment>(client, scope), Change::Deployment);
             w.add(
                 api::<PartialObjectMeta<ReplicaSet>>(client, scope),

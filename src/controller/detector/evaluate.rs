@@ -120,17 +120,18 @@ impl Index {
         leading: bool,
         now: Timestamp,
     ) -> Verdict {
-        let judge = match TargetKind::parse(&w.kind) {
-            Some(_) if !self.ignored(&w) => self.judge_of(&w),
-            _ => Judge::Nothing,
-        };
-        let controller = match judge {
+        let controller = match self.judge_of(&w) {
             Judge::Controller(c) => Some(c),
             Judge::Pod => None,
-            Judge::Nothing => {
-                // Ignored, gone (or not seen yet), or not a target kind:
-                // nothing to judge, and no restarts to keep.
+            Judge::Waiting => {
+                // Gone, or not seen yet: nothing to judge (yet).
                 self.ledger.forget_workload(&w);
+                self.detections.set(w, None);
+                return Verdict::nothing();
+            }
+            Judge::Never => {
+                // Ignored, or not a target kind: nothing kept either.
+                self.prune(&w);
                 self.detections.set(w, None);
                 return Verdict::nothing();
             }
@@ -140,8 +141,8 @@ impl Index {
             Some(rb) => DetectionPolicy::from_runbook(rb),
             None if self.builtin_policy => DetectionPolicy::default(),
             None => {
-                // No policy covers it: its restarts are not kept either.
-                self.ledger.forget_workload(&w);
+                // No policy covers it: its pods and restarts are not kept.
+                self.prune(&w);
                 self.detections.set(w, None);
                 return Verdict::nothing();
             }

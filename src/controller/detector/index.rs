@@ -123,6 +123,10 @@ pub struct Index {
     pub(super) created: InFlight,
     /// When each Runbook last matched a workload with symptoms.
     pub(super) last_triggered: HashMap<Key, Timestamp>,
+    /// Pods of workloads no policy judges were pruned since the last relist.
+    pub(super) pruned: bool,
+    /// The pod watches must list again (see [`Index::take_pods_relist`]).
+    pub(super) pods_relist: bool,
 }
 
 impl Index {
@@ -154,6 +158,8 @@ impl Index {
             timers: BTreeSet::new(),
             created: InFlight::default(),
             last_triggered: HashMap::new(),
+            pruned: false,
+            pods_relist: false,
         }
     }
 
@@ -231,6 +237,9 @@ impl Index {
             .get(&key_of(d))
             .is_none_or(|old| old.labels != view.labels);
         self.runbooks_dirty |= relabelled;
+        if relabelled {
+            self.coverage_may_grow();
+        }
         self.deployments.insert(key_of(d), view);
     }
 
@@ -290,6 +299,7 @@ impl Index {
             self.ns_labels.insert(name.clone(), labels);
             self.mark_namespace_dirty(&name);
             self.runbooks_dirty = true;
+            self.coverage_may_grow();
         }
     }
 
@@ -345,6 +355,7 @@ impl Index {
 
     fn runbooks_changed(&mut self) {
         self.runbooks_dirty = true;
+        self.coverage_may_grow();
         self.mark_all_dirty();
     }
 

@@ -469,6 +469,20 @@ fn runbooks_govern_detection_and_get_a_status() {
     ));
     assert!(ix.valid_runbooks.contains(&k("shop", "front")));
     assert!(!ix.valid_runbooks.contains(&k("shop", "broken")));
+    // The pods of the uncovered workload were not kept: the pod watches
+    // list again, and the pod comes back.
+    assert!(ix.pods.is_empty());
+    assert!(ix.take_pods_relist());
+    ix.apply_pod(
+        &pod(
+            "shop",
+            "web-7f-a",
+            Some("web-7f"),
+            Some("CrashLoopBackOff"),
+            5,
+        ),
+        t(2),
+    );
     let opened = created(&evaluate_all(&mut ix, &[], t(2)));
     assert_eq!(opened.len(), 1);
     assert_eq!(

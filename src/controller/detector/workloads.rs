@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use super::index::{key_of, Index, Key, Scope};
+use crate::api::TargetKind;
 use crate::core::detection::{attribute, Controller};
 use crate::core::workload::{
     CronHistory, CronJobLite, CronJobView, DaemonSetLite, DaemonSetView, DeploymentView, JobLite,
@@ -41,16 +42,26 @@ pub(super) enum Judge {
     Controller(OwnedController),
     /// A bare pod: itself.
     Pod,
-    /// Nothing: the workload is gone, not seen yet, or not a target kind.
-    Nothing,
+    /// Nothing yet: its controller is not seen yet (or just went; its pods
+    /// go with it). Its pods are kept until it is.
+    Waiting,
+    /// Nothing ever: the workload is ignored, or not of a target kind (a
+    /// pod of a ReplicationController or of a custom controller).
+    Never,
 }
 
 impl Index {
     /// What workload `w` is judged by.
     pub(super) fn judge_of(&self, w: &WorkloadKey) -> Judge {
+        if self.ignored(w) {
+            return Judge::Never;
+        }
         let k = (w.namespace.clone(), w.name.clone());
         let owned = match w.kind.as_str() {
             "Pod" if self.workload_pods.contains_key(w) => return Judge::Pod,
+            // Pods whose ReplicaSet is not known yet.
+            "ReplicaSet" => return Judge::Waiting,
+            kind if TargetKind::parse(kind).is_none() => return Judge::Never,
             "Deployment" => self
                 .deployments
                 .get(&k)
@@ -79,7 +90,44 @@ impl Index {
             }),
             _ => None,
         };
-        owned.map_or(Judge::Nothing, Judge::Controller)
+        owned.map_or(Judge::Waiting, Judge::Controller)
+    }
+
+    /// Forget what is kept of a workload no policy judges: its pods'
+    /// projections and its restarts. Its pods come back with their next
+    /// change, or with a relist once a policy may cover it
+    /// ([`Index::take_pods_relist`]).
+    pub(super) fn prune(&mut self, w: &WorkloadKey) {
+        self.ledger.forget_workload(w);
+        let Some(names) = self.workload_pods.remove(w) else {
+            return;
+        };
+        self.pruned = true;
+        for name in names {
+            let k = (w.namespace.clone(), name);
+            self.ledger.forget_pod(&k.0, &k.1);
+            self.pods.remove(&k);
+        }
+    }
+
+    /// Coverage may have grown (a Runbook changed, a workload or a
+    /// namespace was relabelled): if pods were pruned since the last
+    /// relist, the pod watches must list again.
+    pub(super) fn coverage_may_grow(&mut self) {
+        if self.pruned {
+            self.pods_relist = true;
+        }
+    }
+
+    /// Whether the pod watches must list again (and clear it): pods of
+    /// workloads no policy judged were pruned, and a policy may cover
+    /// them now.
+    pub fn take_pods_relist(&mut self) -> bool {
+        let relist = std::mem::take(&mut self.pods_relist);
+        if relist {
+            self.pruned = false;
+        }
+        relist
     }
 
     // ---- StatefulSets ----
@@ -93,6 +141,9 @@ impl Index {
             .get(&key_of(s))
             .is_none_or(|old| old.labels != view.labels);
         self.runbooks_dirty |= relabelled;
+        if relabelled {
+            self.coverage_may_grow();
+        }
         self.statefulsets.insert(key_of(s), view);
     }
 
@@ -120,6 +171,9 @@ impl Index {
             .get(&key_of(d))
             .is_none_or(|old| old.labels != view.labels);
         self.runbooks_dirty |= relabelled;
+        if relabelled {
+            self.coverage_may_grow();
+        }
         self.daemonsets.insert(key_of(d), view);
     }
 
@@ -165,6 +219,9 @@ impl Index {
         }
         if now_cronjob.is_none() {
             self.runbooks_dirty |= relabelled;
+            if relabelled {
+                self.coverage_may_grow();
+            }
         } else if old.is_some_and(|o| o.cronjob.is_none()) {
             // It stopped being a workload of its own.
             self.runbooks_dirty = true;
@@ -240,6 +297,9 @@ impl Index {
             .get(&key_of(c))
             .is_none_or(|old| old.labels != view.labels);
         self.runbooks_dirty |= relabelled;
+        if relabelled {
+            self.coverage_may_grow();
+        }
         self.cronjobs.insert(key_of(c), view);
     }
 
@@ -263,3 +323,7 @@ impl Index {
             .retain(|k, _| !scope.covers(&k.0) || cronjobs.contains_key(k));
     }
 }
+
+#[cfg(test)]
+#[path = "workloads_tests.rs"]
+mod tests;
