@@ -1,5 +1,6 @@
 //! Evidence kept with an Incident: the failing pods' logs, their Events
-//! and the rollout history, gathered within a time budget into
+//! and a Deployment's rollout history (pods of StatefulSets, DaemonSets,
+//! Jobs and CronJobs in [`kinds`]), gathered within a time budget into
 //! `<incident>-evidence` (an owned ConfigMap, see [`super::artifacts`]) at
 //! open, when severity rises, and before a mitigation's first workload
 //! write. Formatting and caps in [`crate::core::evidence`].
@@ -178,6 +179,8 @@ fn list_params_of(d: &Deployment) -> SelectedBy {
     }
 }
 
+mod kinds;
+
 #[cfg(test)]
 mod selector_tests;
 
@@ -311,9 +314,21 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
             Some(None) => g.problems.push(format!("pod {} not found", target.name)),
             None => {}
         },
-        other => g
-            .problems
-            .push(format!("evidence for {other} targets is not gathered yet")),
+        kind @ (TargetKind::StatefulSet
+        | TargetKind::DaemonSet
+        | TargetKind::Job
+        | TargetKind::CronJob) => {
+            pods = kinds::pods_of(
+                client,
+                &ns,
+                kind,
+                &target.name,
+                &budget,
+                &mut g,
+                &mut objects,
+            )
+            .await;
+        }
     }
     let mut failing: Vec<(i32, Pod)> = pods
         .into_iter()

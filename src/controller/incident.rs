@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -19,9 +21,12 @@ use super::authority::Mandate;
 use super::context::Context;
 use super::evidence::{evidence_reason, write_evidence};
 use super::postmortem::{postmortem_due, write_postmortem};
-use crate::api::{Incident, IncidentStatus, TargetKind};
+use crate::api::{Impact, Incident, IncidentStatus, TargetKind};
 use crate::core::authority::RunbookId;
-use crate::core::health::{deployment_health, pod_health};
+use crate::core::health::{
+    cronjob_health, daemonset_health, deployment_health, job_health, job_of_cronjob, pod_health,
+    statefulset_health,
+};
 use crate::core::lifecycle::{
     self, EventType, IncidentView, Observation, Policy, TargetHealth, Transition,
 };
@@ -93,41 +98,69 @@ async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation,
         });
     }
     let client = &ctx.client;
+    let name = target.name.as_str();
+    let missing = || (TargetHealth::Missing, Impact::default());
     let (health, impact) = match target.kind {
-        TargetKind::Deployment => {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-            match api.get_opt(&target.name).await {
-                Ok(Some(d)) => deployment_health(&d),
-                Ok(None) => (TargetHealth::Missing, Default::default()),
-                Err(source) => {
-                    return Err(Error::Read {
-                        what: format!("deployment {ns}/{}", target.name),
+        TargetKind::Deployment => get::<Deployment>(client, ns, name)
+            .await?
+            .map_or_else(missing, |d| deployment_health(&d)),
+        TargetKind::Pod => get::<Pod>(client, ns, name)
+            .await?
+            .map_or_else(missing, |p| pod_health(&p)),
+        TargetKind::StatefulSet => get::<StatefulSet>(client, ns, name)
+            .await?
+            .map_or_else(missing, |s| statefulset_health(&s)),
+        TargetKind::DaemonSet => get::<DaemonSet>(client, ns, name)
+            .await?
+            .map_or_else(missing, |d| daemonset_health(&d)),
+        TargetKind::Job => get::<Job>(client, ns, name)
+            .await?
+            .map_or_else(missing, |j| job_health(&j)),
+        TargetKind::CronJob => match get::<CronJob>(client, ns, name).await? {
+            Some(c) => {
+                let jobs = Api::<Job>::namespaced(client.clone(), ns)
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|source| Error::Read {
+                        what: format!("jobs of cronjob {ns}/{name}"),
                         source,
-                    })
-                }
+                    })?;
+                let own: Vec<Job> = jobs
+                    .items
+                    .into_iter()
+                    .filter(|j| job_of_cronjob(j, name))
+                    .collect();
+                cronjob_health(&c, &own)
             }
-        }
-        TargetKind::Pod => {
-            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-            match api.get_opt(&target.name).await {
-                Ok(Some(p)) => pod_health(&p),
-                Ok(None) => (TargetHealth::Missing, Default::default()),
-                Err(source) => {
-                    return Err(Error::Read {
-                        what: format!("pod {ns}/{}", target.name),
-                        source,
-                    })
-                }
-            }
-        }
-        // Judged by the detector only (for now).
-        _ => (TargetHealth::Unknown, Default::default()),
+            None => missing(),
+        },
     };
     Ok(Observation {
         target: health,
         impact: Some(impact),
         ..Default::default()
     })
+}
+
+/// Read a target object (`None`: it does not exist).
+async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::Read {
+            what: format!(
+                "{} {ns}/{name}",
+                K::kind(&K::DynamicType::default()).to_lowercase()
+            ),
+            source,
+        })
 }
 
 /// The policy of an incident: flag targets plus the governing Runbook's

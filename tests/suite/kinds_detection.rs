@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use kube_incident::api::{Incident, IncidentSource, TargetKind};
@@ -65,6 +66,37 @@ async fn wait_target_incident(
             incidents(client, ns).await
         ),
     }
+}
+
+/// The Incident's evidence: the logs of its workload's pods (named
+/// `pod_prefix...`) and its Events, nothing left ungathered.
+async fn assert_evidence(client: &Client, ns: &str, inc: &Incident, pod_prefix: &str) {
+    let name = inc.metadata.name.clone().unwrap_or_default();
+    let api: Api<Incident> = Api::namespaced(client.clone(), ns);
+    let cm_name = wait_for(WAIT, || async {
+        api.get(&name)
+            .await
+            .ok()?
+            .status?
+            .evidence_ref
+            .map(|r| r.name)
+    })
+    .await
+    .unwrap_or_else(|| panic!("incident {name} has evidence within {WAIT:?}"));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get(&cm_name)
+        .await
+        .unwrap();
+    let data = cm.data.unwrap_or_default();
+    let summary = data.get("summary.txt").cloned().unwrap_or_default();
+    assert!(!summary.contains("not gathered"), "{summary}");
+    assert!(
+        data.keys()
+            .any(|k| k.starts_with(&format!("logs.{pod_prefix}"))),
+        "logs of the pods of {pod_prefix}: {:?}\n{summary}",
+        data.keys().collect::<Vec<_>>()
+    );
+    assert!(data.contains_key("events.txt"));
 }
 
 /// One Incident per workload: only `name` of `kind` (no other target).
@@ -125,6 +157,7 @@ async fn a_statefulset_rolled_out_to_a_crashing_image_is_detected() {
     assert!(inc.spec.runbook_ref.is_some(), "the Runbook governs it");
     wait_target_incident(c, &ns, TargetKind::StatefulSet, "db", "RolloutStuck").await;
     assert_only_target(c, &ns, TargetKind::StatefulSet, "db").await;
+    assert_evidence(c, &ns, &inc, "db-").await;
     op.stop().await.unwrap();
 }
 
@@ -246,6 +279,7 @@ async fn a_failing_job_is_detected() {
         s.timeline
     );
     assert_only_target(c, &ns, TargetKind::Job, "report").await;
+    assert_evidence(c, &ns, &inc, "report-").await;
     op.stop().await.unwrap();
 }
 
@@ -313,5 +347,6 @@ async fn a_cronjob_whose_jobs_keep_failing_is_detected_after_min_failures() {
     );
     // The Jobs' pods belong to the CronJob's one Incident.
     assert_only_target(c, &ns, TargetKind::CronJob, "nightly").await;
+    assert_evidence(c, &ns, &inc, "nightly-manual-").await;
     op.stop().await.unwrap();
 }
