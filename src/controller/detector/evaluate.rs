@@ -158,7 +158,7 @@ impl Index {
             .collect();
         let assessment = detection::assess_workload(
             &w,
-            controller.as_ref().map(OwnedController::as_controller),
+            controller.as_deref().map(OwnedController::as_controller),
             &pods,
             &policy,
             &mut self.ledger,

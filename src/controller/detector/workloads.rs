@@ -39,7 +39,7 @@ impl OwnedController {
 /// What a workload is judged by.
 pub(super) enum Judge {
     /// Its controller (and its pods).
-    Controller(OwnedController),
+    Controller(Box<OwnedController>),
     /// A bare pod: itself.
     Pod,
     /// Nothing yet: its controller is not seen yet (or just went; its pods
@@ -90,7 +90,7 @@ impl Index {
             }),
             _ => None,
         };
-        owned.map_or(Judge::Waiting, Judge::Controller)
+        owned.map_or(Judge::Waiting, |c| Judge::Controller(Box::new(c)))
     }
 
     /// Forget what is kept of a workload no policy judges: its pods'
@@ -258,14 +258,18 @@ impl Index {
             .unwrap_or_default();
         if from_cronjob {
             // Pods attributed to its former CronJob through this Job.
-            names.extend(self.pods.iter().filter_map(|((ns, p), (v, w))| {
-                (ns == &job.0
-                    && w.kind == "CronJob"
-                    && v.owner
-                        .as_ref()
-                        .is_some_and(|o| o.kind == "Job" && o.name == job.1))
-                .then(|| p.clone())
-            }));
+            names.extend(
+                self.pods
+                    .iter()
+                    .filter(|((ns, _), (v, w))| {
+                        ns == &job.0
+                            && w.kind == "CronJob"
+                            && v.owner
+                                .as_ref()
+                                .is_some_and(|o| o.kind == "Job" && o.name == job.1)
+                    })
+                    .map(|((_, p), _)| p.clone()),
+            );
         }
         for p in names {
             let k = (job.0.clone(), p);

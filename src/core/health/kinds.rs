@@ -97,9 +97,11 @@ pub fn daemonset_health(d: &DaemonSet) -> (TargetHealth, Impact) {
     (health, imp)
 }
 
-/// How a Job finished: `Some(Ok(time))` Complete, `Some(Err((why, time)))`
-/// Failed, `None` still running (or suspended).
-fn job_outcome(j: &Job) -> Option<Result<Option<Time>, (String, Option<Time>)>> {
+/// A finished Job: `Ok(when)` Complete, `Err((why, when))` Failed.
+type Finished = Result<Option<Time>, (String, Option<Time>)>;
+
+/// How a Job finished; `None` while it runs (or is suspended).
+fn job_outcome(j: &Job) -> Option<Finished> {
     let conds = j.status.as_ref().and_then(|s| s.conditions.as_ref())?;
     let is = |t: &str| conds.iter().find(|c| c.type_ == t && c.status == "True");
     if let Some(c) = is("Failed") {
@@ -315,7 +317,7 @@ mod tests {
             TargetHealth::Healthy
         );
         assert_eq!(
-            cronjob_health(&cj(false), &[running.clone()]).0,
+            cronjob_health(&cj(false), std::slice::from_ref(&running)).0,
             TargetHealth::Unknown
         );
         assert_eq!(
