@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kube_incident::api::{Incident, IncidentSource, TargetKind};
 use serde_json::json;
@@ -348,5 +348,80 @@ async fn a_cronjob_whose_jobs_keep_failing_is_detected_after_min_failures() {
     // The Jobs' pods belong to the CronJob's one Incident.
     assert_only_target(c, &ns, TargetKind::CronJob, "nightly").await;
     assert_evidence(c, &ns, &inc, "nightly-manual-").await;
+    op.stop().await.unwrap();
+}
+
+/// Mark Job `name` Failed as the Job controller would (the emulator runs
+/// no controller: its status is written here).
+async fn fail_job(client: &Client, ns: &str, name: &str, reason: &str) {
+    let now = jiff::Timestamp::now().to_string();
+    let status = json!({"status": {"failed": 1, "startTime": now, "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": reason, "lastTransitionTime": now},
+        {"type": "Failed", "status": "True", "reason": reason,
+         "message": "Job has reached the specified backoff limit", "lastTransitionTime": now}]}});
+    Api::<Job>::namespaced(client.clone(), ns)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("fail job {name}: {e}"));
+}
+
+/// The watches of the new kinds work on the emulator too (which stores
+/// Jobs and CronJobs without a controller): a Job whose status says it
+/// failed, and a CronJob whose two Jobs did, each open their Incident.
+#[tokio::test]
+async fn job_and_cronjob_statuses_are_watched_on_the_emulator() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    if cluster
+        .emulator_only("job_and_cronjob_statuses_are_watched_on_the_emulator")
+        .is_none()
+    {
+        return;
+    }
+    let c = &cluster.client;
+    let ns = cluster.namespace("batch").await;
+    create_runbook(
+        c,
+        &ns,
+        "batch",
+        json!({"selector": {}, "targetKinds": ["Job", "CronJob"],
+            "triggers": [{"type": "JobFailed"}]}),
+    )
+    .await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
+    Api::<Job>::namespaced(c.clone(), &ns)
+        .create(&PostParams::default(), &job("report", "crashloop", 0))
+        .await
+        .unwrap();
+    fail_job(c, &ns, "report", "DeadlineExceeded").await;
+    let inc = wait_target_incident(c, &ns, TargetKind::Job, "report", "JobFailed").await;
+    assert!(
+        inc.spec.title.contains("JobFailed (DeadlineExceeded)"),
+        "{}",
+        inc.spec.title
+    );
+
+    Api::<CronJob>::namespaced(c.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &cronjob("nightly", "0 0 1 1 *", "crashloop"),
+        )
+        .await
+        .unwrap();
+    job_from_cronjob(c, &ns, "nightly", "nightly-1").await;
+    fail_job(c, &ns, "nightly-1", "BackoffLimitExceeded").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !incidents(c, &ns).await.iter().any(|i| i
+            .spec
+            .target
+            .as_ref()
+            .is_some_and(|t| t.kind == TargetKind::CronJob)),
+        "one failed Job is not a streak"
+    );
+    job_from_cronjob(c, &ns, "nightly", "nightly-2").await;
+    fail_job(c, &ns, "nightly-2", "BackoffLimitExceeded").await;
+    wait_target_incident(c, &ns, TargetKind::CronJob, "nightly", "JobFailed").await;
     op.stop().await.unwrap();
 }
