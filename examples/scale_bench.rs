@@ -3,6 +3,9 @@
 //! ```sh
 //! cargo build --release --bins --examples
 //! target/release/examples/scale_bench --pods 10000 --churn 2000 --failing 50
+//! # a mix of kinds: Deployments, StatefulSets, DaemonSets and CronJobs (one
+//! # running Job each, plus 5 finished Jobs), in turn
+//! target/release/examples/scale_bench --pods 10000 --mix 1 --finished-jobs 5
 //! ```
 //!
 //! The emulator runs in this process; the operator runs as a separate
@@ -19,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use emulator::{Emulator, EmulatorConfig};
 use futures::{stream, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -34,6 +38,18 @@ struct Args {
     churn: u64,
     failing: usize,
     churn_secs: u64,
+    /// Workloads of every kind in turn (0: Deployments only).
+    mix: bool,
+    /// Finished (Complete) Jobs per CronJob, with no pods left.
+    finished_jobs: usize,
+}
+
+/// The kind of the `d`-th workload.
+fn kind_of(a: &Args, d: usize) -> &'static str {
+    if !a.mix {
+        return "Deployment";
+    }
+    ["Deployment", "StatefulSet", "DaemonSet", "CronJob"][d % 4]
 }
 
 fn parse_args() -> Args {
@@ -44,6 +60,8 @@ fn parse_args() -> Args {
         churn: 2_000,
         failing: 50,
         churn_secs: 20,
+        mix: false,
+        finished_jobs: 0,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -58,6 +76,8 @@ fn parse_args() -> Args {
             "--churn" => a.churn = v,
             "--failing" => a.failing = v as usize,
             "--churn-secs" => a.churn_secs = v,
+            "--mix" => a.mix = v != 0,
+            "--finished-jobs" => a.finished_jobs = v as usize,
             other => panic!("unknown flag {other}"),
         }
         i += 2;
@@ -118,6 +138,111 @@ fn pod_status(phase_ok: bool, restarts: i32, ip: &str) -> serde_json::Value {
     }
 }
 
+/// Create workload `name` of `kind` with `n` pods (all Ready), and what
+/// owns its pods: (kind, name, uid) of the pods' controller.
+async fn create_owner(
+    client: &Client,
+    a: &Args,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    n: i32,
+) -> (&'static str, String, String) {
+    let now = jiff::Timestamp::now().to_string();
+    let template = json!({"metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": "app", "image": "app:v1"}]}});
+    let meta = json!({"name": name, "namespace": ns, "labels": {"app": name}});
+    let selector = json!({"matchLabels": {"app": name}});
+    let pp = PostParams::default();
+    let status = |v: serde_json::Value| Patch::Merge(json!({ "status": v }));
+    match kind {
+        "StatefulSet" => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+            let o: StatefulSet = serde_json::from_value(json!({"metadata": meta,
+                "spec": {"replicas": n, "serviceName": name, "selector": selector, "template": template}}))
+            .unwrap();
+            let o = api.create(&pp, &o).await.unwrap();
+            api.patch_status(name, &PatchParams::default(), &status(json!({
+                "observedGeneration": 1, "replicas": n, "readyReplicas": n, "availableReplicas": n,
+                "updatedReplicas": n, "currentReplicas": n, "currentRevision": "r1", "updateRevision": "r1"})))
+                .await
+                .unwrap();
+            ("StatefulSet", name.to_string(), o.metadata.uid.unwrap_or_default())
+        }
+        "DaemonSet" => {
+            let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+            let o: DaemonSet = serde_json::from_value(json!({"metadata": meta,
+                "spec": {"selector": selector, "template": template}}))
+            .unwrap();
+            let o = api.create(&pp, &o).await.unwrap();
+            api.patch_status(name, &PatchParams::default(), &status(json!({
+                "observedGeneration": 1, "desiredNumberScheduled": n, "currentNumberScheduled": n,
+                "numberMisscheduled": 0, "numberReady": n, "numberAvailable": n, "updatedNumberScheduled": n})))
+                .await
+                .unwrap();
+            ("DaemonSet", name.to_string(), o.metadata.uid.unwrap_or_default())
+        }
+        "CronJob" => {
+            let api: Api<CronJob> = Api::namespaced(client.clone(), ns);
+            let mut job_template = template.clone();
+            job_template["spec"]["restartPolicy"] = json!("OnFailure");
+            let o: CronJob = serde_json::from_value(json!({"metadata": meta,
+                "spec": {"schedule": "0 0 1 1 *", "jobTemplate": {"spec": {"template": job_template}}}}))
+            .unwrap();
+            let o = api.create(&pp, &o).await.unwrap();
+            let cj_uid = o.metadata.uid.unwrap_or_default();
+            let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+            let job = |job: &str| -> Job {
+                serde_json::from_value(json!({"metadata": {"name": job, "namespace": ns,
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": name, "uid": cj_uid, "controller": true}]},
+                    "spec": {"parallelism": n, "template": job_template}}))
+                .unwrap()
+            };
+            for k in 0..a.finished_jobs {
+                let done = format!("{name}-done-{k}");
+                jobs.create(&pp, &job(&done)).await.unwrap();
+                jobs.patch_status(&done, &PatchParams::default(), &status(json!({
+                    "succeeded": 1, "startTime": now, "completionTime": now,
+                    "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
+                        {"type": "Complete", "status": "True", "lastTransitionTime": now}]})))
+                    .await
+                    .unwrap();
+            }
+            let running = format!("{name}-7f9c");
+            let j = jobs.create(&pp, &job(&running)).await.unwrap();
+            jobs.patch_status(&running, &PatchParams::default(), &status(json!({"active": n, "startTime": now})))
+                .await
+                .unwrap();
+            ("Job", running, j.metadata.uid.unwrap_or_default())
+        }
+        _ => {
+            let dapi: Api<Deployment> = Api::namespaced(client.clone(), ns);
+            let dep: Deployment = serde_json::from_value(json!({"metadata": meta,
+                "spec": {"replicas": n, "selector": selector, "template": template}}))
+            .unwrap();
+            let d = dapi.create(&pp, &dep).await.unwrap();
+            dapi.patch_status(name, &PatchParams::default(), &status(json!({
+                "observedGeneration": 1, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastTransitionTime": now}]})))
+                .await
+                .unwrap();
+            let uid = d.metadata.uid.unwrap_or_default();
+            let rs_name = format!("{name}-7f9c");
+            let rs: ReplicaSet = serde_json::from_value(json!({
+                "metadata": {"name": rs_name, "namespace": ns, "labels": {"app": name},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid, "controller": true}]},
+                "spec": {"replicas": n, "selector": selector, "template": template}
+            }))
+            .unwrap();
+            let rs = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+                .create(&pp, &rs)
+                .await
+                .unwrap();
+            ("ReplicaSet", rs_name, rs.metadata.uid.unwrap_or_default())
+        }
+    }
+}
+
 async fn populate(client: &Client, a: &Args) -> Vec<(String, String, Vec<String>)> {
     let deployments = a.pods / a.pods_per_deployment;
     let mut layout = Vec::new();
@@ -144,35 +269,17 @@ async fn populate(client: &Client, a: &Args) -> Vec<(String, String, Vec<String>
             let client = client.clone();
             let done = &done;
             async move {
-                let dep: Deployment = serde_json::from_value(json!({
-                    "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
-                    "spec": {"replicas": pods.len(), "selector": {"matchLabels": {"app": name}},
-                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}}
-                }))
-                .unwrap();
-                let dapi: Api<Deployment> = Api::namespaced(client.clone(), ns);
-                let d = dapi.create(&PostParams::default(), &dep).await.unwrap();
-                let n = pods.len() as i32;
-                dapi.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {
-                    "observedGeneration": 1, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
-                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastTransitionTime": jiff::Timestamp::now().to_string()}]
-                }}))).await.unwrap();
-                let uid = d.metadata.uid.unwrap();
-                let rs_name = format!("{name}-7f9c");
-                let rs: ReplicaSet = serde_json::from_value(json!({
-                    "metadata": {"name": rs_name, "namespace": ns, "labels": {"app": name},
-                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid, "controller": true}]},
-                    "spec": {"replicas": n, "selector": {"matchLabels": {"app": name}},
-                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}}
-                }))
-                .unwrap();
-                let rs = Api::<ReplicaSet>::namespaced(client.clone(), ns).create(&PostParams::default(), &rs).await.unwrap();
-                let rs_uid = rs.metadata.uid.unwrap();
+                let d: usize = name
+                    .trim_start_matches("app-")
+                    .parse()
+                    .unwrap_or_default();
+                let (owner_kind, owner_name, owner_uid) =
+                    create_owner(&client, a, kind_of(a, d), ns, name, pods.len() as i32).await;
                 let papi: Api<Pod> = Api::namespaced(client.clone(), ns);
                 for (i, p) in pods.iter().enumerate() {
                     let pod: Pod = serde_json::from_value(json!({
                         "metadata": {"name": p, "namespace": ns, "labels": {"app": name},
-                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid, "controller": true}]},
+                            "ownerReferences": [{"apiVersion": "v1", "kind": owner_kind, "name": owner_name, "uid": owner_uid, "controller": true}]},
                         "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:v1"}]}
                     }))
                     .unwrap();
@@ -441,7 +548,13 @@ async fn main() {
     let _ = child.wait();
 
     let events = (ev1 - ev0) as f64;
-    println!("| pods | deployments | churn (writes/s achieved) | incidents | detection p50 / p99 / p99.9 (ms) | RSS steady (MiB) | RSS peak initial sync (MiB) | RSS peak relist (MiB) | CPU s per 1k events |");
+    if a.mix {
+        println!(
+            "workloads of every kind in turn (Deployment, StatefulSet, DaemonSet, CronJob with {} finished Jobs each)",
+            a.finished_jobs
+        );
+    }
+    println!("| pods | workloads | churn (writes/s achieved) | incidents | detection p50 / p99 / p99.9 (ms) | RSS steady (MiB) | RSS peak initial sync (MiB) | RSS peak relist (MiB) | CPU s per 1k events |");
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {:.0} | {}/{} | {:.1} / {:.1} / {:.1} | {:.1} (after churn {:.1}) | {:.1} | {:.1} | {:.3} |",
