@@ -10,7 +10,10 @@ use crate::api::Impact;
 
 mod kinds;
 
-pub use kinds::{cronjob_health, daemonset_health, job_health, job_of_cronjob, statefulset_health};
+pub use kinds::{
+    controlled_by_cronjob, cronjob_health, daemonset_health, job_health, job_of_cronjob,
+    statefulset_health,
+};
 
 /// Health and impact of a Deployment, on top of "rollout complete" as
 /// `kubectl rollout status` decides it ([`rollout::rollout_status`]):

@@ -9,12 +9,13 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::{Api, Client, ResourceExt};
 
 use super::Budget;
 use crate::api::TargetKind;
 use crate::core::evidence::Gathered;
-use crate::core::health::job_of_cronjob;
+use crate::core::health::controlled_by_cronjob;
 use crate::core::selector;
 
 /// The label the Job controller puts on its pods.
@@ -169,16 +170,17 @@ async fn cronjob_pods(
         .read(
             &mut g.missing,
             || format!("jobs of cronjob {name} (their pods and logs)"),
-            Api::<Job>::namespaced(client.clone(), ns).list(&ListParams::default()),
+            // Metadata only: a namespace may hold many Jobs.
+            Api::<Job>::namespaced(client.clone(), ns).list_metadata(&ListParams::default()),
         )
         .await
     else {
         return Vec::new();
     };
-    let mut own: Vec<Job> = jobs
+    let mut own: Vec<PartialObjectMeta<Job>> = jobs
         .items
         .into_iter()
-        .filter(|j| job_of_cronjob(j, name))
+        .filter(|j| controlled_by_cronjob(&j.metadata, name))
         .collect();
     own.sort_by(|a, b| {
         (

@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::api::Impact;
 use crate::core::lifecycle::TargetHealth;
@@ -172,8 +172,13 @@ pub fn cronjob_health(c: &CronJob, jobs: &[Job]) -> (TargetHealth, Impact) {
 
 /// Whether `job` is controlled by the CronJob `cronjob`.
 pub fn job_of_cronjob(job: &Job, cronjob: &str) -> bool {
-    job.metadata
-        .owner_references
+    controlled_by_cronjob(&job.metadata, cronjob)
+}
+
+/// Whether the object with metadata `meta` is controlled by the CronJob
+/// `cronjob`.
+pub fn controlled_by_cronjob(meta: &ObjectMeta, cronjob: &str) -> bool {
+    meta.owner_references
         .iter()
         .flatten()
         .any(|o| o.controller == Some(true) && o.kind == "CronJob" && o.name == cronjob)
