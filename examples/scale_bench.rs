@@ -167,7 +167,11 @@ async fn create_owner(
                 "updatedReplicas": n, "currentReplicas": n, "currentRevision": "r1", "updateRevision": "r1"})))
                 .await
                 .unwrap();
-            ("StatefulSet", name.to_string(), o.metadata.uid.unwrap_or_default())
+            (
+                "StatefulSet",
+                name.to_string(),
+                o.metadata.uid.unwrap_or_default(),
+            )
         }
         "DaemonSet" => {
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
@@ -180,7 +184,11 @@ async fn create_owner(
                 "numberMisscheduled": 0, "numberReady": n, "numberAvailable": n, "updatedNumberScheduled": n})))
                 .await
                 .unwrap();
-            ("DaemonSet", name.to_string(), o.metadata.uid.unwrap_or_default())
+            (
+                "DaemonSet",
+                name.to_string(),
+                o.metadata.uid.unwrap_or_default(),
+            )
         }
         "CronJob" => {
             let api: Api<CronJob> = Api::namespaced(client.clone(), ns);
@@ -210,9 +218,13 @@ async fn create_owner(
             }
             let running = format!("{name}-7f9c");
             let j = jobs.create(&pp, &job(&running)).await.unwrap();
-            jobs.patch_status(&running, &PatchParams::default(), &status(json!({"active": n, "startTime": now})))
-                .await
-                .unwrap();
+            jobs.patch_status(
+                &running,
+                &PatchParams::default(),
+                &status(json!({"active": n, "startTime": now})),
+            )
+            .await
+            .unwrap();
             ("Job", running, j.metadata.uid.unwrap_or_default())
         }
         _ => {

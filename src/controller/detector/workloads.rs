@@ -106,7 +106,16 @@ impl Index {
         for name in names {
             let k = (w.namespace.clone(), name);
             self.ledger.forget_pod(&k.0, &k.1);
-            self.pods.remove(&k);
+            let owner = self.pods.remove(&k).and_then(|(v, _)| v.owner);
+            if let Some(o) = owner.filter(|o| o.kind == "ReplicaSet") {
+                let rs = (k.0.clone(), o.name);
+                if let Some(set) = self.unattributed.get_mut(&rs) {
+                    set.remove(&k.1);
+                    if set.is_empty() {
+                        self.unattributed.remove(&rs);
+                    }
+                }
+            }
         }
     }
 
