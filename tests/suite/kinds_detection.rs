@@ -247,6 +247,46 @@ async fn a_crash_looping_init_container_is_detected() {
 }
 
 #[tokio::test]
+async fn a_crash_looping_native_sidecar_is_detected() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    if !cluster.has_workload_controllers("a_crash_looping_native_sidecar_is_detected") {
+        return;
+    }
+    let c = &cluster.client;
+    let ns = cluster.namespace("sidecar").await;
+    create_runbook(
+        c,
+        &ns,
+        "api",
+        json!({"selector": {"matchLabels": {"app": "api"}},
+            "triggers": [{"type": "CrashLoopBackOff", "minRestarts": 1}]}),
+    )
+    .await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
+    let mut d = serde_json::to_value(deployment("api", 1, "healthy")).unwrap();
+    d["spec"]["template"]["spec"]["initContainers"] = json!([
+        {"name": "proxy", "image": "registry.example/proxy:crash-v1", "restartPolicy": "Always"}
+    ]);
+    let d: Deployment = serde_json::from_value(d).unwrap();
+    Api::<Deployment>::namespaced(c.clone(), &ns)
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let inc = wait_target_incident(c, &ns, TargetKind::Deployment, "api", "CrashLoopBackOff").await;
+    let s = inc.status.as_ref().unwrap();
+    assert!(
+        s.timeline
+            .iter()
+            .any(|e| e.message.contains("sidecar proxy")),
+        "the symptom names the sidecar: {:#?}",
+        s.timeline
+    );
+    op.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_failing_job_is_detected() {
     let Some(cluster) = Cluster::with_crds(true).await else {
         return;
