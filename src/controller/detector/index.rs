@@ -123,10 +123,12 @@ pub struct Index {
     pub(super) created: InFlight,
     /// When each Runbook last matched a workload with symptoms.
     pub(super) last_triggered: HashMap<Key, Timestamp>,
-    /// Pods of workloads no policy judges were pruned since the last relist.
-    pub(super) pruned: bool,
-    /// The pod watches must list again (see [`Index::take_pods_relist`]).
-    pub(super) pods_relist: bool,
+    /// Controllers whose pods were pruned (no policy judged them, or they
+    /// were ignored) since the last pod relist: one key per workload, gone
+    /// with the controller.
+    pub(super) pruned: HashSet<WorkloadKey>,
+    /// Coverage may have grown since: check `pruned` before the next relist.
+    pub(super) recheck_pruned: bool,
 }
 
 impl Index {
@@ -158,8 +160,8 @@ impl Index {
             timers: BTreeSet::new(),
             created: InFlight::default(),
             last_triggered: HashMap::new(),
-            pruned: false,
-            pods_relist: false,
+            pruned: HashSet::new(),
+            recheck_pruned: false,
         }
     }
 
@@ -244,6 +246,7 @@ impl Index {
     }
 
     pub fn delete_deployment(&mut self, ns: &str, name: &str) {
+        self.pruned.remove(&WorkloadKey::deployment(ns, name));
         self.dirty.insert(WorkloadKey::deployment(ns, name));
         self.deployments.remove(&(ns.to_string(), name.to_string()));
         self.runbooks_dirty = true;

@@ -102,7 +102,11 @@ impl Index {
         let Some(names) = self.workload_pods.remove(w) else {
             return;
         };
-        self.pruned = true;
+        // A bare pod comes back with its own next change; a pod of a kind
+        // that is never judged never needs to.
+        if w.kind != "Pod" && TargetKind::parse(&w.kind).is_some() {
+            self.pruned.insert(w.clone());
+        }
         for name in names {
             let k = (w.namespace.clone(), name);
             self.ledger.forget_pod(&k.0, &k.1);
@@ -120,23 +124,32 @@ impl Index {
     }
 
     /// Coverage may have grown (a Runbook changed, a workload or a
-    /// namespace was relabelled): if pods were pruned since the last
-    /// relist, the pod watches must list again.
+    /// namespace was relabelled): the pruned workloads are checked again
+    /// before the next relist decision.
     pub(super) fn coverage_may_grow(&mut self) {
-        if self.pruned {
-            self.pods_relist = true;
+        if !self.pruned.is_empty() {
+            self.recheck_pruned = true;
         }
     }
 
-    /// Whether the pod watches must list again (and clear it): pods of
-    /// workloads no policy judged were pruned, and a policy may cover
-    /// them now.
+    /// Whether a policy would judge `w` now (it is not ignored, and a
+    /// Runbook or the built-in policy covers it).
+    fn covered(&self, w: &WorkloadKey) -> bool {
+        !self.ignored(w) && (self.builtin_policy || self.runbook_for(w).is_some())
+    }
+
+    /// Whether the pod watches must list again: a workload whose pods were
+    /// pruned is covered now. Asked once per batch; a relist clears the
+    /// pruned set (what is still not covered is pruned again).
     pub fn take_pods_relist(&mut self) -> bool {
-        let relist = std::mem::take(&mut self.pods_relist);
-        if relist {
-            self.pruned = false;
+        if !std::mem::take(&mut self.recheck_pruned) {
+            return false;
         }
-        relist
+        let grows = self.pruned.iter().any(|w| self.covered(w));
+        if grows {
+            self.pruned.clear();
+        }
+        grows
     }
 
     // ---- StatefulSets ----
@@ -187,6 +200,7 @@ impl Index {
     }
 
     pub fn delete_daemonset(&mut self, ns: &str, name: &str) {
+        self.pruned.remove(&WorkloadKey::new(ns, "DaemonSet", name));
         self.dirty.insert(WorkloadKey::new(ns, "DaemonSet", name));
         self.daemonsets.remove(&(ns.to_string(), name.to_string()));
         self.runbooks_dirty = true;
@@ -247,6 +261,7 @@ impl Index {
                 self.runbooks_dirty = true;
             }
         }
+        self.pruned.remove(&WorkloadKey::new(ns, "Job", name));
         self.dirty.insert(WorkloadKey::new(ns, "Job", name));
     }
 
@@ -319,6 +334,7 @@ impl Index {
     /// A CronJob is gone, and the history of its Jobs with it.
     pub fn delete_cronjob(&mut self, ns: &str, name: &str) {
         let k = (ns.to_string(), name.to_string());
+        self.pruned.remove(&WorkloadKey::new(ns, "CronJob", name));
         self.dirty.insert(WorkloadKey::new(ns, "CronJob", name));
         self.cronjobs.remove(&k);
         self.cron_history.remove(&k);

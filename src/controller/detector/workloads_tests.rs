@@ -377,4 +377,37 @@ fn pods_of_ignored_workloads_and_of_unknown_controllers_are_not_kept() {
     // Un-ignored: the pods are listed again.
     ix.apply_daemonset(&daemonset("agent", json!({})));
     assert!(ix.take_pods_relist());
+    assert!(ix.pruned.is_empty());
+}
+
+#[test]
+fn pods_that_are_never_judged_cause_no_relists() {
+    let mut ix = index(true);
+    ix.apply_pod(
+        &pod("legacy-x", "ReplicationController", "legacy", Some(4)),
+        t(0),
+    );
+    ix.apply_daemonset(&daemonset(
+        "quiet",
+        json!({"kubeincident.io/ignore": "true"}),
+    ));
+    ix.apply_pod(&pod("quiet-x", "DaemonSet", "quiet", Some(4)), t(0));
+    evaluate_all(&mut ix, t(1));
+    assert!(ix.pods.is_empty());
+    assert_eq!(
+        ix.pruned.len(),
+        1,
+        "only the ignored DaemonSet may come back"
+    );
+    // New workloads, new Runbooks: none covers what was pruned.
+    ix.apply_statefulset(&statefulset("db", 2));
+    ix.apply_job(&job("report", None, None));
+    ix.apply_runbook(runbook(
+        "db",
+        json!({"selector": {}, "targetKinds": ["StatefulSet"]}),
+    ));
+    assert!(!ix.take_pods_relist());
+    // The ignored DaemonSet is deleted: nothing left to come back.
+    ix.delete_daemonset("shop", "quiet");
+    assert!(ix.pruned.is_empty());
 }
