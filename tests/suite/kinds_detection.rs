@@ -465,3 +465,50 @@ async fn job_and_cronjob_statuses_are_watched_on_the_emulator() {
     wait_target_incident(c, &ns, TargetKind::CronJob, "nightly", "JobFailed").await;
     op.stop().await.unwrap();
 }
+
+/// Without the built-in policy, nothing is kept of a workload no Runbook
+/// covers; a Runbook created later still sees its pods at once (the pod
+/// watches list again), even a pod that never changes again (Running,
+/// never Ready). Both back ends.
+#[tokio::test]
+async fn a_runbook_created_later_sees_the_pods_that_were_not_kept() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    let c = &cluster.client;
+    let ns = cluster.namespace("late").await;
+    let op = RunningOperator::start(
+        &cluster.operator_client,
+        &ns,
+        &["--builtin-policy", "false"],
+    )
+    .await;
+    Api::<Deployment>::namespaced(c.clone(), &ns)
+        .create(&PostParams::default(), &deployment("late", 1, "unready"))
+        .await
+        .unwrap();
+    // The pod is Running and never Ready, and then nothing changes.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), &ns);
+    let running = wait_for(WAIT, || async {
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    })
+    .await;
+    assert!(running.is_some(), "the pod runs within {WAIT:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(incidents(c, &ns).await.is_empty(), "no policy: no incident");
+    create_runbook(
+        c,
+        &ns,
+        "late",
+        json!({"selector": {"matchLabels": {"app": "late"}},
+            "triggers": [{"type": "NotReady", "for": "1s"}]}),
+    )
+    .await;
+    wait_target_incident(c, &ns, TargetKind::Deployment, "late", "NotReady").await;
+    op.stop().await.unwrap();
+}
