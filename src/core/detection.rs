@@ -1,6 +1,8 @@
 //! Detection: which workloads are in trouble, since when, how badly.
 //!
-//! Pure functions over [`PodView`]/[`DeploymentView`] projections, a
+//! Pure functions over [`PodView`] projections and those of the workload's
+//! controller ([`Controller`]: a Deployment, StatefulSet, DaemonSet, Job or
+//! CronJob; per-kind rules in `detection/kinds.rs`), a
 //! resolved [`DetectionPolicy`] (the built-in default or a Runbook's), and
 //! the time. `for:` durations are measured from the cluster's own
 //! timestamps (condition `lastTransitionTime`, termination times, pod

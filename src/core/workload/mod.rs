@@ -4,7 +4,7 @@
 //! core judges ([`PodView`], [`DeploymentView`], in `view.rs`; the other
 //! workload kinds, wire types and views, in `controllers.rs`).
 //!
-//! Dependencies run one way: `wire` -> `view` -> `key`.
+//! Dependencies run one way: `controllers` -> `wire` -> `view` -> `key`.
 
 mod controllers;
 mod key;
