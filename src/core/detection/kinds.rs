@@ -296,8 +296,10 @@ fn job(
             ));
         }
     }
+    // A failed Job has no serving capacity to lose: its severity is the
+    // policy's default (SEV3 built in), raised by a Runbook's `severity`.
     let ratio = if failed.is_some() {
-        1.0
+        0.0
     } else if j.active > 0 {
         (unhealthy as f64 / f64::from(j.active)).min(1.0)
     } else {
@@ -321,14 +323,12 @@ fn cronjob(
     impact.desired_replicas = None;
     impact.unhealthy_pods = Some(unhealthy as i32);
     let streak = history.failure_streak();
-    let mut firing = false;
     if let Some(t) = policy.trigger(TriggerType::JobFailed) {
         let min = usize::try_from(t.min_failures.max(1)).unwrap_or(1);
         // The streak became one with its `min`-th newest failure.
         let since = streak.len().checked_sub(min).and_then(|i| streak.get(i));
         let newest = streak.first().and_then(|o| o.at).unwrap_or(now);
         if let Some(since) = since.filter(|_| !cj.suspended && add(newest, t.window) > now) {
-            firing = true;
             let shown: Vec<String> = streak
                 .iter()
                 .take(3)
@@ -353,8 +353,9 @@ fn cronjob(
             ));
         }
     }
+    // As for a Job: the policy's default severity, not "every replica down".
     Judged {
-        ratio: if firing { 1.0 } else { 0.0 },
+        ratio: 0.0,
         fully_available: streak.is_empty(),
     }
 }
