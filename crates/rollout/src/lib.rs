@@ -37,9 +37,9 @@ pub use history::{
     RollbackError,
 };
 pub use revisions::{
-    daemonset_status, newest_revision, owned_revisions, partition, revision_controlled_by,
-    revision_hash, revision_rollback_target, revision_template, statefulset_status,
-    template_matches_revision, RevisionRollbackError, SetRolloutStatus,
+    daemonset_status, newest_revision, on_delete, owned_revisions, partition,
+    revision_controlled_by, revision_hash, revision_rollback_target, revision_template,
+    statefulset_status, template_matches_revision, RevisionRollbackError, SetRolloutStatus,
     CONTROLLER_REVISION_HASH_LABEL, POD_TEMPLATE_GENERATION_LABEL,
 };
 pub use status::{rollout_status, RolloutStatus};

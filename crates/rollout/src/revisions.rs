@@ -182,7 +182,8 @@ fn waiting(message: String) -> SetRolloutStatus {
 /// the spec observed, every replica ready, `updatedReplicas` at least
 /// `replicas - partition`, and without a partition `currentRevision ==
 /// updateRevision`. kubectl refuses `OnDelete`; here an `OnDelete`
-/// StatefulSet is complete when every replica is ready and updated.
+/// StatefulSet is complete when every replica is ready and updated (its
+/// controller never advances `currentRevision`).
 pub fn statefulset_status(s: &StatefulSet) -> SetRolloutStatus {
     let name = s.metadata.name.clone().unwrap_or_default();
     let st = s.status.clone().unwrap_or_default();
@@ -213,10 +214,21 @@ pub fn statefulset_status(s: &StatefulSet) -> SetRolloutStatus {
             )
         });
     }
+    if on_delete(s) {
+        // The controller never advances currentRevision under OnDelete.
+        return SetRolloutStatus {
+            complete: true,
+            message: format!(
+                "statefulset {name:?}: {updated} pods at the update revision (OnDelete)"
+            ),
+        };
+    }
     if partition > 0 {
         return SetRolloutStatus {
             complete: true,
-            message: format!("partitioned roll out complete: {updated} new pods have been updated..."),
+            message: format!(
+                "partitioned roll out complete: {updated} new pods have been updated..."
+            ),
         };
     }
     let update = st.update_revision.clone().unwrap_or_default();
@@ -232,6 +244,15 @@ pub fn statefulset_status(s: &StatefulSet) -> SetRolloutStatus {
             st.current_replicas.unwrap_or(updated)
         ),
     }
+}
+
+/// Whether the StatefulSet's updateStrategy is `OnDelete`.
+pub fn on_delete(s: &StatefulSet) -> bool {
+    s.spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.as_deref())
+        == Some("OnDelete")
 }
 
 /// The partition of a RollingUpdate StatefulSet (0 without one).

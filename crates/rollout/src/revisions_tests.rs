@@ -79,7 +79,10 @@ fn rollback_target_like_kubectl_find_history() {
     ));
     let only = vec![cr("db-a", 1, "db:v1", "u1")];
     let e = revision_rollback_target("StatefulSet", "db", "u1", &only, 0).unwrap_err();
-    assert!(e.to_string().contains("no last revision to roll back to"), "{e}");
+    assert!(
+        e.to_string().contains("no last revision to roll back to"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -89,8 +92,14 @@ fn revision_template_drops_the_patch_directive() {
     assert_eq!(t["spec"]["containers"][0]["image"], "db:v1");
     let s = sts(json!({}));
     let current = s.spec.as_ref().map(|s| &s.template);
-    assert!(template_matches_revision(&cr("db-c", 3, "db:v3", "u1"), current));
-    assert!(!template_matches_revision(&cr("db-b", 2, "db:v2", "u1"), current));
+    assert!(template_matches_revision(
+        &cr("db-c", 3, "db:v3", "u1"),
+        current
+    ));
+    assert!(!template_matches_revision(
+        &cr("db-b", 2, "db:v2", "u1"),
+        current
+    ));
     let empty: ControllerRevision =
         serde_json::from_value(json!({"metadata": {"name": "x"}, "revision": 1})).unwrap();
     assert!(revision_template(&empty).is_err());
@@ -123,6 +132,17 @@ fn statefulset_rollout_status() {
     }));
     assert!(!statefulset_status(&short).complete);
     assert_eq!(partition(&short), 1);
+    let on_delete_done = sts(json!({
+        "spec": {"updateStrategy": {"type": "OnDelete"}},
+        "status": {"updateRevision": "db-d", "updatedReplicas": 3}
+    }));
+    assert!(statefulset_status(&on_delete_done).complete);
+    assert!(on_delete(&on_delete_done));
+    let on_delete_old = sts(json!({
+        "spec": {"updateStrategy": {"type": "OnDelete"}},
+        "status": {"updateRevision": "db-d", "updatedReplicas": 0}
+    }));
+    assert!(!statefulset_status(&on_delete_old).complete);
 }
 
 #[test]

@@ -70,6 +70,34 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Message prefix of a step failed by an external change (see lifecycle).
 const EXTERNAL_PREFIX: &str = "changed by another manager";
 
+/// The target of the Incident's steps.
+#[derive(Debug, Clone)]
+struct Tgt {
+    kind: TargetKind,
+    name: String,
+}
+
+impl Tgt {
+    fn key(&self) -> (TargetKind, &str) {
+        (self.kind, self.name.as_str())
+    }
+}
+
+impl std::fmt::Display for Tgt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Whether a step of `action` reads the target's history (a Deployment's
+/// ReplicaSets; a StatefulSet's or DaemonSet's ControllerRevisions and pods).
+fn needs_history(action: crate::api::MitigationAction) -> bool {
+    matches!(
+        action,
+        crate::api::MitigationAction::RolloutUndo | crate::api::MitigationAction::DeletePods
+    )
+}
+
 fn is_dry_run(intent: &BTreeMap<String, String>) -> bool {
     intent.contains_key(key::DRY_RUN)
 }
@@ -134,8 +162,19 @@ pub async fn execute(
         .spec
         .target
         .as_ref()
-        .filter(|t| t.kind == TargetKind::Deployment)
-        .map(|t| t.name.clone())
+        .filter(|t| {
+            matches!(
+                t.kind,
+                TargetKind::Deployment
+                    | TargetKind::StatefulSet
+                    | TargetKind::DaemonSet
+                    | TargetKind::CronJob
+            )
+        })
+        .map(|t| Tgt {
+            kind: t.kind,
+            name: t.name.clone(),
+        })
     else {
         return Ok(Outcome::default());
     };

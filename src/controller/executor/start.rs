@@ -10,7 +10,7 @@ use tracing::{debug, info};
 use super::error::{read_err, Error};
 use super::read::{cache_is_current, read, Hpas};
 use super::write::record_intent;
-use super::{Run, EXTERNAL_PREFIX};
+use super::{needs_history, Run, Tgt, EXTERNAL_PREFIX};
 use crate::api::{Incident, MitigationAction, RunbookSpec, StepState, TargetKind};
 use crate::core::authority::RunbookId;
 use crate::core::lifecycle::StepOutcome;
@@ -38,7 +38,7 @@ impl Run<'_> {
                 .spec
                 .target
                 .as_ref()
-                .filter(|t| t.kind == TargetKind::Deployment)
+                .filter(|t| t.kind != TargetKind::Pod && t.kind != TargetKind::Job)
             else {
                 continue;
             };
@@ -62,11 +62,11 @@ impl Run<'_> {
 
     /// Start step `index` (the lifecycle cleared it): gate, plan, record
     /// the intent, write.
-    pub(super) async fn start(&mut self, index: usize, target: &str) -> Result<(), Error> {
+    pub(super) async fn start(&mut self, index: usize, target: &Tgt) -> Result<(), Error> {
         let Some(step) = self.step(index) else {
             return Ok(());
         };
-        let needs_rs = step.action == MitigationAction::RolloutUndo
+        let needs_rs = needs_history(step.action)
             || step
                 .when
                 .as_ref()
@@ -76,7 +76,7 @@ impl Run<'_> {
             read(
                 self.ctx,
                 self.ns,
-                target,
+                target.key(),
                 needs_rs,
                 if step.action == MitigationAction::Scale {
                     Hpas::All
@@ -97,7 +97,7 @@ impl Run<'_> {
                 index,
                 StepOutcome::Failed {
                     message: format!(
-                        "Deployment {target} not found in namespace {} (kube-incident acts only in the Incident's own namespace)",
+                        "{target} not found in namespace {} (kube-incident acts only in the Incident's own namespace)",
                         self.ns
                     ),
                 },
