@@ -14,6 +14,7 @@ mod defects;
 mod detection;
 mod fencing;
 mod harness;
+mod kinds_mitigation;
 mod leader;
 mod lifecycle;
 mod mitigations;
