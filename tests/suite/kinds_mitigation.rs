@@ -79,7 +79,8 @@ where
         .unwrap_or(0)
 }
 
-/// A pod of `app` runs image `tag` and is not Ready (the bad rollout took).
+/// A pod of `app` runs an image whose tag ends in `tag` and is not Ready
+/// (the bad rollout took).
 async fn broken_pod(client: &Client, ns: &str, app: &str, tag: &str) -> Pod {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     wait_for(WAIT, || async {
@@ -100,7 +101,7 @@ async fn broken_pod(client: &Client, ns: &str, app: &str, tag: &str) -> Pod {
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
                     .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                image.contains(tag) && !ready
+                image.ends_with(tag) && !ready
             })
     })
     .await
@@ -147,7 +148,7 @@ async fn statefulset_bad_rollout_rolled_back_to_the_good_revision() {
         "registry.example/db:v2",
     )
     .await;
-    broken_pod(&cluster.client, &ns, "db", ":v2").await;
+    broken_pod(&cluster.client, &ns, "db", "v2").await;
     let gen_before = generation::<StatefulSet>(&cluster.client, &ns, "db").await;
 
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
@@ -220,7 +221,7 @@ async fn daemonset_bad_rollout_rolled_back_to_the_good_revision() {
         "registry.example/agent:v2",
     )
     .await;
-    broken_pod(&cluster.client, &ns, "agent", ":v2").await;
+    broken_pod(&cluster.client, &ns, "agent", "v2").await;
     let gen_before = generation::<DaemonSet>(&cluster.client, &ns, "agent").await;
 
     let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
@@ -286,7 +287,7 @@ async fn ordered_ready_statefulset_stuck_on_a_broken_pod_needs_an_approved_delet
         "registry.example/db:v2",
     )
     .await;
-    let broken = broken_pod(&cluster.client, &ns, "db", ":v2").await;
+    let broken = broken_pod(&cluster.client, &ns, "db", "v2").await;
     let broken_name = broken.metadata.name.clone().unwrap();
     assert_eq!(
         broken_name, "db-2",
