@@ -24,10 +24,10 @@ use crate::core::selector;
 
 /// The target object as read.
 pub(super) enum Object {
-    Deployment(Deployment),
-    StatefulSet(StatefulSet),
-    DaemonSet(DaemonSet),
-    CronJob(CronJob),
+    Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
+    DaemonSet(Box<DaemonSet>),
+    CronJob(Box<CronJob>),
 }
 
 /// One fresh read of the target: the object, its history when asked for
@@ -114,19 +114,19 @@ pub(super) async fn read(
         TargetKind::Deployment => get::<Deployment>(ctx, ns, name)
             .await
             .map_err(read_err(what()))?
-            .map(Object::Deployment),
+            .map(|o| Object::Deployment(Box::new(o))),
         TargetKind::StatefulSet => get::<StatefulSet>(ctx, ns, name)
             .await
             .map_err(read_err(what()))?
-            .map(Object::StatefulSet),
+            .map(|o| Object::StatefulSet(Box::new(o))),
         TargetKind::DaemonSet => get::<DaemonSet>(ctx, ns, name)
             .await
             .map_err(read_err(what()))?
-            .map(Object::DaemonSet),
+            .map(|o| Object::DaemonSet(Box::new(o))),
         TargetKind::CronJob => get::<CronJob>(ctx, ns, name)
             .await
             .map_err(read_err(what()))?
-            .map(Object::CronJob),
+            .map(|o| Object::CronJob(Box::new(o))),
         TargetKind::Pod | TargetKind::Job => None,
     };
     let Some(object) = object else {
