@@ -24,8 +24,9 @@ impl Run<'_> {
         Some((RunbookId::of(rb).to_string(), rb.spec.clone()))
     }
 
-    /// Earlier actions in the namespace (for the cooldown and hourly limit).
-    async fn history(&self) -> Result<Vec<mitigation::ActionRecord>, Error> {
+    /// Earlier actions in the namespace (for the cooldown and hourly limit);
+    /// the cooldown counts those on a target of the same kind and name.
+    async fn history(&self, kind: TargetKind) -> Result<Vec<mitigation::ActionRecord>, Error> {
         let api: Api<Incident> = Api::namespaced(self.ctx.client.clone(), self.ns);
         let list = api
             .list(&ListParams::default())
@@ -42,6 +43,13 @@ impl Run<'_> {
             else {
                 continue;
             };
+            // Another kind's workload of the same name is another workload
+            // (its actions still count towards the Runbook's hourly limit).
+            let workload = if t.kind == kind {
+                t.name.clone()
+            } else {
+                format!("{}/{}", t.kind.as_str(), t.name)
+            };
             // This incident's own record is the newest we have.
             let status = if i.name_any() == me {
                 Some(&self.decision.status)
@@ -54,7 +62,7 @@ impl Run<'_> {
                     .runbook_ref
                     .as_ref()
                     .map(|r| format!("{}/{}", r.namespace_or(self.ns), r.name));
-                out.extend(mitigation::actions_of(s, &t.name, rb.as_deref()));
+                out.extend(mitigation::actions_of(s, &workload, rb.as_deref()));
             }
         }
         Ok(out)
@@ -131,7 +139,7 @@ impl Run<'_> {
                 .is_some_and(|l| l.cooldown.is_some() || l.max_actions_per_hour.is_some())
         });
         let history = if needs_history {
-            self.history().await?
+            self.history(target.kind).await?
         } else {
             Vec::new()
         };

@@ -670,3 +670,80 @@ fn suspend_a_cronjob_and_resume_it_on_resolve() {
     assert!(matches!(plan(a, w(&d, &[], &[]), None, now()),
         Plan::Refuse(m) if m.contains("Suspend acts on a CronJob, not on a Deployment")));
 }
+
+#[test]
+fn statefulset_scale_reverts_and_the_gate_reads_each_kind() {
+    let (revs, pods) = (sts_history(), sts_pods());
+    let s = sts("db:v3", json!({}));
+    let mut scale = step(MitigationAction::Scale);
+    scale.replicas = Some(5);
+    scale.revert_on_resolve = true;
+    let a = Actor {
+        incident: "i",
+        step: &scale,
+    };
+    let p = act(plan(
+        a,
+        Target::StatefulSet(set(&s, &revs, &pods)),
+        None,
+        now(),
+    ));
+    assert_eq!(p.before[key::REPLICAS], "3");
+    let scaled = sts(
+        "db:v3",
+        json!({"spec": {"replicas": 5}, "metadata": {"generation": 8}}),
+    );
+    let t = Target::StatefulSet(set(&scaled, &revs, &pods));
+    assert!(is_applied(&scale, &p.intent, t));
+    match plan_revert(a, &p.before, &p.intent, &[], t) {
+        Revert::Act { write, .. } => {
+            assert_eq!(write.target, WriteTarget::StatefulSet("db".into()));
+            assert_eq!(write.patch[0]["value"], 8);
+            assert_eq!(
+                write.patch[1],
+                json!({"op": "replace", "path": "/spec/replicas", "value": 3})
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let changed = sts("db:v3", json!({"spec": {"replicas": 4}}));
+    assert!(matches!(
+        plan_revert(a, &p.before, &p.intent, &[], Target::StatefulSet(set(&changed, &revs, &pods))),
+        Revert::Refuse(m) if m.contains("now has 4 replicas")
+    ));
+
+    // The gate: the ignore label of any kind; rolloutWithin from the newest
+    // ControllerRevision; a CronJob has no rollout.
+    let ignored = sts(
+        "db:v3",
+        json!({"metadata": {"labels": {IGNORE_LABEL: "true"}}}),
+    );
+    let input = |workload| GateInput {
+        step: &scale,
+        runbook: None,
+        global_dry_run: false,
+        workload,
+        history: &[],
+        now: now(),
+    };
+    assert!(
+        matches!(gate(input(Target::StatefulSet(set(&ignored, &revs, &pods)))),
+        Gate::Skip(m) if m.contains("StatefulSet db is labelled"))
+    );
+    let mut within = step(MitigationAction::RolloutUndo);
+    within.when = Some(serde_json::from_value(json!({"rolloutWithin": "30m"})).unwrap());
+    let g = |workload| {
+        gate(GateInput {
+            step: &within,
+            runbook: None,
+            global_dry_run: false,
+            workload,
+            history: &[],
+            now: now(),
+        })
+    };
+    // Revisions created at 02:00, now 02:10.
+    assert_eq!(g(Target::StatefulSet(set(&s, &revs, &pods))), Gate::Go);
+    let c = cronjob(None, 1);
+    assert!(matches!(g(Target::CronJob(&c)), Gate::Skip(m) if m.contains("no rollout of nightly")));
+}
