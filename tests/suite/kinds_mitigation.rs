@@ -448,3 +448,62 @@ async fn cronjob_suspended_and_resumed_on_resolve() {
     }
     op.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_action_on_a_kind_it_does_not_act_on_is_refused_and_never_written() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    let ns = cluster.namespace("kind-refused").await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
+    let sets: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), &ns);
+    sets.create(&PostParams::default(), &daemonset("agent", "healthy"))
+        .await
+        .unwrap();
+    let gen_before = generation::<DaemonSet>(&cluster.client, &ns, "agent").await;
+    let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create_granted(
+        &PostParams::default(),
+        &incident(
+            "agent-scale",
+            json!({"title": "more agents", "severity": "SEV3",
+                   "target": {"kind": "DaemonSet", "name": "agent"},
+                   "mitigations": [{"name": "more", "action": "Scale", "replicas": 3,
+                                    "approval": "Automatic"}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    let s = wait_status(&api, "agent-scale", WAIT, "the step to end", |s| {
+        matches!(
+            step_state(s, 0),
+            Some(StepState::Failed | StepState::Refused)
+        )
+    })
+    .await;
+    let m = &s.mitigations[0];
+    assert!(
+        m.message
+            .contains("Scale acts on a Deployment or StatefulSet"),
+        "{}",
+        m.message
+    );
+    let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+    assert_eq!(valid.status, "False");
+    assert!(
+        valid.message.contains("spec.mitigations[0].action")
+            && valid.message.contains("spec.target.kind is DaemonSet"),
+        "{}",
+        valid.message
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        generation::<DaemonSet>(&cluster.client, &ns, "agent").await,
+        gen_before,
+        "nothing written"
+    );
+    if cluster.is_emulator() {
+        cluster.assert_writes(&ns, "daemonsets", 0);
+    }
+    op.stop().await.unwrap();
+}
