@@ -53,8 +53,12 @@ pub fn plan<'a>(
         }
         (action, t) => match (action, t.view()) {
             (MitigationAction::Scale, Some(v)) => plan_scale(actor, &v),
-            (MitigationAction::SetEnv, Some(v)) => plan_set_env(actor, &v),
-            (MitigationAction::RolloutRestart, Some(v)) => plan_restart(actor, &v, recorded, now),
+            (MitigationAction::SetEnv, Some(v)) => {
+                sets::with_template_limitation(plan_set_env(actor, &v), t)
+            }
+            (MitigationAction::RolloutRestart, Some(v)) => {
+                sets::with_template_limitation(plan_restart(actor, &v, recorded, now), t)
+            }
             (action, _) => Plan::Refuse(not_applicable(action, t.kind())),
         },
     }

@@ -26,6 +26,7 @@ use super::patch::{annotate, last_action, precondition};
 use super::plan::kind_intent;
 use super::target::{
     generation_of, label, pod_controlled_by, pod_ready, template_images, write_target, SetWorkload,
+    Target,
 };
 use super::verify::Verification;
 use super::{key, Actor, Plan, Planned, PodDelete, Write, WriteTarget};
@@ -206,7 +207,7 @@ fn sts_limitation(s: SetWorkload<'_, StatefulSet>, target_rev: &str) -> Option<L
         return Some(Limitation {
             kind: "OnDelete",
             text: format!(
-                "updateStrategy OnDelete: the StatefulSet controller does not replace pods, so this undo restores the template only; pods not on it ({}) keep running until deleted (the separately approved step DeletePods deletes them)",
+                "updateStrategy OnDelete: the StatefulSet controller does not replace pods, so this change sets the template only; pods not on it ({}) keep running until deleted (the separately approved step DeletePods deletes them)",
                 if off.is_empty() { "none now".into() } else { names(&off) }
             ),
         });
@@ -230,7 +231,7 @@ fn sts_limitation(s: SetWorkload<'_, StatefulSet>, target_rev: &str) -> Option<L
         return Some(Limitation {
             kind: "OrderedReady",
             text: format!(
-                "podManagementPolicy OrderedReady and pod(s) {} not Ready on the bad revision: the StatefulSet controller waits for them to become Ready before it replaces any pod, so this undo restores the template but cannot replace them (forced rollback: delete them with the separately approved step DeletePods)",
+                "podManagementPolicy OrderedReady and pod(s) {} not Ready and not on the template being written: the StatefulSet controller waits for them to become Ready before it replaces any pod, so this change sets the template but cannot replace them (forced rollback: delete them with the separately approved step DeletePods)",
                 names(&broken)
             ),
         });
@@ -257,10 +258,33 @@ fn ds_limitation(d: SetWorkload<'_, DaemonSet>, target_hash: &str) -> Option<Lim
     Some(Limitation {
         kind: "OnDelete",
         text: format!(
-            "updateStrategy OnDelete: the DaemonSet controller does not replace pods, so this undo restores the template only; pods not on it ({}) keep running until deleted (the separately approved step DeletePods deletes them)",
+            "updateStrategy OnDelete: the DaemonSet controller does not replace pods, so this change sets the template only; pods not on it ({}) keep running until deleted (the separately approved step DeletePods deletes them)",
             if off.is_empty() { "none now".into() } else { names(&off) }
         ),
     })
+}
+
+/// A SetEnv or RolloutRestart of a StatefulSet or DaemonSet changes the
+/// template too: what its controller will not roll out by itself is said
+/// and recorded as for an undo (the pods it would have to replace first:
+/// any that is not Ready, under OrderedReady).
+pub(super) fn with_template_limitation(plan: Plan, t: Target<'_>) -> Plan {
+    let Plan::Act(mut p) = plan else {
+        return plan;
+    };
+    let limitation = match t {
+        Target::StatefulSet(s) => {
+            // No pod is on the new template yet: every pod is "off" it.
+            sts_limitation(s, "")
+        }
+        Target::DaemonSet(d) => ds_limitation(d, ""),
+        _ => None,
+    };
+    if let Some(l) = limitation {
+        p.intent.insert(key::LIMITATION.into(), l.kind.into());
+        p.description = format!("{}; {}", p.description, l.text);
+    }
+    Plan::Act(p)
 }
 
 /// The (name, uid) pairs an intent's `pods` records.
@@ -543,6 +567,21 @@ pub(super) fn verify_sts(
             status.message
         ));
     }
+    if let Some(l) = intent.get(key::LIMITATION) {
+        if !observed {
+            return Verification::Waiting(format!(
+                "waiting for the StatefulSet controller to observe generation {} of {name}",
+                set.metadata.generation.unwrap_or(0)
+            ));
+        }
+        after.insert(key::LIMITATION.into(), l.clone());
+        after_of(intent, &mut after);
+        return done(after, format!(
+            "{} on StatefulSet {name} and the controller observed it; {} ({l}): pods not on the new template are not replaced until deleted (step DeletePods deletes them)",
+            action_words(action, intent),
+            limitation_words(l)
+        ));
+    }
     if action == crate::api::MitigationAction::DeletePods && !pods_deleted(intent, s.pods) {
         return Verification::Waiting(format!("waiting for the deleted pods of {name} to go"));
     }
@@ -627,6 +666,21 @@ pub(super) fn verify_ds(
         return done(after, format!(
             "rolled back DaemonSet {name} to the template of revision {to} (ControllerRevision {want}); {}",
             status.message
+        ));
+    }
+    if let Some(l) = intent.get(key::LIMITATION) {
+        if !observed {
+            return Verification::Waiting(format!(
+                "waiting for the DaemonSet controller to observe generation {} of {name}",
+                ds.metadata.generation.unwrap_or(0)
+            ));
+        }
+        after.insert(key::LIMITATION.into(), l.clone());
+        after_of(intent, &mut after);
+        return done(after, format!(
+            "{} on DaemonSet {name} and the controller observed it; {} ({l}): pods not on the new template are not replaced until deleted (step DeletePods deletes them)",
+            action_words(action, intent),
+            limitation_words(l)
         ));
     }
     if action == crate::api::MitigationAction::DeletePods && !pods_deleted(intent, d.pods) {

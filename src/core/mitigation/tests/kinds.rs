@@ -747,3 +747,87 @@ fn statefulset_scale_reverts_and_the_gate_reads_each_kind() {
     let c = cronjob(None, 1);
     assert!(matches!(g(Target::CronJob(&c)), Gate::Skip(m) if m.contains("no rollout of nightly")));
 }
+
+#[test]
+fn template_changes_of_sets_say_what_their_controller_will_not_roll_out() {
+    let (revs, pods) = (sts_history(), sts_pods());
+    let mut env = step(MitigationAction::SetEnv);
+    env.env = vec![EnvVarSetting {
+        name: "MODE".into(),
+        value: "safe".into(),
+    }];
+    let a = Actor {
+        incident: "i",
+        step: &env,
+    };
+    let on_delete = sts(
+        "db:v3",
+        json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}),
+    );
+    let p = act(plan(
+        a,
+        Target::StatefulSet(set(&on_delete, &revs, &pods)),
+        None,
+        now(),
+    ));
+    assert_eq!(p.intent[key::LIMITATION], "OnDelete");
+    assert!(
+        p.description.contains("does not replace pods"),
+        "{}",
+        p.description
+    );
+    // Done once the controller observed the new template.
+    let written = sts(
+        "db:v3",
+        json!({"metadata": {"generation": 8},
+        "spec": {"updateStrategy": {"type": "OnDelete"}}}),
+    );
+    assert!(
+        matches!(verify(&env, &p.intent, Target::StatefulSet(set(&written, &revs, &pods))),
+        Verification::Waiting(m) if m.contains("observe generation 8"))
+    );
+    let observed = sts(
+        "db:v3",
+        json!({"metadata": {"generation": 8},
+        "spec": {"updateStrategy": {"type": "OnDelete"}}, "status": {"observedGeneration": 8}}),
+    );
+    match verify(
+        &env,
+        &p.intent,
+        Target::StatefulSet(set(&observed, &revs, &pods)),
+    ) {
+        Verification::Done { message, after } => {
+            assert!(message.contains("not replaced until deleted"), "{message}");
+            assert_eq!(after[key::ENV], "MODE=safe");
+        }
+        other => panic!("{other:?}"),
+    }
+    // OrderedReady with a pod that is not Ready: a restart cannot get past it.
+    let restart = step(MitigationAction::RolloutRestart);
+    let ordered = sts(
+        "db:v3",
+        json!({"spec": {"podManagementPolicy": "OrderedReady"}}),
+    );
+    let p = act(plan(
+        Actor {
+            incident: "i",
+            step: &restart,
+        },
+        Target::StatefulSet(set(&ordered, &revs, &pods)),
+        None,
+        now(),
+    ));
+    assert_eq!(p.intent[key::LIMITATION], "OrderedReady");
+    // A healthy Parallel StatefulSet and a RollingUpdate DaemonSet: none.
+    let s = sts("db:v3", json!({}));
+    let p = act(plan(
+        a,
+        Target::StatefulSet(set(&s, &revs, &pods)),
+        None,
+        now(),
+    ));
+    assert!(!p.intent.contains_key(key::LIMITATION));
+    let d = ds("db:v2", json!({}));
+    let p = act(plan(a, Target::DaemonSet(set(&d, &[], &[])), None, now()));
+    assert!(!p.intent.contains_key(key::LIMITATION));
+}
