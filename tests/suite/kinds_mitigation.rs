@@ -507,3 +507,123 @@ async fn an_action_on_a_kind_it_does_not_act_on_is_refused_and_never_written() {
     }
     op.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn statefulset_scale_reverts_and_daemonset_restart_rolls_out() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    if !cluster
+        .has_workload_controllers("statefulset_scale_reverts_and_daemonset_restart_rolls_out")
+    {
+        return;
+    }
+    let ns = cluster.namespace("kinds-generic").await;
+    let op = RunningOperator::start(
+        &cluster.operator_client,
+        &ns,
+        &["--detect=false", "--monitoring-window", "SEV3=1h"],
+    )
+    .await;
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), &ns);
+    sets.create(
+        &PostParams::default(),
+        &statefulset("cache", 1, "healthy", "Parallel"),
+    )
+    .await
+    .unwrap();
+    let dss: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), &ns);
+    dss.create(&PostParams::default(), &daemonset("agent", "healthy"))
+        .await
+        .unwrap();
+    statefulset_ready(&cluster.client, &ns, "cache", 1, WAIT).await;
+    daemonset_ready(&cluster.client, &ns, "agent", WAIT).await;
+
+    let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create_granted(
+        &PostParams::default(),
+        &incident(
+            "cache-load",
+            json!({"title": "cache overloaded", "severity": "SEV3",
+                   "target": {"kind": "StatefulSet", "name": "cache"},
+                   "mitigations": [{"name": "more", "action": "Scale", "replicas": 2,
+                                    "revertOnResolve": true, "approval": "Automatic"}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    api.create_granted(
+        &PostParams::default(),
+        &incident(
+            "agent-stale",
+            json!({"title": "agent stale", "severity": "SEV3",
+                   "target": {"kind": "DaemonSet", "name": "agent"},
+                   "mitigations": [{"name": "restart", "action": "RolloutRestart",
+                                    "approval": "Automatic"}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    let s = wait_status(&api, "cache-load", WAIT, "scale verified", |s| {
+        matches!(
+            step_state(s, 0),
+            Some(StepState::Succeeded | StepState::Failed)
+        )
+    })
+    .await;
+    assert_eq!(
+        step_state(&s, 0),
+        Some(StepState::Succeeded),
+        "{}",
+        s.mitigations[0].message
+    );
+    statefulset_ready(&cluster.client, &ns, "cache", 2, WAIT).await;
+    let s = wait_status(&api, "agent-stale", WAIT, "restart verified", |s| {
+        matches!(
+            step_state(s, 0),
+            Some(StepState::Succeeded | StepState::Failed)
+        )
+    })
+    .await;
+    let m = &s.mitigations[0];
+    assert_eq!(m.state, StepState::Succeeded, "{}", m.message);
+    let ds = daemonset_ready(&cluster.client, &ns, "agent", WAIT).await;
+    let annotations = ds
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_eq!(
+        annotations.get("kubectl.kubernetes.io/restartedAt"),
+        m.intent.get("restartedAt")
+    );
+
+    api.patch(
+        "cache-load",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"resolution": {"by": "alice", "summary": "load is down"}}})),
+    )
+    .await
+    .unwrap();
+    let s = wait_status(&api, "cache-load", WAIT, "scale reverted", |s| {
+        matches!(
+            step_state(s, 0),
+            Some(StepState::Reverted | StepState::Failed)
+        ) || s.mitigations[0].after.contains_key("revert")
+    })
+    .await;
+    assert_eq!(
+        step_state(&s, 0),
+        Some(StepState::Reverted),
+        "{}",
+        s.mitigations[0].message
+    );
+    assert_eq!(
+        sets.get("cache").await.unwrap().spec.unwrap().replicas,
+        Some(1)
+    );
+    op.stop().await.unwrap();
+}
