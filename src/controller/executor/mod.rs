@@ -7,8 +7,10 @@
 //! concrete intent are stored in the Incident status (server-side apply with
 //! the Incident's resourceVersion as a precondition, so a reconcile from a
 //! stale cache cannot start a step twice). Every workload write is a JSON
-//! patch with a precondition: the Deployment's generation, or for an HPA
-//! (which kube-apiserver gives no generation) its resourceVersion. A
+//! patch with a precondition: the workload's generation (Deployment,
+//! StatefulSet, DaemonSet, CronJob), or for an HPA (which kube-apiserver
+//! gives no generation) its resourceVersion; a DeletePods step deletes each
+//! recorded pod with uid and resourceVersion preconditions. A
 //! `Running` step is only written again when the workload does not hold the
 //! intent yet and is unchanged since the intent was recorded (same
 //! generation; same HPA spec); otherwise it is verified, or recorded as
@@ -18,8 +20,9 @@
 //!
 //! Layout:
 //! - `error`: [`Error`], what a failed read or intent write reports.
-//! - `read`: the fresh reads of the target (Deployment, ReplicaSets, HPAs)
-//!   and the staleness check of the cached Incident.
+//! - `read`: the fresh reads of the target (a Deployment with its
+//!   ReplicaSets; a StatefulSet or DaemonSet with its ControllerRevisions and
+//!   pods; a CronJob; HPAs) and the staleness check of the cached Incident.
 //! - `write`: the fenced workload write (`send`), the intent record and how
 //!   a write's result is taken (`Run::apply`).
 //! - `start`: starting a cleared step (gate, plan, intent, write).

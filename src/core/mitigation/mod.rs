@@ -13,7 +13,8 @@
 //! it asks [`is_applied`] before acting again, so an action is applied once.
 //!
 //! Every patch is a JSON patch (RFC 6902) whose first operation is a
-//! precondition. Deployment writes test `metadata.generation` against the
+//! precondition. Workload writes (Deployments, StatefulSets, DaemonSets,
+//! CronJobs: all carry a generation) test `metadata.generation` against the
 //! generation the plan was computed from: kube-apiserver rejects it (422)
 //! if the spec changed in between, instead of applying a stale plan.
 //! kube-apiserver sets no `metadata.generation` on HorizontalPodAutoscalers,
@@ -22,9 +23,12 @@
 //! is a 409 Conflict), and "unchanged since the intent" compares a digest
 //! of the HPA's spec ([`hpa_spec_digest`]).
 //!
-//! Deployment rollout knowledge (revisions, the pod-template-hash, the
-//! rollback target, "rollout complete") comes from the shared `rollout`
-//! crate, so the operator and the emulator agree on it.
+//! Rollout knowledge (revisions, the pod-template-hash, the rollback target,
+//! "rollout complete"; for StatefulSets and DaemonSets their
+//! ControllerRevisions) comes from the shared `rollout` crate, so the
+//! operator and the emulator agree on it. DeletePods writes no patch: its
+//! write is the pod deletes ([`WriteTarget::Pods`]), each with uid and
+//! resourceVersion preconditions.
 //!
 //! - `mod.rs`: the public types (workload, writes, plans, actor);
 //! - `gate.rs`: the safety rails and the action history;
