@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use emulator::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Pod;
@@ -625,5 +626,140 @@ async fn statefulset_scale_reverts_and_daemonset_restart_rolls_out() {
         sets.get("cache").await.unwrap().spec.unwrap().replicas,
         Some(1)
     );
+    op.stop().await.unwrap();
+}
+
+/// A pod of StatefulSet `set` (uid `owner`) at revision `rev`.
+fn set_pod(name: &str, set: &str, owner: &str, rev: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": set, "controller-revision-hash": rev},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": set,
+                "uid": owner, "controller": true}]},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/db:v1"}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn delete_pods_killed_after_intent_deletes_only_the_recorded_pods() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    let Some(emu) = cluster.emulator_only("fault injection") else {
+        return;
+    };
+    let ns = cluster.namespace("del-kill").await;
+    // The emulator stores StatefulSets without a controller: the status is
+    // written here as the StatefulSet controller would.
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), &ns);
+    let sts = sets
+        .create(
+            &PostParams::default(),
+            &statefulset("db", 2, "healthy", "OrderedReady"),
+        )
+        .await
+        .unwrap();
+    let uid = sts.metadata.uid.clone().unwrap();
+    let generation = sts.metadata.generation.unwrap_or(1);
+    let set_status = |ready: i32, updated: i32| {
+        let sets = sets.clone();
+        async move {
+            sets.patch_status(
+                "db",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"status": {"observedGeneration": generation, "replicas": 2,
+                    "readyReplicas": ready, "updatedReplicas": updated, "currentReplicas": updated,
+                    "currentRevision": "db-good", "updateRevision": "db-good"}}),
+                ),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_status(1, 1).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &ns);
+    pods.create(
+        &PostParams::default(),
+        &set_pod("db-0", "db", &uid, "db-good"),
+    )
+    .await
+    .unwrap();
+    let bad = pods
+        .create(
+            &PostParams::default(),
+            &set_pod("db-1", "db", &uid, "db-bad"),
+        )
+        .await
+        .unwrap();
+    // Every pod delete fails: the intent is recorded, nothing is deleted.
+    let rule = emu.faults().add(
+        FaultRule::new(FaultAction::InternalError)
+            .verb("delete")
+            .resource("pods")
+            .namespace(&ns),
+    );
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
+    let api: Api<Incident> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create_granted(
+        &PostParams::default(),
+        &incident(
+            "db-stuck",
+            json!({"title": "db stuck", "severity": "SEV2",
+                   "target": {"kind": "StatefulSet", "name": "db"},
+                   "mitigations": [{"name": "replace", "action": "DeletePods", "approval": "Automatic"}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    let s = wait_status(&api, "db-stuck", WAIT, "intent recorded", |s| {
+        step_state(s, 0) == Some(StepState::Running)
+    })
+    .await;
+    let recorded = format!("db-1/{}", bad.metadata.uid.clone().unwrap());
+    assert_eq!(s.mitigations[0].intent.get("pods"), Some(&recorded));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    op.stop().await.unwrap();
+    assert!(
+        pods.get_opt("db-1").await.unwrap().is_some(),
+        "nothing deleted yet"
+    );
+    emu.faults().remove(rule);
+    // A pod off the update revision that appeared after the intent: not
+    // recorded, so never deleted by this step.
+    pods.create(
+        &PostParams::default(),
+        &set_pod("db-2", "db", &uid, "db-bad"),
+    )
+    .await
+    .unwrap();
+
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--detect=false"]).await;
+    wait_for(WAIT, || async {
+        pods.get_opt("db-1").await.ok()?.is_none().then_some(())
+    })
+    .await
+    .expect("the recorded pod is deleted after the restart");
+    // The controller's work, here by hand: every replica ready and updated.
+    set_status(2, 2).await;
+    let s = wait_status(&api, "db-stuck", WAIT, "delete verified", |s| {
+        matches!(
+            step_state(s, 0),
+            Some(StepState::Succeeded | StepState::Failed)
+        )
+    })
+    .await;
+    assert_eq!(
+        step_state(&s, 0),
+        Some(StepState::Succeeded),
+        "{}",
+        s.mitigations[0].message
+    );
+    assert!(
+        pods.get_opt("db-2").await.unwrap().is_some(),
+        "db-2 was not recorded: kept"
+    );
+    assert!(pods.get_opt("db-0").await.unwrap().is_some());
     op.stop().await.unwrap();
 }
