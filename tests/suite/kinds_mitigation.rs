@@ -321,18 +321,31 @@ async fn ordered_ready_statefulset_stuck_on_a_broken_pod_needs_an_approved_delet
     )
     .await;
     let undo = &s.mitigations[0];
-    assert_eq!(undo.state, StepState::Succeeded, "{}", undo.message);
+    // Succeeded; or Ineffective where the StatefulSet's health is judged
+    // (db-2 still crash-loops: a relapse): either way it said why.
+    assert!(
+        matches!(undo.state, StepState::Succeeded | StepState::Ineffective),
+        "{:?}: {}",
+        undo.state,
+        undo.message
+    );
     assert_eq!(
         undo.intent.get("limitation").map(String::as_str),
         Some("OrderedReady")
     );
-    assert_eq!(undo.intent.get("controllerRevision"), Some(&good_rev));
-    assert!(
-        undo.message.contains("not replaced until deleted"),
-        "{}",
-        undo.message
+    assert_eq!(
+        undo.after.get("limitation").map(String::as_str),
+        Some("OrderedReady")
     );
-    assert!(undo.message.contains("db-2"), "{}", undo.message);
+    assert_eq!(undo.intent.get("controllerRevision"), Some(&good_rev));
+    let said = s
+        .timeline
+        .iter()
+        .find(|e| e.message.contains("mitigation \"rollback\" succeeded"))
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(said.contains("not replaced until deleted"), "{said}");
+    assert!(said.contains("db-2"), "{said}");
     // The template is back, and the controller still waits on db-2: nothing
     // replaced it (the forced rollback the docs describe).
     tokio::time::sleep(Duration::from_secs(5)).await;
