@@ -398,7 +398,7 @@ pub struct MitigationStep {
     /// SetEnv: the variables to set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVarSetting>,
-    /// Scale / SetEnv: restore the recorded prior value when the Incident is resolved.
+    /// Scale / SetEnv / Suspend: restore the recorded prior value (resume the CronJob) when the Incident is resolved.
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub revert_on_resolve: bool,

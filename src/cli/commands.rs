@@ -275,15 +275,16 @@ pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, Cl
         reason,
     })?;
     let mitigations = requested_steps(&args.steps, session).await?;
-    if !mitigations.is_empty()
-        && args
-            .target
-            .as_ref()
-            .is_none_or(|t| t.kind != crate::api::TargetKind::Deployment)
-    {
-        return Err(CliError::Usage(
-            "--step needs a Deployment target (--target deploy/NAME)".into(),
-        ));
+    for step in &mitigations {
+        let kind = args.target.as_ref().map(|t| t.kind);
+        if !kind.is_some_and(|k| crate::core::mitigation::action_applies(step.action, k)) {
+            return Err(CliError::Usage(format!(
+                "--step {}: {} needs a {} target (--target KIND/NAME)",
+                step.name,
+                step.action,
+                crate::core::mitigation::kinds_of(step.action)
+            )));
+        }
     }
     let spec = IncidentSpec {
         title,

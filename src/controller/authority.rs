@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
@@ -32,10 +33,10 @@ pub struct Mandate {
     pub runbook: Option<Runbook>,
     /// The Runbook whose non-acting policy (monitoring window, escalation,
     /// sinks) applies: the governing one; for an Incident without a
-    /// Deployment target (or whose Deployment is gone), the Runbook its
+    /// target (or whose target is gone), the Runbook its
     /// `runbookRef` names in the Incident's own namespace.
     pub policy: Option<Runbook>,
-    /// When the target Deployment does not exist, the steps as written and
+    /// When the target does not exist, the steps as written and
     /// nothing refused (a step's turn fails it as not found).
     pub plan: Plan,
 }
@@ -43,24 +44,21 @@ pub struct Mandate {
 /// Resolve the mandate of `inc` (in `ns`).
 pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate, MandateError> {
     let err = |what: String| move |source| MandateError { what, source };
-    let target = inc
-        .spec
-        .target
-        .as_ref()
-        .filter(|t| t.kind == TargetKind::Deployment);
-    let Some(target) = target else {
-        // No Deployment target: every step is refused by the core.
+    let Some(target) = inc.spec.target.as_ref() else {
+        // No target: every step is refused by the core.
         return Ok(Mandate {
             policy: own_reference(ctx, ns, inc).await?,
             plan: authority::plan(&inc.spec, ns, None),
             ..Mandate::default()
         });
     };
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(d) = deployments
-        .get_metadata_opt(&target.name)
+    let Some(labels) = target_labels(ctx, ns, target.kind, &target.name)
         .await
-        .map_err(err(format!("deployment {ns}/{}", target.name)))?
+        .map_err(err(format!(
+            "{} {ns}/{}",
+            target.kind.as_str().to_lowercase(),
+            target.name
+        )))?
     else {
         return Ok(Mandate {
             policy: own_reference(ctx, ns, inc).await?,
@@ -96,7 +94,7 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
         ns,
         target.kind,
         &ns_labels,
-        d.labels(),
+        &labels,
         ctx.operator_namespace.as_deref(),
     );
     let plan = authority::plan(&inc.spec, ns, governing);
@@ -106,6 +104,41 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
         runbook,
         plan,
     })
+}
+
+/// The labels of the target (`None`: it does not exist), from its metadata.
+async fn target_labels(
+    ctx: &Context,
+    ns: &str,
+    kind: TargetKind,
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+    match kind {
+        TargetKind::Deployment => labels_of::<Deployment>(ctx, ns, name).await,
+        TargetKind::StatefulSet => labels_of::<StatefulSet>(ctx, ns, name).await,
+        TargetKind::DaemonSet => labels_of::<DaemonSet>(ctx, ns, name).await,
+        TargetKind::Job => labels_of::<Job>(ctx, ns, name).await,
+        TargetKind::CronJob => labels_of::<CronJob>(ctx, ns, name).await,
+        TargetKind::Pod => labels_of::<Pod>(ctx, ns, name).await,
+    }
+}
+
+async fn labels_of<K>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Ok(Api::<K>::namespaced(ctx.client.clone(), ns)
+        .get_metadata_opt(name)
+        .await?
+        .map(|m| m.labels().clone()))
 }
 
 /// The Runbook an Incident's `runbookRef` names, if it is in the Incident's

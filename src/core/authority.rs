@@ -204,7 +204,13 @@ pub fn plan(
 ///   `allowExplicitRevision`;
 /// - Scale: `replicas` between the Runbook step's `replicas` and its
 ///   `maxReplicas` (exactly its `replicas` without one);
-/// - SetEnv: only variables the Runbook step lists, in its container if it names one.
+/// - SetEnv: only variables the Runbook step lists, in its container if it names one;
+/// - RolloutRestart, Suspend and DeletePods take no parameters: the name,
+///   the action, the approval and the guard are all there is to bound (the
+///   pods a DeletePods step deletes are decided by the workload's state:
+///   those off its update revision).
+///
+/// The action must act on the target's kind ([`crate::core::mitigation::action_applies`]).
 pub fn grant(
     step: &MitigationStep,
     target: Option<&TargetRef>,
@@ -212,17 +218,24 @@ pub fn grant(
 ) -> Mandate {
     let refuse = |why: String| Mandate::Refused(why);
     let Some(target) = target else {
-        return refuse("the Incident has no target; mitigations act on a Deployment target".into());
-    };
-    if target.kind != TargetKind::Deployment {
         return refuse(format!(
-            "mitigations act only on a Deployment target (spec.target is {:?} {})",
-            target.kind, target.name
+            "the Incident has no target; {} acts on a {} target",
+            step.action,
+            crate::core::mitigation::kinds_of(step.action)
+        ));
+    };
+    if !crate::core::mitigation::action_applies(step.action, target.kind) {
+        return refuse(format!(
+            "{} (spec.target is {} {})",
+            crate::core::mitigation::not_applicable(step.action, target.kind),
+            target.kind.as_str(),
+            target.name
         ));
     }
     let Some(g) = governing else {
         return refuse(format!(
-            "no Runbook governs Deployment {}: a step runs only if a Runbook in the target's namespace (or a cluster-wide Runbook in the operator's namespace) selects it and lists the step",
+            "no Runbook governs {} {}: a step runs only if a Runbook in the target's namespace (or a cluster-wide Runbook in the operator's namespace) selects it (for this kind: targetKinds) and lists the step",
+            target.kind.as_str(),
             target.name
         ));
     };

@@ -90,7 +90,8 @@ fn without_a_governing_runbook_nothing_is_granted() {
         kind: TargetKind::Pod,
         name: "web-1".into(),
     };
-    assert!(refused(grant(&s, Some(&pod), gov(&rb))).contains("only on a Deployment"));
+    let why = refused(grant(&s, Some(&pod), gov(&rb)));
+    assert!(why.contains("not on a Pod"), "{why}");
 }
 
 #[test]
@@ -337,4 +338,47 @@ fn plan_keeps_refused_steps_in_place_and_names_the_runbook() {
     .effective_spec(&s);
     assert_eq!(eff.mitigations.len(), 1);
     assert_eq!(eff.title, "t");
+}
+
+#[test]
+fn suspend_and_delete_pods_are_granted_on_their_kinds_with_the_runbook_approval() {
+    let rb = runbook(
+        "shop",
+        "batch",
+        json!({"selector": {"matchLabels": {"app": "web"}},
+               "targetKinds": ["CronJob", "StatefulSet"], "mitigations": [
+            {"name": "pause", "action": "Suspend", "approval": "Automatic"},
+            {"name": "replace", "action": "DeletePods"}
+        ]}),
+    );
+    let cj = TargetRef {
+        kind: TargetKind::CronJob,
+        name: "nightly".into(),
+    };
+    let sts = TargetRef {
+        kind: TargetKind::StatefulSet,
+        name: "db".into(),
+    };
+    let pause = step(
+        json!({"name": "pause", "action": "Suspend", "approval": "Automatic", "revertOnResolve": true}),
+    );
+    let g = granted(grant(&pause, Some(&cj), gov(&rb)));
+    assert_eq!(g.approval, Approval::Automatic);
+    assert!(g.revert_on_resolve);
+    // The Incident cannot loosen the Runbook's Manual approval.
+    let del = step(json!({"name": "replace", "action": "DeletePods", "approval": "Automatic"}));
+    assert_eq!(
+        granted(grant(&del, Some(&sts), gov(&rb))).approval,
+        Approval::Manual
+    );
+    // Each action on its kinds only.
+    let why = refused(grant(&pause, Some(&sts), gov(&rb)));
+    assert!(
+        why.contains("Suspend acts on a CronJob, not on a StatefulSet"),
+        "{why}"
+    );
+    let why = refused(grant(&del, Some(&cj), gov(&rb)));
+    assert!(why.contains("not on a CronJob"), "{why}");
+    let why = refused(grant(&del, Some(&sts), None));
+    assert!(why.contains("no Runbook governs StatefulSet db"), "{why}");
 }

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::api::{IncidentSpec, MitigationAction, MitigationStep, TargetKind};
+use crate::api::{IncidentSpec, MitigationAction, MitigationStep};
+use crate::core::mitigation;
 
 /// One problem with a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,12 +99,15 @@ pub fn validate_step(step: &MitigationStep, prefix: &str) -> Vec<FieldError> {
     if step.revert_on_resolve
         && !matches!(
             step.action,
-            MitigationAction::Scale | MitigationAction::SetEnv
+            MitigationAction::Scale | MitigationAction::SetEnv | MitigationAction::Suspend
         )
     {
         err(
             "revertOnResolve",
-            format!("only Scale and SetEnv can be reverted, not {}", step.action),
+            format!(
+                "only Scale, SetEnv and Suspend can be reverted, not {}",
+                step.action
+            ),
         );
     }
     if let Some(within) = step.when.as_ref().and_then(|w| w.rollout_within.as_ref()) {
@@ -145,15 +149,17 @@ pub fn validate_incident(spec: &IncidentSpec) -> Vec<FieldError> {
             None => errs.push(FieldError {
                 field: format!("{prefix}.action"),
                 message: format!(
-                    "{} needs a target Deployment, but spec.target is not set",
-                    step.action
+                    "{} needs a target {}, but spec.target is not set",
+                    step.action,
+                    mitigation::kinds_of(step.action)
                 ),
             }),
-            Some(t) if t.kind != TargetKind::Deployment => errs.push(FieldError {
+            Some(t) if !mitigation::action_applies(step.action, t.kind) => errs.push(FieldError {
                 field: format!("{prefix}.action"),
                 message: format!(
-                    "{} acts on a Deployment, but spec.target.kind is {}",
+                    "{} acts on a {}, but spec.target.kind is {}",
                     step.action,
+                    mitigation::kinds_of(step.action),
                     t.kind.as_str()
                 ),
             }),
@@ -177,7 +183,7 @@ pub fn step_errors(errors: &[FieldError], index: usize) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{EnvVarSetting, Severity, TargetRef};
+    use crate::api::{EnvVarSetting, Severity, TargetKind, TargetRef};
 
     fn spec(target: Option<TargetRef>, steps: Vec<MitigationStep>) -> IncidentSpec {
         IncidentSpec {
@@ -252,6 +258,75 @@ mod tests {
         assert!(errs[0].message.contains("spec.target.kind is Pod"));
         let errs = validate_incident(&spec(None, vec![undo]));
         assert!(errs[0].message.contains("spec.target is not set"));
+    }
+
+    #[test]
+    fn each_action_on_its_kinds() {
+        use MitigationAction as A;
+        use TargetKind as K;
+        let on = |kind: K, action: A| {
+            let mut st = MitigationStep::new("s", action);
+            if action == A::Scale {
+                st.replicas = Some(2);
+            }
+            if action == A::SetEnv {
+                st.env = vec![EnvVarSetting {
+                    name: "A".into(),
+                    value: "1".into(),
+                }];
+            }
+            let t = Some(TargetRef {
+                kind,
+                name: "x".into(),
+            });
+            validate_incident(&spec(t, vec![st]))
+        };
+        for (action, kinds) in [
+            (
+                A::RolloutUndo,
+                vec![K::Deployment, K::StatefulSet, K::DaemonSet],
+            ),
+            (
+                A::RolloutRestart,
+                vec![K::Deployment, K::StatefulSet, K::DaemonSet],
+            ),
+            (A::SetEnv, vec![K::Deployment, K::StatefulSet, K::DaemonSet]),
+            (A::Scale, vec![K::Deployment, K::StatefulSet]),
+            (A::Suspend, vec![K::CronJob]),
+            (A::DeletePods, vec![K::StatefulSet, K::DaemonSet]),
+        ] {
+            for kind in K::ALL {
+                let errs = on(kind, action);
+                if kinds.contains(&kind) {
+                    assert_eq!(errs, vec![], "{action} on {kind:?}");
+                } else {
+                    assert_eq!(errs.len(), 1, "{action} on {kind:?}: {errs:?}");
+                    assert_eq!(errs[0].field, "spec.mitigations[0].action");
+                    assert!(
+                        errs[0]
+                            .message
+                            .contains(&format!("spec.target.kind is {}", kind.as_str())),
+                        "{}",
+                        errs[0].message
+                    );
+                }
+            }
+        }
+        let errs = on(K::DaemonSet, A::Scale);
+        assert!(errs[0]
+            .message
+            .contains("Scale acts on a Deployment or StatefulSet"));
+        let mut suspend = MitigationStep::new("pause", A::Suspend);
+        suspend.revert_on_resolve = true;
+        let cj = Some(TargetRef {
+            kind: K::CronJob,
+            name: "c".into(),
+        });
+        assert_eq!(validate_incident(&spec(cj, vec![suspend])), vec![]);
+        let mut del = MitigationStep::new("del", A::DeletePods);
+        del.revert_on_resolve = true;
+        let errs = validate_step(&del, "p");
+        assert_eq!(errs[0].field, "p.revertOnResolve");
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod detection;
 mod fencing;
 mod harness;
 mod kinds_detection;
+mod kinds_loop;
+mod kinds_mitigation;
 mod leader;
 mod lifecycle;
 mod mitigations;

@@ -300,6 +300,33 @@ impl Cluster {
         })
     }
 
+    /// Exactly one spec write of `resource` by the operator in `ns`: from
+    /// the audit log where its policy records that resource (the emulator's
+    /// write log on the emulator); where it does not (the shared control
+    /// plane audits Deployments, HPAs, ConfigMaps and Incidents only), the
+    /// server's own generation is the witness, and the test says so in one
+    /// line. Either way the generation must have gone from `gen_before` to
+    /// `gen_after = gen_before + 1` (a repeated write of the same spec
+    /// would not bump it, a different one would bump it again).
+    #[track_caller]
+    pub fn assert_one_spec_write(&self, ns: &str, resource: &str, gen_before: i64, gen_after: i64) {
+        let audited = self
+            .audit_log()
+            .is_some_and(|log| audit_records(log, ns, resource));
+        if audited || self.is_emulator() {
+            self.assert_writes(ns, resource, 1);
+        } else {
+            eprintln!(
+                "not counted from the audit log: its policy does not record {resource}; checked the generation instead ({gen_before} -> {gen_after})"
+            );
+        }
+        assert_eq!(
+            gen_after,
+            gen_before + 1,
+            "one spec write of {resource} in {ns}"
+        );
+    }
+
     /// Assert the operator wrote `resource` in `ns` exactly `expected`
     /// times (audit log on a real server), or say why it cannot be counted.
     #[track_caller]
@@ -497,4 +524,15 @@ mod tests {
         assert_eq!(ws[1].subresource.as_deref(), Some("scale"));
         let _ = std::fs::remove_file(dir);
     }
+}
+
+/// Whether the audit log holds any write of `resource` in `ns` (a test's
+/// own create is one, when the policy records the resource).
+fn audit_records(log: &Path, ns: &str, resource: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| {
+        text.lines().any(|l| {
+            l.contains(&format!("\"resource\":\"{resource}\""))
+                && l.contains(&format!("\"namespace\":\"{ns}\""))
+        })
+    })
 }

@@ -10,8 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::Api;
 use serde_json::{json, Value};
 
@@ -21,7 +22,7 @@ use kube_incident::core::selector;
 /// Field manager of the grants the test kit writes.
 const MANAGER: &str = "testkit-grants";
 /// Name prefix of the Runbook the test kit creates when none covers the
-/// target (`grants-<deployment>`).
+/// target (`grants-<target>`).
 pub const GRANTS_RUNBOOK: &str = "grants";
 /// Annotation on a Runbook: the steps the test kit added (comma-separated).
 const GRANTED_ANNOTATION: &str = "testkit.kubeincident.io/granted";
@@ -53,37 +54,31 @@ impl CreateGranted for Api<Incident> {
 }
 
 /// Make a Runbook in `ns` grant the steps of `inc`: the Runbook it names,
-/// else the first (by name) whose selector covers the target, else a new
-/// `grants-<deployment>` selecting the target's labels. Steps the Runbook
+/// else the first (by name) whose selector and kinds cover the target, else
+/// a new `grants-<target>` selecting the target's labels (with `targetKinds:
+/// [<kind>]` for a kind other than Deployment and Pod). Steps the Runbook
 /// already lists are left as the test wrote them; missing ones are added
 /// with bounds that admit exactly what the Incident asks for.
 pub async fn grant(client: &kube::Client, ns: &str, inc: &Incident) -> Result<(), kube::Error> {
-    let Some(target) = inc
-        .spec
-        .target
-        .as_ref()
-        .filter(|t| t.kind == TargetKind::Deployment)
-    else {
+    let Some(target) = inc.spec.target.as_ref() else {
         return Ok(());
     };
     if inc.spec.mitigations.is_empty() {
         return Ok(());
     }
     let runbooks: Api<Runbook> = Api::namespaced(client.clone(), ns);
-    let labels: BTreeMap<String, String> = Api::<Deployment>::namespaced(client.clone(), ns)
-        .get_opt(&target.name)
-        .await?
-        .and_then(|d| d.metadata.labels)
-        .unwrap_or_default();
+    let labels = target_labels(client, ns, target.kind, &target.name).await?;
     let mut existing = runbooks.list(&ListParams::default()).await?.items;
     existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let chosen = match &inc.spec.runbook_ref {
         Some(r) => existing
             .into_iter()
             .find(|rb| rb.metadata.name.as_deref() == Some(r.name.as_str())),
-        None => existing
-            .into_iter()
-            .find(|rb| !labels.is_empty() && selector::matches(&rb.spec.selector, &labels)),
+        None => existing.into_iter().find(|rb| {
+            !labels.is_empty()
+                && selector::covers_kind(&rb.spec, target.kind)
+                && selector::matches(&rb.spec.selector, &labels)
+        }),
     };
     let (name, mut steps, selector_json) = match &chosen {
         // The test's own Runbook keeps its selector (not part of our apply).
@@ -158,6 +153,17 @@ pub async fn grant(client: &kube::Client, ns: &str, inc: &Incident) -> Result<()
     if let Some(sel) = selector_json {
         body["spec"]["selector"] = sel;
     }
+    // A Runbook the test kit makes for another kind than the default ones
+    // names it in targetKinds (a test's own Runbook keeps its own).
+    if chosen.is_none() && !TargetKind::DEFAULT_RUNBOOK_KINDS.contains(&target.kind) {
+        body["spec"]["targetKinds"] = json!([target.kind.as_str()]);
+    } else if let Some(kinds) = chosen
+        .as_ref()
+        .filter(|rb| !rb.spec.target_kinds.is_empty())
+        .map(|rb| rb.spec.target_kinds.clone())
+    {
+        body["spec"]["targetKinds"] = serde_json::to_value(kinds).unwrap_or_else(|_| json!([]));
+    }
     runbooks
         .patch(
             &name,
@@ -166,6 +172,27 @@ pub async fn grant(client: &kube::Client, ns: &str, inc: &Incident) -> Result<()
         )
         .await?;
     Ok(())
+}
+
+/// The labels of the target `kind`/`name` (empty when it does not exist).
+async fn target_labels(
+    client: &kube::Client,
+    ns: &str,
+    kind: TargetKind,
+    name: &str,
+) -> Result<BTreeMap<String, String>, kube::Error> {
+    let (group, version) = match kind {
+        TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet => ("apps", "v1"),
+        TargetKind::Job | TargetKind::CronJob => ("batch", "v1"),
+        TargetKind::Pod => ("", "v1"),
+    };
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind.as_str()));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    Ok(api
+        .get_opt(name)
+        .await?
+        .and_then(|o| o.metadata.labels)
+        .unwrap_or_default())
 }
 
 /// Widen a step of the test kit's own Runbook to admit `step` as well.

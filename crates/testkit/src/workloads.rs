@@ -218,3 +218,21 @@ pub async fn daemonset_ready(
     .await
     .unwrap_or_else(|| panic!("daemonset {name} in {ns} is rolled out within {timeout:?}"))
 }
+
+/// The `metadata.generation` of the `K` named `name` in `ns` (0 without one).
+pub async fn generation<K>(client: &Client, ns: &str, name: &str) -> i64
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("{ns}/{name}: {e}"))
+        .meta()
+        .generation
+        .unwrap_or(0)
+}

@@ -3,20 +3,19 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use tracing::info;
 
 use super::error::Error;
 use super::read::{read, Hpas};
-use super::{is_dry_run, Run, VERIFY_INTERVAL};
-use crate::api::{MitigationAction, StepState};
+use super::{is_dry_run, needs_history, Run, Tgt, VERIFY_INTERVAL};
+use crate::api::StepState;
 use crate::core::lifecycle::{self, StepOutcome};
 use crate::core::mitigation::{self, key, Actor, Plan, Verification};
 
 impl Run<'_> {
     /// A `Running` step: apply the recorded intent if it never reached the
     /// workload, else verify it.
-    pub(super) async fn drive(&mut self, index: usize, target: &str) -> Result<(), Error> {
+    pub(super) async fn drive(&mut self, index: usize, target: &Tgt) -> Result<(), Error> {
         let Some(step) = self.step(index) else {
             return Ok(());
         };
@@ -24,8 +23,8 @@ impl Run<'_> {
         let Some(read) = read(
             self.ctx,
             self.ns,
-            target,
-            step.action == MitigationAction::RolloutUndo,
+            target.key(),
+            needs_history(step.action),
             Hpas::of_intent(&intent),
         )
         .await?
@@ -33,7 +32,7 @@ impl Run<'_> {
             self.record(
                 index,
                 StepOutcome::Failed {
-                    message: format!("Deployment {target} disappeared from namespace {}", self.ns),
+                    message: format!("{target} disappeared from namespace {}", self.ns),
                 },
             );
             return Ok(());
@@ -49,7 +48,7 @@ impl Run<'_> {
                     self.observe_mitigated();
                 }
                 Verification::Waiting(message) => {
-                    if let Some(message) = self.verify_timeout(index, &read.deployment) {
+                    if let Some(message) = self.verify_timeout(index, read.progress_deadline()) {
                         self.record(index, StepOutcome::Failed { message });
                         self.ctx.metrics.mitigation(step.action.as_str(), "failed");
                     } else {
@@ -91,6 +90,9 @@ impl Run<'_> {
                 let same = [
                     key::TO_REVISION,
                     key::REPLICA_SET,
+                    key::CONTROLLER_REVISION,
+                    key::PODS,
+                    key::SUSPEND,
                     key::REPLICAS,
                     key::HPA_MIN_REPLICAS,
                     key::ENV,
@@ -123,16 +125,11 @@ impl Run<'_> {
 
     /// A rollout that has not completed within the Deployment's progress
     /// deadline (default 600s) after the step started fails the step.
-    fn verify_timeout(&self, index: usize, d: &Deployment) -> Option<String> {
+    fn verify_timeout(&self, index: usize, deadline: i32) -> Option<String> {
         let started = self.decision.status.mitigations[index]
             .started_at
             .as_ref()?
             .0;
-        let deadline = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.progress_deadline_seconds)
-            .unwrap_or(600);
         let limit = Duration::from_secs(u64::try_from(deadline).unwrap_or(600));
         let elapsed =
             std::time::Duration::try_from((self.ctx.clock)().duration_since(started)).ok()?;
@@ -162,7 +159,7 @@ impl Run<'_> {
     }
 
     /// A succeeded step under monitoring: is its change still in place?
-    pub(super) async fn check_external(&mut self, index: usize, target: &str) -> Result<(), Error> {
+    pub(super) async fn check_external(&mut self, index: usize, target: &Tgt) -> Result<(), Error> {
         let Some(step) = self.step(index) else {
             return Ok(());
         };
@@ -173,8 +170,8 @@ impl Run<'_> {
         let Some(read) = read(
             self.ctx,
             self.ns,
-            target,
-            step.action == MitigationAction::RolloutUndo,
+            target.key(),
+            needs_history(step.action),
             Hpas::of_intent(&intent),
         )
         .await?

@@ -7,8 +7,10 @@
 //! concrete intent are stored in the Incident status (server-side apply with
 //! the Incident's resourceVersion as a precondition, so a reconcile from a
 //! stale cache cannot start a step twice). Every workload write is a JSON
-//! patch with a precondition: the Deployment's generation, or for an HPA
-//! (which kube-apiserver gives no generation) its resourceVersion. A
+//! patch with a precondition: the workload's generation (Deployment,
+//! StatefulSet, DaemonSet, CronJob), or for an HPA (which kube-apiserver
+//! gives no generation) its resourceVersion; a DeletePods step deletes each
+//! recorded pod with uid and resourceVersion preconditions. A
 //! `Running` step is only written again when the workload does not hold the
 //! intent yet and is unchanged since the intent was recorded (same
 //! generation; same HPA spec); otherwise it is verified, or recorded as
@@ -18,8 +20,9 @@
 //!
 //! Layout:
 //! - `error`: [`Error`], what a failed read or intent write reports.
-//! - `read`: the fresh reads of the target (Deployment, ReplicaSets, HPAs)
-//!   and the staleness check of the cached Incident.
+//! - `read`: the fresh reads of the target (a Deployment with its
+//!   ReplicaSets; a StatefulSet or DaemonSet with its ControllerRevisions and
+//!   pods; a CronJob; HPAs) and the staleness check of the cached Incident.
 //! - `write`: the fenced workload write (`send`), the intent record and how
 //!   a write's result is taken (`Run::apply`).
 //! - `start`: starting a cleared step (gate, plan, intent, write).
@@ -69,6 +72,34 @@ const VERIFY_INTERVAL: Duration = Duration::from_secs(2);
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Message prefix of a step failed by an external change (see lifecycle).
 const EXTERNAL_PREFIX: &str = "changed by another manager";
+
+/// The target of the Incident's steps.
+#[derive(Debug, Clone)]
+struct Tgt {
+    kind: TargetKind,
+    name: String,
+}
+
+impl Tgt {
+    fn key(&self) -> (TargetKind, &str) {
+        (self.kind, self.name.as_str())
+    }
+}
+
+impl std::fmt::Display for Tgt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Whether a step of `action` reads the target's history (a Deployment's
+/// ReplicaSets; a StatefulSet's or DaemonSet's ControllerRevisions and pods).
+fn needs_history(action: crate::api::MitigationAction) -> bool {
+    matches!(
+        action,
+        crate::api::MitigationAction::RolloutUndo | crate::api::MitigationAction::DeletePods
+    )
+}
 
 fn is_dry_run(intent: &BTreeMap<String, String>) -> bool {
     intent.contains_key(key::DRY_RUN)
@@ -134,8 +165,19 @@ pub async fn execute(
         .spec
         .target
         .as_ref()
-        .filter(|t| t.kind == TargetKind::Deployment)
-        .map(|t| t.name.clone())
+        .filter(|t| {
+            matches!(
+                t.kind,
+                TargetKind::Deployment
+                    | TargetKind::StatefulSet
+                    | TargetKind::DaemonSet
+                    | TargetKind::CronJob
+            )
+        })
+        .map(|t| Tgt {
+            kind: t.kind,
+            name: t.name.clone(),
+        })
     else {
         return Ok(Outcome::default());
     };

@@ -6,14 +6,14 @@ use tracing::info;
 use super::error::Error;
 use super::read::{read, Hpas};
 use super::write::{send, Written};
-use super::{is_dry_run, Run, EXTERNAL_PREFIX, RETRY_INTERVAL};
-use crate::api::{MitigationAction, StepState};
+use super::{is_dry_run, needs_history, Run, Tgt, EXTERNAL_PREFIX, RETRY_INTERVAL};
+use crate::api::StepState;
 use crate::core::lifecycle::StepOutcome;
 use crate::core::mitigation::{self, key, Actor, Revert};
 
 impl Run<'_> {
     /// `revertOnResolve` once resolved: newest step first.
-    pub(super) async fn revert(&mut self, target: &str) -> Result<(), Error> {
+    pub(super) async fn revert(&mut self, target: &Tgt) -> Result<(), Error> {
         let n = self.decision.status.mitigations.len();
         for index in (0..n).rev() {
             let Some(step) = self.step(index) else {
@@ -39,8 +39,8 @@ impl Run<'_> {
             let Some(read) = read(
                 self.ctx,
                 self.ns,
-                target,
-                step.action == MitigationAction::RolloutUndo,
+                target.key(),
+                needs_history(step.action),
                 Hpas::of_intent(&intent),
             )
             .await?
@@ -48,7 +48,7 @@ impl Run<'_> {
                 self.record(
                     index,
                     StepOutcome::NotReverted {
-                        message: format!("Deployment {target} no longer exists"),
+                        message: format!("{target} no longer exists"),
                     },
                 );
                 continue;

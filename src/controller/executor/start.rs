@@ -10,7 +10,7 @@ use tracing::{debug, info};
 use super::error::{read_err, Error};
 use super::read::{cache_is_current, read, Hpas};
 use super::write::record_intent;
-use super::{Run, EXTERNAL_PREFIX};
+use super::{needs_history, Run, Tgt, EXTERNAL_PREFIX};
 use crate::api::{Incident, MitigationAction, RunbookSpec, StepState, TargetKind};
 use crate::core::authority::RunbookId;
 use crate::core::lifecycle::StepOutcome;
@@ -24,8 +24,9 @@ impl Run<'_> {
         Some((RunbookId::of(rb).to_string(), rb.spec.clone()))
     }
 
-    /// Earlier actions in the namespace (for the cooldown and hourly limit).
-    async fn history(&self) -> Result<Vec<mitigation::ActionRecord>, Error> {
+    /// Earlier actions in the namespace (for the cooldown and hourly limit);
+    /// the cooldown counts those on a target of the same kind and name.
+    async fn history(&self, kind: TargetKind) -> Result<Vec<mitigation::ActionRecord>, Error> {
         let api: Api<Incident> = Api::namespaced(self.ctx.client.clone(), self.ns);
         let list = api
             .list(&ListParams::default())
@@ -38,9 +39,16 @@ impl Run<'_> {
                 .spec
                 .target
                 .as_ref()
-                .filter(|t| t.kind == TargetKind::Deployment)
+                .filter(|t| t.kind != TargetKind::Pod && t.kind != TargetKind::Job)
             else {
                 continue;
+            };
+            // Another kind's workload of the same name is another workload
+            // (its actions still count towards the Runbook's hourly limit).
+            let workload = if t.kind == kind {
+                t.name.clone()
+            } else {
+                format!("{}/{}", t.kind.as_str(), t.name)
             };
             // This incident's own record is the newest we have.
             let status = if i.name_any() == me {
@@ -54,7 +62,7 @@ impl Run<'_> {
                     .runbook_ref
                     .as_ref()
                     .map(|r| format!("{}/{}", r.namespace_or(self.ns), r.name));
-                out.extend(mitigation::actions_of(s, &t.name, rb.as_deref()));
+                out.extend(mitigation::actions_of(s, &workload, rb.as_deref()));
             }
         }
         Ok(out)
@@ -62,11 +70,11 @@ impl Run<'_> {
 
     /// Start step `index` (the lifecycle cleared it): gate, plan, record
     /// the intent, write.
-    pub(super) async fn start(&mut self, index: usize, target: &str) -> Result<(), Error> {
+    pub(super) async fn start(&mut self, index: usize, target: &Tgt) -> Result<(), Error> {
         let Some(step) = self.step(index) else {
             return Ok(());
         };
-        let needs_rs = step.action == MitigationAction::RolloutUndo
+        let needs_rs = needs_history(step.action)
             || step
                 .when
                 .as_ref()
@@ -76,7 +84,7 @@ impl Run<'_> {
             read(
                 self.ctx,
                 self.ns,
-                target,
+                target.key(),
                 needs_rs,
                 if step.action == MitigationAction::Scale {
                     Hpas::All
@@ -97,7 +105,7 @@ impl Run<'_> {
                 index,
                 StepOutcome::Failed {
                     message: format!(
-                        "Deployment {target} not found in namespace {} (kube-incident acts only in the Incident's own namespace)",
+                        "{target} not found in namespace {} (kube-incident acts only in the Incident's own namespace)",
                         self.ns
                     ),
                 },
@@ -131,7 +139,7 @@ impl Run<'_> {
                 .is_some_and(|l| l.cooldown.is_some() || l.max_actions_per_hour.is_some())
         });
         let history = if needs_history {
-            self.history().await?
+            self.history(target.kind).await?
         } else {
             Vec::new()
         };

@@ -2,9 +2,11 @@
 //! the intent recorded in the Incident status before it, the evidence taken
 //! before the first write, and what the step makes of the write's result.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use tracing::{debug, warn};
 
@@ -13,7 +15,7 @@ use super::{Run, RETRY_INTERVAL, VERIFY_INTERVAL};
 use crate::api::{Incident, IncidentStatus, MitigationStep, FIELD_MANAGER};
 use crate::controller::context::Context;
 use crate::core::lifecycle::StepOutcome;
-use crate::core::mitigation::{self, Write, WriteTarget};
+use crate::core::mitigation::{self, PodDelete, Write, WriteTarget};
 
 /// The result of a workload write.
 pub(super) enum Written {
@@ -38,23 +40,32 @@ pub(super) async fn send(ctx: &Context, ns: &str, write: &Write) -> Written {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()
     };
+    if let WriteTarget::Pods(pods) = &write.target {
+        return delete_pods(ctx, ns, pods).await;
+    }
     let patch: Result<json_patch::Patch, _> = serde_json::from_value(write.patch.clone());
     let patch = match patch {
         Ok(p) => p,
         Err(e) => return Written::Rejected(format!("cannot encode the patch: {e}")),
     };
+    let patch = Patch::<()>::Json(patch);
     let res = match &write.target {
-        WriteTarget::Deployment(name) => Api::<Deployment>::namespaced(ctx.client.clone(), ns)
-            .patch(name, &pp, &Patch::<()>::Json(patch))
-            .await
-            .map(|_| ()),
+        WriteTarget::Deployment(name) => json_patch::<Deployment>(ctx, ns, name, &pp, &patch).await,
         WriteTarget::Hpa(name) => {
-            Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), ns)
-                .patch(name, &pp, &Patch::<()>::Json(patch))
-                .await
-                .map(|_| ())
+            json_patch::<HorizontalPodAutoscaler>(ctx, ns, name, &pp, &patch).await
         }
+        WriteTarget::StatefulSet(name) => {
+            json_patch::<StatefulSet>(ctx, ns, name, &pp, &patch).await
+        }
+        WriteTarget::DaemonSet(name) => json_patch::<DaemonSet>(ctx, ns, name, &pp, &patch).await,
+        WriteTarget::CronJob(name) => json_patch::<CronJob>(ctx, ns, name, &pp, &patch).await,
+        WriteTarget::Pods(_) => Ok(()),
     };
+    written(res)
+}
+
+/// What a write's result means for the step.
+fn written(res: Result<(), kube::Error>) -> Written {
     match res {
         Ok(()) => Written::Ok,
         Err(kube::Error::Api(s)) if s.code == 409 => Written::Conflict,
@@ -70,6 +81,59 @@ pub(super) async fn send(ctx: &Context, ns: &str, write: &Write) -> Written {
             s.message, s.code, s.reason
         )),
         Err(e) => Written::Transient(e.to_string()),
+    }
+}
+
+async fn json_patch<K>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    pp: &PatchParams,
+    patch: &Patch<()>,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(ctx.client.clone(), ns)
+        .patch(name, pp, patch)
+        .await
+        .map(|_| ())
+}
+
+/// The deletes of a DeletePods step, each with the recorded uid and the
+/// resourceVersion read just before as preconditions. A pod already gone
+/// (404) is done; a precondition that failed (409: the pod was replaced or
+/// changed) makes the step look again (a replacement has another uid and is
+/// never deleted).
+async fn delete_pods(ctx: &Context, ns: &str, pods: &[PodDelete]) -> Written {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let mut conflict = false;
+    for p in pods {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(p.uid.clone()),
+                resource_version: Some(p.resource_version.clone()),
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&p.name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                debug!(pod = %p.name, "delete precondition failed: {}", s.message);
+                conflict = true;
+            }
+            Err(e) => return written(Err(e)),
+        }
+    }
+    if conflict {
+        Written::Conflict
+    } else {
+        Written::Ok
     }
 }
 
@@ -167,16 +231,32 @@ impl Run<'_> {
         let Some(expected) = mitigation::expected_generation(write) else {
             return false;
         };
-        let WriteTarget::Deployment(n) = &write.target else {
-            return false;
+        let meta = match &write.target {
+            WriteTarget::Deployment(n) => self.metadata::<Deployment>(n).await,
+            WriteTarget::StatefulSet(n) => self.metadata::<StatefulSet>(n).await,
+            WriteTarget::DaemonSet(n) => self.metadata::<DaemonSet>(n).await,
+            WriteTarget::CronJob(n) => self.metadata::<CronJob>(n).await,
+            WriteTarget::Hpa(_) | WriteTarget::Pods(_) => return false,
         };
-        match Api::<Deployment>::namespaced(self.ctx.client.clone(), self.ns)
-            .get_metadata_opt(n)
-            .await
-        {
-            Ok(Some(m)) => m.metadata.generation != Some(expected),
+        match meta {
+            Ok(Some(generation)) => generation != Some(expected),
             Ok(None) => false,
             Err(_) => true,
         }
+    }
+
+    /// The generation of object `name` of kind `K` (`None`: no such object).
+    async fn metadata<K>(&self, name: &str) -> Result<Option<Option<i64>>, kube::Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        Api::<K>::namespaced(self.ctx.client.clone(), self.ns)
+            .get_metadata_opt(name)
+            .await
+            .map(|m| m.map(|m| m.metadata.generation))
     }
 }

@@ -179,6 +179,19 @@ fn monitor_step(
         TargetHealth::Healthy => {
             monitoring::recover_after_step(b, &name, completed, window, opened_at);
         }
+        // A step that says itself what it could not do (an undo whose
+        // pods are not replaced until deleted: OnDelete, a partition, an
+        // OrderedReady StatefulSet waiting on a broken pod) gives the next
+        // step its turn (DeletePods, the documented remedy, with its own
+        // approval) without waiting for a relapse the target's health may
+        // not show.
+        TargetHealth::Unknown
+            if b.status.mitigations[i]
+                .after
+                .contains_key(crate::core::mitigation::key::LIMITATION) =>
+        {
+            return Walk::NextStep;
+        }
         TargetHealth::Unknown | TargetHealth::Missing => {}
     }
     Walk::Stop

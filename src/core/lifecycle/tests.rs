@@ -1155,3 +1155,34 @@ fn unverified_approvals_are_held_or_reported() {
         .iter()
         .any(|t| matches!(t, Transition::ApprovalUnverified { accepted: true, .. })));
 }
+
+#[test]
+fn an_undo_that_cannot_replace_pods_hands_the_turn_to_the_next_step() {
+    let mut sp = spec(Severity::SEV2);
+    sp.target = Some(TargetRef {
+        kind: TargetKind::StatefulSet,
+        name: "db".into(),
+    });
+    let mut delete = MitigationStep::new("replace", MitigationAction::DeletePods);
+    delete.approval = Approval::Manual;
+    sp.mitigations = vec![auto_step("rollback"), delete];
+    // The health of a StatefulSet is not judged here (Unknown).
+    let unknown = obs(TargetHealth::Unknown);
+    let mut s = run(&sp, None, &unknown, t(0)).status;
+    let w = Duration::from_secs(900);
+    record_step_outcome(&mut s, 0, started(), w, Some(1), t(1));
+    // A plain success waits in Monitoring.
+    let mut plain = s.clone();
+    record_step_outcome(&mut plain, 0, succeeded(), w, Some(1), t(5));
+    let d = run(&sp, Some(&plain), &unknown, t(10));
+    assert_eq!(d.status.mitigations[1].state, StepState::Pending);
+    // One that says what it could not do gives DeletePods its turn (and its approval gate).
+    let limited = StepOutcome::Succeeded {
+        after: BTreeMap::from([("limitation".into(), "OrderedReady".into())]),
+        message: "restored the template; pods not replaced until deleted".into(),
+    };
+    record_step_outcome(&mut s, 0, limited, w, Some(1), t(5));
+    let d = run(&sp, Some(&s), &unknown, t(10));
+    assert_eq!(d.status.mitigations[0].state, StepState::Succeeded);
+    assert_eq!(d.status.mitigations[1].state, StepState::AwaitingApproval);
+}

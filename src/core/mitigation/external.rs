@@ -2,31 +2,33 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::key;
+use super::target::Target;
 use super::verify::is_applied;
-use super::workload::dep_name;
-use super::{key, Workload};
 use crate::api::{MitigationAction, MitigationStep};
 
 /// After a step succeeded: does the workload still hold what it set? `None`
 /// when it does; otherwise what changed.
-pub fn external_change(
+pub fn external_change<'a>(
     step: &MitigationStep,
     intent: &BTreeMap<String, String>,
-    w: Workload<'_>,
+    target: impl Into<Target<'a>>,
 ) -> Option<String> {
-    if is_applied(step, intent, w) {
+    let t = target.into();
+    // Deleted pods stay deleted: nothing another manager could undo.
+    if step.action == MitigationAction::DeletePods || is_applied(step, intent, t) {
         return None;
     }
-    let d = w.deployment;
-    let name = dep_name(d);
-    let field = if step.action == MitigationAction::Scale {
-        "f:replicas"
-    } else {
-        "f:template"
+    let meta = t.meta();
+    let name = format!("{} {}", t.kind().as_str(), t.name());
+    let field = match step.action {
+        MitigationAction::Scale => "f:replicas",
+        MitigationAction::Suspend => "f:suspend",
+        _ => "f:template",
     };
-    let who = last_update_manager(d, field).map_or(String::new(), |m| {
+    let who = last_update_manager(meta, field).map_or(String::new(), |m| {
         format!(" (last written by field manager {m:?})")
     });
     Some(match step.action {
@@ -41,7 +43,7 @@ pub fn external_change(
             ),
             None => format!(
                 "{name} has {} replicas, no longer the {} this step set{who}",
-                d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                t.view().and_then(|v| v.replicas).unwrap_or(1),
                 intent.get(key::REPLICAS).map(String::as_str).unwrap_or("?")
             ),
         },
@@ -52,15 +54,15 @@ pub fn external_change(
         MitigationAction::RolloutRestart => {
             format!("the restartedAt annotation of {name} changed{who}")
         }
-        MitigationAction::Suspend | MitigationAction::DeletePods => return None,
+        MitigationAction::Suspend => format!("{name} is no longer suspended{who}"),
+        MitigationAction::DeletePods => return None,
     })
 }
 
 /// The field manager, other than ours, that most recently wrote a field
 /// under `field` (a managedFields key such as `f:template`).
-pub fn last_update_manager(d: &Deployment, field: &str) -> Option<String> {
-    d.metadata
-        .managed_fields
+pub fn last_update_manager(meta: &ObjectMeta, field: &str) -> Option<String> {
+    meta.managed_fields
         .as_ref()?
         .iter()
         .filter(|m| m.manager.as_deref() != Some(crate::api::FIELD_MANAGER))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::workload::newest_replica_set;
-use super::{key, Workload};
+use super::{key, Target};
 use crate::api::{IncidentStatus, MitigationStep, RunbookSpec, StepState, IGNORE_LABEL};
 
 /// An action taken earlier, from the status of any Incident (for the
@@ -74,7 +74,7 @@ pub struct GateInput<'a> {
     pub runbook: Option<(&'a str, &'a RunbookSpec)>,
     /// `kube-incident run --dry-run`.
     pub global_dry_run: bool,
-    pub workload: Workload<'a>,
+    pub workload: Target<'a>,
     /// Earlier actions in the namespace (every Incident, this one included).
     pub history: &'a [ActionRecord],
     pub now: Timestamp,
@@ -83,16 +83,17 @@ pub struct GateInput<'a> {
 /// The safety rails, in order: ignored workload, paused Runbook,
 /// `when.rolloutWithin`, cooldown, `maxActionsPerHour`, dry-run.
 pub fn gate(input: GateInput<'_>) -> Gate {
-    let d = input.workload.deployment;
-    let name = d.metadata.name.clone().unwrap_or_default();
-    if d.metadata
+    let meta = input.workload.meta();
+    let kind = input.workload.kind().as_str();
+    let name = input.workload.name();
+    if meta
         .labels
         .as_ref()
         .and_then(|l| l.get(IGNORE_LABEL))
         .is_some_and(|v| v == "true")
     {
         return Gate::Skip(format!(
-            "Deployment {name} is labelled {IGNORE_LABEL}=true; kube-incident never acts on it"
+            "{kind} {name} is labelled {IGNORE_LABEL}=true; kube-incident never acts on it"
         ));
     }
     if let Some((rb, spec)) = input.runbook {
@@ -188,8 +189,19 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(d).unwrap_or(Timestamp::MAX)
 }
 
-/// When the Deployment's current revision rolled out: the creation of its
-/// newest ReplicaSet.
-fn rolled_out_at(w: Workload<'_>) -> Option<Timestamp> {
-    newest_replica_set(w).and_then(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0))
+/// When the workload's current revision rolled out: the creation of a
+/// Deployment's newest ReplicaSet, of a StatefulSet's or DaemonSet's newest
+/// ControllerRevision (a CronJob has no rollout).
+fn rolled_out_at(t: Target<'_>) -> Option<Timestamp> {
+    let newest_cr = |uid: Option<&str>, revs| {
+        uid.and_then(|u| rollout::newest_revision(u, revs))
+            .and_then(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    match t {
+        Target::Deployment(w) => newest_replica_set(w)
+            .and_then(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        Target::StatefulSet(s) => newest_cr(s.object.metadata.uid.as_deref(), s.revisions),
+        Target::DaemonSet(d) => newest_cr(d.object.metadata.uid.as_deref(), d.revisions),
+        Target::CronJob(_) => None,
+    }
 }

@@ -1,7 +1,9 @@
 //! Mitigation executors as pure decisions: the safety gate of a step
 //! (ignored workload, paused Runbook, `when.rolloutWithin`, cooldown,
 //! `maxActionsPerHour`, dry-run), the concrete plan of each action computed
-//! from the Deployment, its ReplicaSets and HPAs (the JSON patch to send,
+//! from the target (a Deployment with its ReplicaSets and HPAs, a
+//! StatefulSet or DaemonSet with its ControllerRevisions and pods, a
+//! CronJob) (the JSON patch to send,
 //! what was there before, the intent), "is the intent already applied?",
 //! "has it rolled out?", and the revert plan of `revertOnResolve`.
 //!
@@ -11,7 +13,8 @@
 //! it asks [`is_applied`] before acting again, so an action is applied once.
 //!
 //! Every patch is a JSON patch (RFC 6902) whose first operation is a
-//! precondition. Deployment writes test `metadata.generation` against the
+//! precondition. Workload writes (Deployments, StatefulSets, DaemonSets,
+//! CronJobs: all carry a generation) test `metadata.generation` against the
 //! generation the plan was computed from: kube-apiserver rejects it (422)
 //! if the spec changed in between, instead of applying a stale plan.
 //! kube-apiserver sets no `metadata.generation` on HorizontalPodAutoscalers,
@@ -20,9 +23,12 @@
 //! is a 409 Conflict), and "unchanged since the intent" compares a digest
 //! of the HPA's spec ([`hpa_spec_digest`]).
 //!
-//! Deployment rollout knowledge (revisions, the pod-template-hash, the
-//! rollback target, "rollout complete") comes from the shared `rollout`
-//! crate, so the operator and the emulator agree on it.
+//! Rollout knowledge (revisions, the pod-template-hash, the rollback target,
+//! "rollout complete"; for StatefulSets and DaemonSets their
+//! ControllerRevisions) comes from the shared `rollout` crate, so the
+//! operator and the emulator agree on it. DeletePods writes no patch: its
+//! write is the pod deletes ([`WriteTarget::Pods`]), each with uid and
+//! resourceVersion preconditions.
 //!
 //! - `mod.rs`: the public types (workload, writes, plans, actor);
 //! - `gate.rs`: the safety rails and the action history;
@@ -30,6 +36,10 @@
 //! - `verify.rs`: applied? unchanged since the intent? rolled out?
 //! - `revert.rs`: the revert of `revertOnResolve` steps;
 //! - `external.rs`: changes by other managers after a step succeeded;
+//! - `sets.rs`: RolloutUndo and DeletePods of StatefulSets and DaemonSets,
+//!   and their verification;
+//! - `cronjob.rs`: Suspend of a CronJob (plan, verify, revert);
+//! - `target.rs`: the target of any kind ([`Target`]);
 //! - `workload.rs`, `patch.rs`: reading the target, building the JSON
 //!   patch ops.
 
@@ -41,11 +51,14 @@ use serde_json::Value;
 
 use crate::api::{MitigationStep, RecordedEnvVar};
 
+mod cronjob;
 mod external;
 mod gate;
 mod patch;
 mod plan;
 mod revert;
+mod sets;
+mod target;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -54,9 +67,10 @@ mod workload;
 pub use external::{external_change, last_update_manager};
 pub use gate::{actions_of, gate, ActionRecord, Gate, GateInput};
 pub use patch::{expected_generation, hpa_spec_digest, last_action};
-pub use plan::plan;
+pub use plan::{action_applies, kinds_of, not_applicable, plan};
 pub use revert::{plan_revert, Revert};
 pub use rollout::{POD_TEMPLATE_HASH_LABEL, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
+pub use target::{SetWorkload, Target};
 pub use verify::{is_applied, rollout_complete, unchanged_since_intent, verify, Verification};
 pub use workload::{equal_ignore_hash, hpa_for, owned_replica_sets, rollback_target};
 
@@ -80,6 +94,18 @@ pub mod key {
     pub const ENV: &str = "env";
     pub const RESTARTED_AT: &str = "restartedAt";
     pub const DRY_RUN: &str = "dryRun";
+    /// The kind of the target (StatefulSet, DaemonSet, CronJob; absent: Deployment).
+    pub const KIND: &str = "kind";
+    /// A ControllerRevision name (StatefulSets, DaemonSets).
+    pub const CONTROLLER_REVISION: &str = "controllerRevision";
+    /// The pods a DeletePods step deletes: `name/uid` comma-separated.
+    pub const PODS: &str = "pods";
+    /// The update revision (STS) or revision hash (DS) pods are compared with.
+    pub const UPDATE_REVISION: &str = "updateRevision";
+    /// What an undo cannot change (OnDelete, partition, OrderedReady).
+    pub const LIMITATION: &str = "limitation";
+    /// `spec.suspend` of a CronJob.
+    pub const SUSPEND: &str = "suspend";
     /// Written into `after` once a revert was decided against (so it is not retried).
     pub const REVERT: &str = "revert";
 }
@@ -102,9 +128,27 @@ pub struct Workload<'a> {
 pub enum WriteTarget {
     Deployment(String),
     Hpa(String),
+    StatefulSet(String),
+    DaemonSet(String),
+    CronJob(String),
+    /// Pod deletes (DeletePods), each with uid and resourceVersion
+    /// preconditions; the write's `patch` is unused (null).
+    Pods(Vec<PodDelete>),
 }
 
-/// One precise write: a JSON patch of one object.
+/// One pod delete of a DeletePods step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodDelete {
+    pub name: String,
+    /// The uid recorded in the intent: a pod of that name with another uid
+    /// (a replacement) is never deleted.
+    pub uid: String,
+    /// The resourceVersion read just before the delete.
+    pub resource_version: String,
+}
+
+/// One precise write: a JSON patch of one object (or the pod deletes of a
+/// DeletePods step).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
     pub target: WriteTarget,

@@ -1,5 +1,7 @@
-//! The plan of each action, computed from the Deployment, its ReplicaSets
-//! and HPAs: the JSON patch to send, what was there before, the intent.
+//! The plan of each action, computed from the target (of any kind): the
+//! JSON patch to send, what was there before, the intent. RolloutUndo of a
+//! Deployment is here; of StatefulSets and DaemonSets, and DeletePods, in
+//! `sets.rs`; Suspend in `cronjob.rs`.
 
 use std::collections::BTreeMap;
 
@@ -9,31 +11,98 @@ use rollout::{POD_TEMPLATE_HASH_LABEL, RESTARTED_AT_ANNOTATION, REVISION_ANNOTAT
 use serde_json::{json, Value};
 
 use super::patch::{annotate, hpa_spec_digest, last_action, precondition, rv_precondition};
+use super::target::{generation_of, Target, View};
 use super::workload::{
     annotation, container_env, dep_name, env_containers, env_summary, equal_ignore_hash,
-    generation, hpa_for, images, newest_replica_set, paused, revision_of, rollback_target,
+    hpa_targeting, images, newest_replica_set, paused, revision_of, rollback_target,
 };
+use super::{cronjob, sets};
 use super::{key, Actor, Plan, Planned, Workload, Write, WriteTarget, ABSENT};
-use crate::api::{MitigationAction, RecordedEnvVar, LAST_ACTION_ANNOTATION};
+use crate::api::{MitigationAction, RecordedEnvVar, TargetKind, LAST_ACTION_ANNOTATION};
 
 /// Plan a step against the workload. `recorded` is the intent already in
 /// the status (after a restart): a RolloutRestart re-uses its timestamp so
 /// the write is the same one.
-pub fn plan(
+pub fn plan<'a>(
     actor: Actor<'_>,
-    w: Workload<'_>,
+    target: impl Into<Target<'a>>,
     recorded: Option<&BTreeMap<String, String>>,
     now: Timestamp,
 ) -> Plan {
-    match actor.step.action {
-        MitigationAction::RolloutUndo => plan_undo(actor, w),
-        MitigationAction::Scale => plan_scale(actor, w),
-        MitigationAction::SetEnv => plan_set_env(actor, w),
-        MitigationAction::RolloutRestart => plan_restart(actor, w, recorded, now),
-        MitigationAction::Suspend | MitigationAction::DeletePods => {
-            Plan::Refuse(format!("{} is not implemented yet", actor.step.action))
-        }
+    let t = target.into();
+    let action = actor.step.action;
+    if !action_applies(action, t.kind()) {
+        return Plan::Refuse(not_applicable(action, t.kind()));
     }
+    match (action, t) {
+        (MitigationAction::RolloutUndo, Target::Deployment(w)) => plan_undo(actor, w),
+        (MitigationAction::RolloutUndo, Target::StatefulSet(s)) => sets::plan_sts_undo(actor, s),
+        (MitigationAction::RolloutUndo, Target::DaemonSet(d)) => sets::plan_ds_undo(actor, d),
+        (MitigationAction::DeletePods, Target::StatefulSet(s)) => {
+            sets::plan_sts_delete_pods(s, recorded)
+        }
+        (MitigationAction::DeletePods, Target::DaemonSet(d)) => {
+            sets::plan_ds_delete_pods(d, recorded)
+        }
+        (MitigationAction::Suspend, Target::CronJob(c)) => cronjob::plan_suspend(actor, c),
+        (MitigationAction::RolloutRestart, Target::Deployment(w)) if paused(w.deployment) => {
+            let name = dep_name(w.deployment);
+            Plan::Refuse(format!(
+                "can't restart paused deployment {name} (run 'kubectl rollout resume deployment/{name}' first)"
+            ))
+        }
+        (action, t) => match (action, t.view()) {
+            (MitigationAction::Scale, Some(v)) => plan_scale(actor, &v),
+            (MitigationAction::SetEnv, Some(v)) => {
+                sets::with_template_limitation(plan_set_env(actor, &v), t)
+            }
+            (MitigationAction::RolloutRestart, Some(v)) => {
+                sets::with_template_limitation(plan_restart(actor, &v, recorded, now), t)
+            }
+            (action, _) => Plan::Refuse(not_applicable(action, t.kind())),
+        },
+    }
+}
+
+/// Whether `action` acts on a target of `kind`: RolloutUndo, RolloutRestart
+/// and SetEnv on Deployments, StatefulSets and DaemonSets; Scale on
+/// Deployments and StatefulSets; Suspend on CronJobs; DeletePods on
+/// StatefulSets and DaemonSets.
+pub fn action_applies(action: MitigationAction, kind: TargetKind) -> bool {
+    use TargetKind as K;
+    match action {
+        MitigationAction::RolloutUndo
+        | MitigationAction::RolloutRestart
+        | MitigationAction::SetEnv => {
+            matches!(kind, K::Deployment | K::StatefulSet | K::DaemonSet)
+        }
+        MitigationAction::Scale => matches!(kind, K::Deployment | K::StatefulSet),
+        MitigationAction::Suspend => kind == K::CronJob,
+        MitigationAction::DeletePods => matches!(kind, K::StatefulSet | K::DaemonSet),
+    }
+}
+
+/// The kinds `action` acts on, for messages ("Deployment, StatefulSet or DaemonSet").
+pub fn kinds_of(action: MitigationAction) -> String {
+    let kinds: Vec<&str> = TargetKind::ALL
+        .iter()
+        .filter(|k| action_applies(action, **k))
+        .map(|k| k.as_str())
+        .collect();
+    match kinds.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => (*last).to_string(),
+        None => String::new(),
+    }
+}
+
+/// Why `action` cannot act on a `kind`.
+pub fn not_applicable(action: MitigationAction, kind: TargetKind) -> String {
+    format!(
+        "{action} acts on a {}, not on a {}",
+        kinds_of(action),
+        kind.as_str()
+    )
 }
 
 fn plan_undo(actor: Actor<'_>, w: Workload<'_>) -> Plan {
@@ -99,7 +168,7 @@ fn plan_undo(actor: Actor<'_>, w: Workload<'_>) -> Plan {
     intent.insert(key::TO_REVISION.into(), target_rev.to_string());
     intent.insert(key::REPLICA_SET.into(), rs_name.clone());
     intent.insert(key::POD_TEMPLATE_HASH.into(), hash);
-    intent.insert(key::GENERATION.into(), generation(d));
+    intent.insert(key::GENERATION.into(), generation_of(&d.metadata));
     Plan::Act(Box::new(Planned {
         before,
         intent,
@@ -118,9 +187,8 @@ fn plan_undo(actor: Actor<'_>, w: Workload<'_>) -> Plan {
     }))
 }
 
-fn plan_scale(actor: Actor<'_>, w: Workload<'_>) -> Plan {
-    let d = w.deployment;
-    let name = dep_name(d);
+fn plan_scale(actor: Actor<'_>, v: &View<'_>) -> Plan {
+    let name = v.name();
     let step = actor.step;
     let Some(target) = step.replicas else {
         return Plan::Refuse("replicas is required for action Scale".into());
@@ -132,9 +200,9 @@ fn plan_scale(actor: Actor<'_>, w: Workload<'_>) -> Plan {
             ));
         }
     }
-    let current = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let current = v.replicas.unwrap_or(1);
     let mark = last_action(actor.incident, &step.name, step.action);
-    if let Some(hpa) = hpa_for(w) {
+    if let Some(hpa) = hpa_targeting(v.hpas, v.kind, &name) {
         let hpa_name = hpa.metadata.name.clone().unwrap_or_default();
         let spec = hpa.spec.clone().unwrap_or_default();
         let min = spec.min_replicas;
@@ -167,6 +235,7 @@ fn plan_scale(actor: Actor<'_>, w: Workload<'_>) -> Plan {
         intent.insert(key::HPA.into(), hpa_name.clone());
         intent.insert(key::HPA_MIN_REPLICAS.into(), target.to_string());
         intent.insert(key::HPA_SPEC.into(), hpa_spec_digest(hpa));
+        kind_intent(&mut intent, v.kind);
         return Plan::Act(Box::new(Planned {
             before,
             intent,
@@ -192,36 +261,36 @@ fn plan_scale(actor: Actor<'_>, w: Workload<'_>) -> Plan {
     let mut intent = BTreeMap::new();
     intent.insert(key::ACTION.into(), "Scale".into());
     intent.insert(key::REPLICAS.into(), target.to_string());
-    intent.insert(key::GENERATION.into(), generation(d));
+    intent.insert(key::GENERATION.into(), generation_of(v.meta));
+    kind_intent(&mut intent, v.kind);
     Plan::Act(Box::new(Planned {
         before,
         intent,
         previous_env: Vec::new(),
         description: format!("scale {name} from {current} to {target} replicas"),
         write: Write {
-            target: WriteTarget::Deployment(name),
+            target: v.write_target(),
             patch: json!([
-                precondition(d.metadata.generation),
+                precondition(v.meta.generation),
                 {"op": "add", "path": "/spec/replicas", "value": target},
-                annotate(&d.metadata, "/metadata", LAST_ACTION_ANNOTATION, &mark),
+                annotate(v.meta, "/metadata", LAST_ACTION_ANNOTATION, &mark),
             ]),
         },
     }))
 }
 
-fn plan_set_env(actor: Actor<'_>, w: Workload<'_>) -> Plan {
-    let d = w.deployment;
-    let name = dep_name(d);
+fn plan_set_env(actor: Actor<'_>, v: &View<'_>) -> Plan {
+    let name = v.name();
     let step = actor.step;
-    let targets = match env_containers(step, d) {
+    let targets = match env_containers(step, v) {
         Ok(t) => t,
         Err(e) => return Plan::Refuse(e),
     };
     let mut previous = Vec::new();
-    let mut ops = vec![precondition(d.metadata.generation)];
+    let mut ops = vec![precondition(v.meta.generation)];
     let mut changes = false;
     for (i, cname) in &targets {
-        let mut env = container_env(d, *i);
+        let mut env = container_env(v, *i);
         for setting in &step.env {
             match env.iter_mut().find(|e| e.name == setting.name) {
                 Some(e) if e.value_from.is_some() => {
@@ -262,7 +331,7 @@ fn plan_set_env(actor: Actor<'_>, w: Workload<'_>) -> Plan {
         return Plan::Noop(format!("{} already set on {name}", env_summary(step)));
     }
     ops.push(annotate(
-        &d.metadata,
+        v.meta,
         "/metadata",
         LAST_ACTION_ANNOTATION,
         &last_action(actor.incident, &step.name, step.action),
@@ -286,7 +355,8 @@ fn plan_set_env(actor: Actor<'_>, w: Workload<'_>) -> Plan {
     let mut intent = BTreeMap::new();
     intent.insert(key::ACTION.into(), "SetEnv".into());
     intent.insert(key::ENV.into(), env_summary(step));
-    intent.insert(key::GENERATION.into(), generation(d));
+    intent.insert(key::GENERATION.into(), generation_of(v.meta));
+    kind_intent(&mut intent, v.kind);
     let containers = targets
         .iter()
         .map(|(_, c)| c.as_str())
@@ -301,7 +371,7 @@ fn plan_set_env(actor: Actor<'_>, w: Workload<'_>) -> Plan {
             env_summary(step)
         ),
         write: Write {
-            target: WriteTarget::Deployment(name),
+            target: v.write_target(),
             patch: Value::Array(ops),
         },
     }))
@@ -309,18 +379,12 @@ fn plan_set_env(actor: Actor<'_>, w: Workload<'_>) -> Plan {
 
 fn plan_restart(
     actor: Actor<'_>,
-    w: Workload<'_>,
+    v: &View<'_>,
     recorded: Option<&BTreeMap<String, String>>,
     now: Timestamp,
 ) -> Plan {
-    let d = w.deployment;
-    let name = dep_name(d);
+    let name = v.name();
     let step = actor.step;
-    if paused(d) {
-        return Plan::Refuse(format!(
-            "can't restart paused deployment {name} (run 'kubectl rollout resume deployment/{name}' first)"
-        ));
-    }
     let at = recorded
         .and_then(|r| r.get(key::RESTARTED_AT).cloned())
         .unwrap_or_else(|| {
@@ -328,10 +392,9 @@ fn plan_restart(
                 .unwrap_or(now)
                 .to_string()
         });
-    let template_meta = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.metadata.clone())
+    let template_meta = v
+        .template
+        .and_then(|t| t.metadata.clone())
         .unwrap_or_default();
     let mut before = BTreeMap::new();
     before.insert(
@@ -342,20 +405,16 @@ fn plan_restart(
     );
     before.insert(
         key::REVISION.into(),
-        annotation(&d.metadata, REVISION_ANNOTATION)
-            .unwrap_or("?")
-            .to_string(),
+        annotation(v.meta, REVISION_ANNOTATION)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("generation {}", generation_of(v.meta))),
     );
     let mut intent = BTreeMap::new();
     intent.insert(key::ACTION.into(), "RolloutRestart".into());
     intent.insert(key::RESTARTED_AT.into(), at.clone());
-    intent.insert(key::GENERATION.into(), generation(d));
-    let template_op = if d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.metadata.as_ref())
-        .is_none()
-    {
+    intent.insert(key::GENERATION.into(), generation_of(v.meta));
+    kind_intent(&mut intent, v.kind);
+    let template_op = if v.template.and_then(|t| t.metadata.as_ref()).is_none() {
         json!({"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {RESTARTED_AT_ANNOTATION: at}}})
     } else {
         annotate(
@@ -371,12 +430,12 @@ fn plan_restart(
         previous_env: Vec::new(),
         description: format!("restart the pods of {name} (restartedAt {at})"),
         write: Write {
-            target: WriteTarget::Deployment(name),
+            target: v.write_target(),
             patch: json!([
-                precondition(d.metadata.generation),
+                precondition(v.meta.generation),
                 template_op,
                 annotate(
-                    &d.metadata,
+                    v.meta,
                     "/metadata",
                     LAST_ACTION_ANNOTATION,
                     &last_action(actor.incident, &step.name, step.action)
@@ -384,4 +443,11 @@ fn plan_restart(
             ]),
         },
     }))
+}
+
+/// Records the target's kind in an intent (Deployments: none, as before).
+pub(super) fn kind_intent(intent: &mut BTreeMap<String, String>, kind: TargetKind) {
+    if kind != TargetKind::Deployment {
+        intent.insert(key::KIND.into(), kind.as_str().to_string());
+    }
 }

@@ -1,13 +1,15 @@
-//! The revert of a Scale or SetEnv step (`revertOnResolve`): restore the
-//! recorded prior values, only where the fields still hold what the step set.
+//! The revert of a Scale, SetEnv or Suspend step (`revertOnResolve`):
+//! restore the recorded prior values, only where the fields still hold what
+//! the step set.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use super::patch::{annotate, precondition, rv_precondition};
-use super::workload::{container_env, dep_name, env_containers};
-use super::{key, Actor, Workload, Write, WriteTarget, ABSENT};
+use super::target::Target;
+use super::workload::{container_env, env_containers};
+use super::{cronjob, key, Actor, Write, WriteTarget, ABSENT};
 use crate::api::{MitigationAction, RecordedEnvVar, LAST_ACTION_ANNOTATION};
 
 /// The revert of a Scale or SetEnv step on Resolved.
@@ -23,21 +25,31 @@ pub enum Revert {
 
 /// Plan the restore of the recorded prior values, only where the fields
 /// still hold what the step set.
-pub fn plan_revert(
+pub fn plan_revert<'a>(
     actor: Actor<'_>,
     before: &BTreeMap<String, String>,
     intent: &BTreeMap<String, String>,
     previous_env: &[RecordedEnvVar],
-    w: Workload<'_>,
+    target: impl Into<Target<'a>>,
 ) -> Revert {
-    let d = w.deployment;
-    let name = dep_name(d);
+    let t = target.into();
     let step = actor.step;
+    if let (MitigationAction::Suspend, Target::CronJob(c)) = (step.action, t) {
+        return cronjob::plan_resume(actor, before, c);
+    }
+    let Some(v) = t.view() else {
+        return Revert::Refuse(format!(
+            "{} of a {} cannot be reverted",
+            step.action,
+            t.kind().as_str()
+        ));
+    };
+    let name = v.name();
     let mark = format!("{}/{}: revert {}", actor.incident, step.name, step.action);
     match step.action {
         MitigationAction::Scale => {
             if let Some(hpa_name) = intent.get(key::HPA) {
-                let Some(hpa) = w
+                let Some(hpa) = v
                     .hpas
                     .iter()
                     .find(|h| h.metadata.name.as_ref() == Some(hpa_name))
@@ -90,7 +102,7 @@ pub fn plan_revert(
                     ),
                 };
             }
-            let now = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let now = v.replicas.unwrap_or(1);
             let ours: Option<i32> = intent.get(key::REPLICAS).and_then(|v| v.parse().ok());
             let Some(prior) = before
                 .get(key::REPLICAS)
@@ -109,25 +121,25 @@ pub fn plan_revert(
             }
             Revert::Act {
                 write: Write {
-                    target: WriteTarget::Deployment(name.clone()),
+                    target: v.write_target(),
                     patch: json!([
-                        precondition(d.metadata.generation),
+                        precondition(v.meta.generation),
                         {"op": "replace", "path": "/spec/replicas", "value": prior},
-                        annotate(&d.metadata, "/metadata", LAST_ACTION_ANNOTATION, &mark),
+                        annotate(v.meta, "/metadata", LAST_ACTION_ANNOTATION, &mark),
                     ]),
                 },
                 description: format!("scaled {name} back from {now} to {prior} replicas"),
             }
         }
         MitigationAction::SetEnv => {
-            let targets = match env_containers(step, d) {
+            let targets = match env_containers(step, &v) {
                 Ok(t) => t,
                 Err(e) => return Revert::Refuse(format!("not reverted: {e}")),
             };
-            let mut ops = vec![precondition(d.metadata.generation)];
+            let mut ops = vec![precondition(v.meta.generation)];
             let mut all_prior = true;
             for (i, cname) in &targets {
-                let mut env = container_env(d, *i);
+                let mut env = container_env(&v, *i);
                 for rec in previous_env.iter().filter(|r| &r.container == cname) {
                     let ours = step
                         .env
@@ -170,15 +182,10 @@ pub fn plan_revert(
                     "the variables of {name} already hold their prior values"
                 ));
             }
-            ops.push(annotate(
-                &d.metadata,
-                "/metadata",
-                LAST_ACTION_ANNOTATION,
-                &mark,
-            ));
+            ops.push(annotate(v.meta, "/metadata", LAST_ACTION_ANNOTATION, &mark));
             Revert::Act {
                 write: Write {
-                    target: WriteTarget::Deployment(name.clone()),
+                    target: v.write_target(),
                     patch: Value::Array(ops),
                 },
                 description: format!(

@@ -1,5 +1,6 @@
 //! After the write: is the intent in place, is the workload unchanged since
-//! the intent was recorded, and has the action rolled out?
+//! the intent was recorded, and has the action rolled out? (StatefulSets
+//! and DaemonSets are verified in `sets.rs`, CronJobs in `cronjob.rs`.)
 
 use std::collections::BTreeMap;
 
@@ -7,22 +8,24 @@ use k8s_openapi::api::apps::v1::Deployment;
 use rollout::{RolloutStatus, RESTARTED_AT_ANNOTATION, REVISION_ANNOTATION};
 
 use super::patch::hpa_spec_digest;
+use super::target::{generation_of, Target, View};
 use super::workload::{
-    annotation, container_env, dep_name, env_containers, equal_ignore_hash, generation, images,
+    annotation, container_env, dep_name, env_containers, equal_ignore_hash, images,
     newest_replica_set, owned_replica_sets,
 };
-use super::{key, Workload};
+use super::{cronjob, key, sets, Workload};
 use crate::api::{MitigationAction, MitigationStep};
 
 /// Whether the recorded intent is in place on the workload now.
-pub fn is_applied(
+pub fn is_applied<'a>(
     step: &MitigationStep,
     intent: &BTreeMap<String, String>,
-    w: Workload<'_>,
+    target: impl Into<Target<'a>>,
 ) -> bool {
-    let d = w.deployment;
-    match step.action {
-        MitigationAction::RolloutUndo => {
+    let t = target.into();
+    match (step.action, t) {
+        (MitigationAction::RolloutUndo, Target::Deployment(w)) => {
+            let d = w.deployment;
             let Some(rs_name) = intent.get(key::REPLICA_SET) else {
                 return false;
             };
@@ -36,26 +39,55 @@ pub fn is_applied(
                     )
                 })
         }
+        (MitigationAction::RolloutUndo, Target::StatefulSet(s)) => sets::undo_applied(
+            intent,
+            s.revisions,
+            s.object.spec.as_ref().map(|x| &x.template),
+        ),
+        (MitigationAction::RolloutUndo, Target::DaemonSet(d)) => sets::undo_applied(
+            intent,
+            d.revisions,
+            d.object.spec.as_ref().map(|x| &x.template),
+        ),
+        (MitigationAction::DeletePods, Target::StatefulSet(s)) => {
+            sets::pods_deleted(intent, s.pods)
+        }
+        (MitigationAction::DeletePods, Target::DaemonSet(d)) => sets::pods_deleted(intent, d.pods),
+        (MitigationAction::Suspend, Target::CronJob(c)) => cronjob::is_suspended(c),
+        (action, t) => t
+            .view()
+            .is_some_and(|v| view_applied(action, step, intent, &v)),
+    }
+}
+
+/// [`is_applied`] of Scale, SetEnv and RolloutRestart, on any kind.
+fn view_applied(
+    action: MitigationAction,
+    step: &MitigationStep,
+    intent: &BTreeMap<String, String>,
+    v: &View<'_>,
+) -> bool {
+    match action {
         MitigationAction::Scale => {
             if let Some(hpa_name) = intent.get(key::HPA) {
                 let want = intent
                     .get(key::HPA_MIN_REPLICAS)
                     .and_then(|v| v.parse().ok());
-                w.hpas
+                v.hpas
                     .iter()
                     .find(|h| h.metadata.name.as_ref() == Some(hpa_name))
                     .is_some_and(|h| h.spec.as_ref().and_then(|s| s.min_replicas) == want)
             } else {
                 let want: Option<i32> = intent.get(key::REPLICAS).and_then(|v| v.parse().ok());
-                d.spec.as_ref().and_then(|s| s.replicas) == want
+                v.replicas.is_some() && v.replicas == want
             }
         }
         MitigationAction::SetEnv => {
-            let Ok(targets) = env_containers(step, d) else {
+            let Ok(targets) = env_containers(step, v) else {
                 return false;
             };
             targets.iter().all(|(i, _)| {
-                let env = container_env(d, *i);
+                let env = container_env(v, *i);
                 step.env.iter().all(|s| {
                     env.iter().any(|e| {
                         e.name == s.name
@@ -67,24 +99,27 @@ pub fn is_applied(
         }
         MitigationAction::RolloutRestart => {
             let want = intent.get(key::RESTARTED_AT);
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
+            v.template
+                .and_then(|t| t.metadata.as_ref())
                 .and_then(|m| annotation(m, RESTARTED_AT_ANNOTATION))
                 .map(str::to_string)
                 .as_ref()
                 == want
         }
-        MitigationAction::Suspend | MitigationAction::DeletePods => false,
+        _ => false,
     }
 }
 
 /// Whether the workload is still as it was when the intent was recorded
 /// (so the recorded plan may still be applied).
-pub fn unchanged_since_intent(intent: &BTreeMap<String, String>, w: Workload<'_>) -> bool {
+pub fn unchanged_since_intent<'a>(
+    intent: &BTreeMap<String, String>,
+    target: impl Into<Target<'a>>,
+) -> bool {
+    let t = target.into();
     if let Some(hpa_name) = intent.get(key::HPA) {
-        return w
-            .hpas
+        let hpas = t.view().map_or(&[][..], |v| v.hpas);
+        return hpas
             .iter()
             .find(|h| h.metadata.name.as_ref() == Some(hpa_name))
             .is_some_and(|h| match intent.get(key::HPA_SPEC) {
@@ -96,7 +131,7 @@ pub fn unchanged_since_intent(intent: &BTreeMap<String, String>, w: Workload<'_>
                 }
             });
     }
-    Some(generation(w.deployment)).as_ref() == intent.get(key::GENERATION)
+    Some(generation_of(t.meta())).as_ref() == intent.get(key::GENERATION)
 }
 
 /// Verification of an applied action.
@@ -123,7 +158,20 @@ pub fn rollout_complete(d: &Deployment) -> Result<bool, String> {
 }
 
 /// Has the applied action taken effect?
-pub fn verify(
+pub fn verify<'a>(
+    step: &MitigationStep,
+    intent: &BTreeMap<String, String>,
+    target: impl Into<Target<'a>>,
+) -> Verification {
+    match target.into() {
+        Target::Deployment(w) => verify_deployment(step, intent, w),
+        Target::StatefulSet(s) => sets::verify_sts(step.action, intent, s),
+        Target::DaemonSet(d) => sets::verify_ds(step.action, intent, d),
+        Target::CronJob(c) => cronjob::verify_suspend(c),
+    }
+}
+
+fn verify_deployment(
     step: &MitigationStep,
     intent: &BTreeMap<String, String>,
     w: Workload<'_>,

@@ -6,8 +6,9 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::target::View;
 use super::Workload;
-use crate::api::MitigationStep;
+use crate::api::{MitigationStep, TargetKind};
 
 pub(super) fn annotation<'a>(meta: &'a ObjectMeta, k: &str) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(k).map(String::as_str)
@@ -52,22 +53,8 @@ pub(super) fn dep_name(d: &Deployment) -> String {
     d.metadata.name.clone().unwrap_or_default()
 }
 
-pub(super) fn generation(d: &Deployment) -> String {
-    d.metadata.generation.unwrap_or(0).to_string()
-}
-
 pub(super) fn images(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|p| {
-            p.containers
-                .iter()
-                .map(|c| format!("{}={}", c.name, c.image.as_deref().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    super::target::template_images(d.spec.as_ref().map(|s| &s.template))
 }
 
 pub(super) fn paused(d: &Deployment) -> bool {
@@ -76,10 +63,18 @@ pub(super) fn paused(d: &Deployment) -> bool {
 
 /// The HPA whose scaleTargetRef is this Deployment.
 pub fn hpa_for<'a>(w: Workload<'a>) -> Option<&'a HorizontalPodAutoscaler> {
-    let name = dep_name(w.deployment);
-    w.hpas.iter().find(|h| {
+    hpa_targeting(w.hpas, TargetKind::Deployment, &dep_name(w.deployment))
+}
+
+/// The HPA whose scaleTargetRef is the `kind` (an `apps/v1` kind) `name`.
+pub(super) fn hpa_targeting<'a>(
+    hpas: &'a [HorizontalPodAutoscaler],
+    kind: TargetKind,
+    name: &str,
+) -> Option<&'a HorizontalPodAutoscaler> {
+    hpas.iter().find(|h| {
         h.spec.as_ref().is_some_and(|s| {
-            s.scale_target_ref.kind == "Deployment"
+            s.scale_target_ref.kind == kind.as_str()
                 && s.scale_target_ref.name == name
                 && s.scale_target_ref
                     .api_version
@@ -92,12 +87,11 @@ pub fn hpa_for<'a>(w: Workload<'a>) -> Option<&'a HorizontalPodAutoscaler> {
 /// The containers a SetEnv step changes: (index, name).
 pub(super) fn env_containers(
     step: &MitigationStep,
-    d: &Deployment,
+    v: &View<'_>,
 ) -> Result<Vec<(usize, String)>, String> {
-    let containers = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
+    let containers = v
+        .template
+        .and_then(|t| t.spec.as_ref())
         .map(|p| p.containers.as_slice())
         .unwrap_or(&[]);
     match &step.container {
@@ -108,7 +102,7 @@ pub(super) fn env_containers(
             .ok_or_else(|| {
                 format!(
                     "container {c:?} not found in the pod template of {} (containers: {})",
-                    dep_name(d),
+                    v.name(),
                     containers
                         .iter()
                         .map(|c| c.name.as_str())
@@ -124,10 +118,9 @@ pub(super) fn env_containers(
     }
 }
 
-pub(super) fn container_env(d: &Deployment, i: usize) -> Vec<EnvVar> {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
+pub(super) fn container_env(v: &View<'_>, i: usize) -> Vec<EnvVar> {
+    v.template
+        .and_then(|t| t.spec.as_ref())
         .and_then(|p| p.containers.get(i))
         .and_then(|c| c.env.clone())
         .unwrap_or_default()

@@ -17,7 +17,7 @@ fn gate_rails_in_order() {
             step: s,
             runbook: rb,
             global_dry_run: dry,
-            workload: w(d, &rss, &[]),
+            workload: w(d, &rss, &[]).into(),
             history: hist,
             now: now(),
         })

@@ -16,6 +16,7 @@ use crate::api::{
 
 mod env_restart;
 mod gate;
+mod kinds;
 mod scale;
 mod undo;
 
