@@ -188,7 +188,7 @@ pub struct DeclareArgs {
     /// Severity: SEV1 (most severe), SEV2, SEV3 or SEV4
     #[arg(short = 's', long, value_parser = parse_severity, value_name = "SEV1|SEV2|SEV3|SEV4")]
     pub severity: Severity,
-    /// The workload in trouble, in the Incident's namespace: deploy/NAME, deployment/NAME or pod/NAME
+    /// The workload in trouble, in the Incident's namespace: deploy/NAME, sts/NAME, ds/NAME, job/NAME, cj/NAME or pod/NAME (kubectl's names and short names)
     #[arg(short = 't', long, value_parser = parse_target, value_name = "KIND/NAME")]
     pub target: Option<TargetRef>,
     /// The incident commander
@@ -239,8 +239,9 @@ pub fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
 }
 
-/// Parse `--target`: `deploy/NAME`, `deployment/NAME`, `deployments/NAME`,
-/// `deployment.apps/NAME`, `pod/NAME`, `pods/NAME` or `po/NAME`.
+/// Parse `--target`: `KIND/NAME` with kubectl's names for the kind
+/// (singular, plural, short name, or `<plural>.<group>`): `deploy/NAME`,
+/// `sts/NAME`, `ds/NAME`, `job/NAME`, `cj/NAME`, `pod/NAME`, ...
 pub fn parse_target(input: &str) -> Result<TargetRef, CliError> {
     let invalid = |reason: &str| CliError::InvalidTarget {
         input: input.to_string(),
@@ -253,8 +254,20 @@ pub fn parse_target(input: &str) -> Result<TargetRef, CliError> {
         "deploy" | "deployment" | "deployments" | "deployment.apps" | "deployments.apps" => {
             TargetKind::Deployment
         }
+        "sts" | "statefulset" | "statefulsets" | "statefulset.apps" | "statefulsets.apps" => {
+            TargetKind::StatefulSet
+        }
+        "ds" | "daemonset" | "daemonsets" | "daemonset.apps" | "daemonsets.apps" => {
+            TargetKind::DaemonSet
+        }
+        "job" | "jobs" | "job.batch" | "jobs.batch" => TargetKind::Job,
+        "cj" | "cronjob" | "cronjobs" | "cronjob.batch" | "cronjobs.batch" => TargetKind::CronJob,
         "po" | "pod" | "pods" => TargetKind::Pod,
-        _ => return Err(invalid("the kind must be deploy, deployment or pod")),
+        _ => {
+            return Err(invalid(
+                "the kind must be deploy, sts, ds, job, cj or pod (or their full names)",
+            ))
+        }
     };
     if let Err(reason) = validate_dns1123_subdomain(name) {
         return Err(invalid(&format!("the name {reason}")));
@@ -382,7 +395,10 @@ mod tests {
         assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(e.to_string().contains("SEV9"), "{e}");
         let e = parse(&["declare", "--severity", "SEV2", "--target", "svc/web", "x"]).unwrap_err();
-        assert!(e.to_string().contains("deploy, deployment or pod"), "{e}");
+        assert!(
+            e.to_string().contains("deploy, sts, ds, job, cj or pod"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -485,11 +501,20 @@ mod tests {
         assert!(parse_target("deploy/").is_err());
         assert!(parse_target("deploy/Web").is_err());
         assert!(parse_target("deploy/web-").is_err());
-        assert!(parse_target("statefulset/db").is_err());
+        for (input, kind) in [
+            ("sts/db", TargetKind::StatefulSet),
+            ("statefulsets.apps/db", TargetKind::StatefulSet),
+            ("ds/agent", TargetKind::DaemonSet),
+            ("job/report", TargetKind::Job),
+            ("CronJob/nightly", TargetKind::CronJob),
+        ] {
+            assert_eq!(parse_target(input).unwrap().kind, kind, "{input}");
+        }
+        assert!(parse_target("replicaset/web-7f").is_err());
         let e = parse_target("svc/web").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid --target \"svc/web\": the kind must be deploy, deployment or pod"
+            "invalid --target \"svc/web\": the kind must be deploy, sts, ds, job, cj or pod (or their full names)"
         );
     }
 
