@@ -483,6 +483,17 @@ pub async fn install_crds(client: &Client) {
     .expect("CRDs served");
 }
 
+/// Whether the audit log holds any write of `resource` in `ns` (a test's
+/// own create is one, when the policy records the resource).
+fn audit_records(log: &Path, ns: &str, resource: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| {
+        text.lines().any(|l| {
+            l.contains(&format!("\"resource\":\"{resource}\""))
+                && l.contains(&format!("\"namespace\":\"{ns}\""))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,15 +535,4 @@ mod tests {
         assert_eq!(ws[1].subresource.as_deref(), Some("scale"));
         let _ = std::fs::remove_file(dir);
     }
-}
-
-/// Whether the audit log holds any write of `resource` in `ns` (a test's
-/// own create is one, when the policy records the resource).
-fn audit_records(log: &Path, ns: &str, resource: &str) -> bool {
-    std::fs::read_to_string(log).is_ok_and(|text| {
-        text.lines().any(|l| {
-            l.contains(&format!("\"resource\":\"{resource}\""))
-                && l.contains(&format!("\"namespace\":\"{ns}\""))
-        })
-    })
 }
