@@ -539,6 +539,19 @@ impl LeaderElector {
     /// Give the lease up: no holder, so a candidate takes it at once.
     /// Give the Lease up if it names this instance; `Ok(true)` when it did.
     async fn release(&self) -> Result<bool, LeaderError> {
+        // A 409 means the Lease changed since we read it: taken over (then
+        // it no longer names us), or our own last renew landed in between
+        // (then it still does, and we release the newer version).
+        for _ in 0..RELEASE_ATTEMPTS {
+            match self.release_once().await? {
+                Release::Conflict => continue,
+                Release::Done(released) => return Ok(released),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release_once(&self) -> Result<Release, LeaderError> {
         let read_err = |source| LeaderError::Read {
             namespace: self.cfg.lease_namespace.clone(),
             name: self.cfg.lease_name.clone(),
@@ -550,20 +563,19 @@ impl LeaderElector {
             .await
             .map_err(read_err)?
         else {
-            return Ok(false);
+            return Ok(Release::Done(false));
         };
         let mut spec = lease.spec.clone().unwrap_or_default();
         if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
-            return Ok(false);
+            return Ok(Release::Done(false));
         }
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime((self.clock)()));
         lease.spec = Some(spec);
         match self.api.replace(&self.cfg.lease_name, &pp(), &lease).await {
-            Ok(_) => Ok(true),
-            // Taken over meanwhile: nothing left to release.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Ok(_) => Ok(Release::Done(true)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Release::Conflict),
             Err(source) => Err(LeaderError::Write {
                 namespace: self.cfg.lease_namespace.clone(),
                 name: self.cfg.lease_name.clone(),
@@ -571,6 +583,17 @@ impl LeaderElector {
             }),
         }
     }
+}
+
+/// How often a release is tried again after a conflict.
+const RELEASE_ATTEMPTS: usize = 3;
+
+/// The outcome of one release attempt.
+enum Release {
+    /// Released (`true`), or nothing of ours to release (`false`).
+    Done(bool),
+    /// The Lease changed since it was read: read it again.
+    Conflict,
 }
 
 fn pp() -> PostParams {
