@@ -21,7 +21,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 
 use super::detections::Detections;
 use super::evaluate::InFlight;
@@ -228,28 +228,19 @@ impl Index {
     // ---- Deployments ----
 
     pub fn apply_deployment(&mut self, d: &Deployment) {
-        self.dirty.insert(WorkloadKey::deployment(
-            d.namespace().unwrap_or_default(),
-            d.name_any(),
-        ));
         let view = DeploymentView::from(d);
         // Matches only change with labels (or existence).
         let relabelled = self
             .deployments
             .get(&key_of(d))
             .is_none_or(|old| old.labels != view.labels);
-        self.runbooks_dirty |= relabelled;
-        if relabelled {
-            self.coverage_may_grow();
-        }
+        self.workload_changed(view.key(), relabelled);
         self.deployments.insert(key_of(d), view);
     }
 
     pub fn delete_deployment(&mut self, ns: &str, name: &str) {
-        self.pruned.remove(&WorkloadKey::deployment(ns, name));
-        self.dirty.insert(WorkloadKey::deployment(ns, name));
+        self.workload_gone(WorkloadKey::deployment(ns, name));
         self.deployments.remove(&(ns.to_string(), name.to_string()));
-        self.runbooks_dirty = true;
     }
 
     /// A relist of `scope` listed exactly the Deployments `listed`.

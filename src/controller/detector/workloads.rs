@@ -152,28 +152,43 @@ impl Index {
         grows
     }
 
+    /// A workload object (Deployment, StatefulSet, DaemonSet) was added or
+    /// changed: it is evaluated again, and when it is new or relabelled the
+    /// Runbook matches may change (and with them which pods are kept).
+    pub(super) fn workload_changed(&mut self, key: WorkloadKey, relabelled: bool) {
+        self.dirty.insert(key);
+        self.runbooks_dirty |= relabelled;
+        if relabelled {
+            self.coverage_may_grow();
+        }
+    }
+
+    /// A workload object is gone: it is evaluated once more (its Incident
+    /// sees it missing), it no longer counts for Runbook matches, and the
+    /// note that its pods were pruned goes with it.
+    pub(super) fn workload_gone(&mut self, key: WorkloadKey) {
+        self.pruned.remove(&key);
+        self.dirty.insert(key);
+        self.runbooks_dirty = true;
+    }
+
     // ---- StatefulSets ----
 
     pub fn apply_statefulset(&mut self, s: &StatefulSetLite) {
         let view = StatefulSetView::from(s);
-        self.dirty.insert(view.key());
         // Matches only change with labels (or existence).
         let relabelled = self
             .statefulsets
             .get(&key_of(s))
             .is_none_or(|old| old.labels != view.labels);
-        self.runbooks_dirty |= relabelled;
-        if relabelled {
-            self.coverage_may_grow();
-        }
+        self.workload_changed(view.key(), relabelled);
         self.statefulsets.insert(key_of(s), view);
     }
 
     pub fn delete_statefulset(&mut self, ns: &str, name: &str) {
-        self.dirty.insert(WorkloadKey::new(ns, "StatefulSet", name));
+        self.workload_gone(WorkloadKey::new(ns, "StatefulSet", name));
         self.statefulsets
             .remove(&(ns.to_string(), name.to_string()));
-        self.runbooks_dirty = true;
     }
 
     pub fn reset_statefulsets(&mut self, scope: &Scope, listed: &HashSet<Key>) {
@@ -186,24 +201,18 @@ impl Index {
 
     pub fn apply_daemonset(&mut self, d: &DaemonSetLite) {
         let view = DaemonSetView::from(d);
-        self.dirty.insert(view.key());
         // Matches only change with labels (or existence).
         let relabelled = self
             .daemonsets
             .get(&key_of(d))
             .is_none_or(|old| old.labels != view.labels);
-        self.runbooks_dirty |= relabelled;
-        if relabelled {
-            self.coverage_may_grow();
-        }
+        self.workload_changed(view.key(), relabelled);
         self.daemonsets.insert(key_of(d), view);
     }
 
     pub fn delete_daemonset(&mut self, ns: &str, name: &str) {
-        self.pruned.remove(&WorkloadKey::new(ns, "DaemonSet", name));
-        self.dirty.insert(WorkloadKey::new(ns, "DaemonSet", name));
+        self.workload_gone(WorkloadKey::new(ns, "DaemonSet", name));
         self.daemonsets.remove(&(ns.to_string(), name.to_string()));
-        self.runbooks_dirty = true;
     }
 
     pub fn reset_daemonsets(&mut self, scope: &Scope, listed: &HashSet<Key>) {
