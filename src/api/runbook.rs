@@ -42,6 +42,14 @@ pub enum TriggerType {
     /// Job: the `Failed` condition (BackoffLimitExceeded, DeadlineExceeded,
     /// ...). CronJob: its newest `minFailures` finished Jobs all failed.
     JobFailed,
+    /// Deployment: the newest ReplicaSet of a rollout in progress, from a
+    /// Deployment that was healthy before it, produces failing pods (a
+    /// container restarted `minRestarts` times (default 2), an image that
+    /// cannot be pulled, a config error, or Running but not Ready past
+    /// `minReadySeconds` + `for` (default 1m)). Fires at once, without the
+    /// other triggers' restart counts or `for:` windows. On by default in
+    /// a Runbook with a RolloutUndo step; not part of the built-in policy.
+    BadRollout,
 }
 
 impl TriggerType {
@@ -60,6 +68,23 @@ impl TriggerType {
         TriggerType::JobFailed,
     ];
 
+    /// Every trigger type a Runbook may name: [`Self::ALL`] and the
+    /// opt-in ones (BadRollout).
+    pub const EVERY: [TriggerType; 12] = [
+        TriggerType::CrashLoopBackOff,
+        TriggerType::ImagePullBackOff,
+        TriggerType::OOMKilled,
+        TriggerType::CreateContainerConfigError,
+        TriggerType::RestartStorm,
+        TriggerType::Unavailable,
+        TriggerType::ProgressDeadlineExceeded,
+        TriggerType::Unschedulable,
+        TriggerType::NotReady,
+        TriggerType::RolloutStuck,
+        TriggerType::JobFailed,
+        TriggerType::BadRollout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         self.into()
     }
@@ -71,11 +96,15 @@ impl TriggerType {
 pub struct Trigger {
     #[serde(rename = "type")]
     pub type_: TriggerType,
-    /// CrashLoopBackOff: restarts before it counts (default 3).
+    /// CrashLoopBackOff: restarts before it counts (default 3). BadRollout:
+    /// restarts of a new pod's container before it counts (default 2: a
+    /// container that crashes once and then runs is not a bad rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_restarts: Option<i32>,
     /// How long the condition must hold before an Incident opens.
+    /// BadRollout: how long past `minReadySeconds` a new pod may run
+    /// without being Ready (default 1m); its other failures fire at once.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub for_: Option<GoDuration>,
     /// RestartStorm: restarts across the workload's pods within `window` (default 5).
@@ -93,6 +122,10 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_failures: Option<i32>,
+    /// `false` turns the trigger off: for BadRollout, which a Runbook with
+    /// a RolloutUndo step gets without listing it. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// One impact rule: when at least this ratio of replicas is unavailable.

@@ -48,7 +48,16 @@ impl ResolvedTrigger {
             TriggerType::Unschedulable | TriggerType::NotReady | TriggerType::RolloutStuck => {
                 secs(300)
             }
+            // BadRollout: the grace of a new pod that runs but is not Ready
+            // (past minReadySeconds); its other failures fire at once.
+            TriggerType::BadRollout => secs(60),
             _ => Duration::ZERO,
+        };
+        // BadRollout: a new pod's container that crashed once and then
+        // runs is not a bad rollout; a second crash is.
+        let min_restarts = match type_ {
+            TriggerType::BadRollout => 2,
+            _ => 3,
         };
         // JobFailed: a failure older than the window is history, not an
         // incident (an operator installed today ignores last week's Jobs).
@@ -58,7 +67,7 @@ impl ResolvedTrigger {
         };
         ResolvedTrigger {
             type_,
-            min_restarts: 3,
+            min_restarts,
             for_,
             restarts: 5,
             window,
@@ -135,11 +144,28 @@ impl DetectionPolicy {
     pub fn from_runbook(rb: &Runbook) -> Self {
         let default = DetectionPolicy::default();
         let spec = &rb.spec;
-        let triggers = if spec.triggers.is_empty() {
+        let mut triggers: Vec<ResolvedTrigger> = if spec.triggers.is_empty() {
             default.triggers.clone()
         } else {
-            spec.triggers.iter().map(ResolvedTrigger::resolve).collect()
+            spec.triggers
+                .iter()
+                .filter(|t| t.enabled != Some(false))
+                .map(ResolvedTrigger::resolve)
+                .collect()
         };
+        // A Runbook that may undo a rollout watches rollouts by default
+        // (unless it names BadRollout itself, e.g. to turn it off).
+        let named = spec
+            .triggers
+            .iter()
+            .any(|t| t.type_ == TriggerType::BadRollout);
+        let undoes = spec
+            .mitigations
+            .iter()
+            .any(|m| m.action == crate::api::MitigationAction::RolloutUndo);
+        if undoes && !named {
+            triggers.push(ResolvedTrigger::default_for(TriggerType::BadRollout));
+        }
         let (default_severity, severity_rules) = match &spec.severity {
             Some(p) => (
                 p.default,
@@ -566,6 +592,21 @@ pub fn assess_workload(
     ledger: &mut RestartLedger,
     now: Timestamp,
 ) -> Assessment {
+    assess_with_rollout(workload, controller, pods, policy, ledger, None, now)
+}
+
+/// [`assess_workload`], and, for a Deployment whose policy has the
+/// BadRollout trigger, its rollout (`rollout`: what the detector knows of
+/// it; see `detection/rollout.rs`).
+pub fn assess_with_rollout(
+    workload: &WorkloadKey,
+    controller: Option<Controller<'_>>,
+    pods: &[&PodView],
+    policy: &DetectionPolicy,
+    ledger: &mut RestartLedger,
+    rollout: Option<&RolloutFacts<'_>>,
+    now: Timestamp,
+) -> Assessment {
     let batch = controller.is_some_and(|c| c.runs_to_completion());
     let pods: Vec<&PodView> = pods
         .iter()
@@ -666,6 +707,34 @@ pub fn assess_workload(
         impact,
         ..Default::default()
     };
+    // BadRollout carries its own due time (its `for` is only the grace of
+    // a new pod that is not Ready).
+    if let (Some(Controller::Deployment(d)), Some(facts), Some(t)) =
+        (controller, rollout, policy.trigger(TriggerType::BadRollout))
+    {
+        match rollout::judge(d, facts, &pods, t, now) {
+            Some(rollout::RolloutVerdict::Failing((trigger, since, headline, message))) => {
+                a.symptoms.push(Symptom {
+                    trigger,
+                    headline,
+                    message,
+                    since,
+                })
+            }
+            Some(rollout::RolloutVerdict::Pending((trigger, since, headline, message), due)) => {
+                a.pending.push((
+                    Symptom {
+                        trigger,
+                        headline,
+                        message,
+                        since,
+                    },
+                    due,
+                ))
+            }
+            None => {}
+        }
+    }
     for (trigger, since, headline, message) in candidates {
         let for_ = policy.trigger(trigger).map_or(Duration::ZERO, |t| t.for_);
         let symptom = Symptom {
@@ -718,6 +787,9 @@ pub fn attribute(
 }
 
 mod kinds;
+mod rollout;
+
+pub use rollout::{Baseline, RolloutFacts};
 
 #[cfg(test)]
 #[path = "detection_tests.rs"]
@@ -726,3 +798,7 @@ mod tests;
 #[cfg(test)]
 #[path = "detection_kinds_tests.rs"]
 mod kinds_tests;
+
+#[cfg(test)]
+#[path = "detection_rollout_tests.rs"]
+mod rollout_tests;

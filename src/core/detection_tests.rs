@@ -331,7 +331,12 @@ fn runbook_refines_triggers_and_severity() {
     }))
     .unwrap();
     let policy = DetectionPolicy::from_runbook(&rb);
-    assert_eq!(policy.triggers.len(), 1);
+    // The one listed, and BadRollout (on with a RolloutUndo step).
+    let types: Vec<TriggerType> = policy.triggers.iter().map(|t| t.type_).collect();
+    assert_eq!(
+        types,
+        [TriggerType::CrashLoopBackOff, TriggerType::BadRollout]
+    );
     assert_eq!(policy.reopen_window, Duration::from_secs(7200));
     assert_eq!(
         policy.runbook.as_ref().map(|r| r.name.as_str()),

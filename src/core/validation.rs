@@ -381,7 +381,7 @@ pub fn validate_runbook(spec: &crate::api::RunbookSpec) -> Vec<FieldError> {
             misplaced(
                 t.min_restarts.is_some(),
                 "minRestarts",
-                &[TriggerType::CrashLoopBackOff],
+                &[TriggerType::CrashLoopBackOff, TriggerType::BadRollout],
             ),
             misplaced(
                 t.restarts.is_some(),

@@ -23,3 +23,4 @@ mod mitigations;
 mod rbac;
 mod render;
 mod response;
+mod rollouts;

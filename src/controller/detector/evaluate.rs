@@ -156,12 +156,29 @@ impl Index {
                     .map(|(v, _)| v)
             })
             .collect();
-        let assessment = detection::assess_workload(
+        // BadRollout: what the detector knows of a Deployment's rollout.
+        // (Only looked up where the policy has the trigger.)
+        let watches_rollouts = w.kind == "Deployment"
+            && policy
+                .triggers
+                .iter()
+                .any(|t| t.type_ == crate::api::TriggerType::BadRollout);
+        let baseline = watches_rollouts
+            .then(|| self.baselines.get(&(w.namespace.clone(), w.name.clone())))
+            .flatten();
+        let revisions = &self.rs_revision;
+        let pod_revision = |p: &PodView| super::index::pod_revision(revisions, p);
+        let facts = detection::RolloutFacts {
+            baseline,
+            pod_revision: &pod_revision,
+        };
+        let assessment = detection::assess_with_rollout(
             &w,
             controller.as_deref().map(OwnedController::as_controller),
             &pods,
             &policy,
             &mut self.ledger,
+            watches_rollouts.then_some(&facts),
             now,
         );
         if let Some(at) = assessment.wake_at() {

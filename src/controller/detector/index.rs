@@ -26,7 +26,7 @@ use kube::Resource;
 use super::detections::Detections;
 use super::evaluate::InFlight;
 use crate::api::{Runbook, TargetKind, IGNORE_LABEL};
-use crate::core::detection::{attribute, RestartLedger};
+use crate::core::detection::{attribute, Baseline, RestartLedger};
 use crate::core::selector;
 use crate::core::validation::validate_runbook;
 use crate::core::workload::PodLite;
@@ -34,6 +34,7 @@ use crate::core::workload::WorkloadKey;
 use crate::core::workload::{
     CronHistory, CronJobView, DaemonSetView, DeploymentView, JobView, PodView, StatefulSetView,
 };
+use rollout::annotations::REVISION_ANNOTATION;
 
 /// An object's (namespace, name); the namespace is empty for Namespaces.
 pub type Key = (String, String);
@@ -101,6 +102,11 @@ pub struct Index {
     pub(super) deployments: HashMap<Key, DeploymentView>,
     /// ReplicaSet -> the Deployment that controls it.
     pub(super) rs_owner: HashMap<Key, String>,
+    /// ReplicaSet -> its `deployment.kubernetes.io/revision` (BadRollout:
+    /// which pods are the newest rollout's).
+    pub(super) rs_revision: HashMap<Key, i64>,
+    /// Deployment -> its last revision seen complete and available.
+    pub(super) baselines: HashMap<Key, Baseline>,
     pub(super) statefulsets: HashMap<Key, StatefulSetView>,
     pub(super) daemonsets: HashMap<Key, DaemonSetView>,
     /// Jobs; a Job's view names the CronJob that controls it (if any).
@@ -146,6 +152,8 @@ impl Index {
             unattributed: HashMap::new(),
             deployments: HashMap::new(),
             rs_owner: HashMap::new(),
+            rs_revision: HashMap::new(),
+            baselines: HashMap::new(),
             statefulsets: HashMap::new(),
             daemonsets: HashMap::new(),
             jobs: HashMap::new(),
@@ -235,12 +243,17 @@ impl Index {
             .get(&key_of(d))
             .is_none_or(|old| old.labels != view.labels);
         self.workload_changed(view.key(), relabelled);
+        if let Some(b) = Baseline::of(&view) {
+            self.baselines.insert(key_of(d), b);
+        }
         self.deployments.insert(key_of(d), view);
     }
 
     pub fn delete_deployment(&mut self, ns: &str, name: &str) {
         self.workload_gone(WorkloadKey::deployment(ns, name));
-        self.deployments.remove(&(ns.to_string(), name.to_string()));
+        let k = (ns.to_string(), name.to_string());
+        self.deployments.remove(&k);
+        self.baselines.remove(&k);
     }
 
     /// A relist of `scope` listed exactly the Deployments `listed`.
@@ -262,6 +275,20 @@ impl Index {
             .flatten()
             .find(|o| o.controller == Some(true) && o.kind == "Deployment")
             .map(|o| o.name.clone());
+        let revision = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION_ANNOTATION))
+            .and_then(|r| r.parse::<i64>().ok());
+        let revised = match revision {
+            Some(r) => self.rs_revision.insert(k.clone(), r) != Some(r),
+            None => self.rs_revision.remove(&k).is_some(),
+        };
+        if let (true, Some(d)) = (revised, owner.as_ref()) {
+            // A rollout began (or a ReplicaSet was reused by a rollback).
+            self.dirty
+                .insert(WorkloadKey::deployment(k.0.clone(), d.clone()));
+        }
         let changed = match owner {
             Some(d) => self.rs_owner.insert(k.clone(), d.clone()) != Some(d),
             None => self.rs_owner.remove(&k).is_some(),
@@ -272,7 +299,9 @@ impl Index {
     }
 
     pub fn delete_replica_set(&mut self, ns: &str, name: &str) {
-        self.rs_owner.remove(&(ns.to_string(), name.to_string()));
+        let k = (ns.to_string(), name.to_string());
+        self.rs_owner.remove(&k);
+        self.rs_revision.remove(&k);
     }
 
     /// A relist of `scope` listed exactly the ReplicaSets `listed`.
@@ -280,8 +309,22 @@ impl Index {
         for k in scope.unlisted(&self.rs_owner, listed) {
             self.rs_owner.remove(&k);
         }
+        for k in scope.unlisted(&self.rs_revision, listed) {
+            self.rs_revision.remove(&k);
+        }
     }
+}
 
+/// The revision of a pod's ReplicaSet, when known (`rs_revision`: the
+/// index's ReplicaSet revisions).
+pub(super) fn pod_revision(rs_revision: &HashMap<Key, i64>, pod: &PodView) -> Option<i64> {
+    let o = pod.owner.as_ref().filter(|o| o.kind == "ReplicaSet")?;
+    rs_revision
+        .get(&(pod.namespace.clone(), o.name.clone()))
+        .copied()
+}
+
+impl Index {
     // ---- Namespaces (metadata only; cluster-wide installs) ----
 
     /// A Namespace was added or relabelled: its workloads and the Runbook

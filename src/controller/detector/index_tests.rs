@@ -2,7 +2,7 @@
 //! replica sets, namespaces, runbooks; deletes; relists), detections and
 //! decisions out. No client, no cluster.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -533,4 +533,41 @@ fn due_timers_bring_workloads_back() {
     assert!(at <= t(0) + RECHECK);
     assert!(ix.take_dirty(at - SignedDuration::from_secs(1)).is_empty());
     assert_eq!(ix.take_dirty(at), vec![web("shop")]);
+}
+
+#[test]
+fn replica_set_revisions_and_deployment_baselines_are_kept_and_forgotten() {
+    let mut ix = index();
+    // `deployment()` is rolled out completely: its revision is the baseline.
+    let mut d = deployment("shop", "web", json!({"app": "web"}));
+    d.metadata.annotations = Some(BTreeMap::from([(
+        "deployment.kubernetes.io/revision".to_string(),
+        "1".to_string(),
+    )]));
+    ix.apply_deployment(&d);
+    let k = ("shop".to_string(), "web".to_string());
+    assert_eq!(ix.baselines.get(&k).map(|b| b.revision), Some(1));
+    let mut rs = replica_set("shop", "web-7f", "web");
+    rs.annotations = Some(BTreeMap::from([(
+        "deployment.kubernetes.io/revision".to_string(),
+        "1".to_string(),
+    )]));
+    ix.apply_replica_set(&rs);
+    ix.dirty.clear();
+    let p = PodView::from(&pod("shop", "web-7f-a", Some("web-7f"), None, 0));
+    assert_eq!(pod_revision(&ix.rs_revision, &p), Some(1));
+    // A rollback reuses the ReplicaSet at a new revision: the Deployment
+    // is looked at again.
+    rs.annotations = Some(BTreeMap::from([(
+        "deployment.kubernetes.io/revision".to_string(),
+        "3".to_string(),
+    )]));
+    ix.apply_replica_set(&rs);
+    assert!(ix.dirty.contains(&WorkloadKey::deployment("shop", "web")));
+    assert_eq!(pod_revision(&ix.rs_revision, &p), Some(3));
+    // Deleted: forgotten.
+    ix.delete_replica_set("shop", "web-7f");
+    assert_eq!(pod_revision(&ix.rs_revision, &p), None);
+    ix.delete_deployment("shop", "web");
+    assert!(ix.baselines.is_empty());
 }

@@ -128,6 +128,12 @@ pub struct DeploymentView {
     pub progressing_cond: Option<CondView>,
     /// `deployment.kubernetes.io/revision`.
     pub revision: Option<String>,
+    /// `spec.minReadySeconds`.
+    pub min_ready_seconds: i32,
+    /// The pod template's containers: (name, image).
+    pub images: Vec<(String, String)>,
+    /// `kubernetes.io/change-cause`, capped like messages.
+    pub change_cause: Option<String>,
 }
 
 impl DeploymentView {
@@ -172,6 +178,22 @@ impl From<&Deployment> for DeploymentView {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get("deployment.kubernetes.io/revision").cloned()),
+            min_ready_seconds: spec.and_then(|s| s.min_ready_seconds).unwrap_or(0),
+            images: spec
+                .and_then(|s| s.template.spec.as_ref())
+                .map(|p| {
+                    p.containers
+                        .iter()
+                        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            change_cause: d
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/change-cause").cloned())
+                .and_then(|c| super::wire::cap(Some(c))),
         }
     }
 }
