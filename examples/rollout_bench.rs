@@ -36,10 +36,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use kube_incident::api::{Incident, IncidentSource};
+use serde_json::json;
 use testkit::fixtures::{behavior_image, healthy_deployment};
 use testkit::incidents::create_runbook;
 use testkit::{wait_for, Cluster, RunningOperator};
-use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -67,7 +67,11 @@ fn audit(path: &Path, ns: &str) -> Vec<Record> {
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["stage"] == "ResponseComplete" && v["objectRef"]["namespace"] == ns)
-        .filter(|v| v["responseStatus"]["code"].as_i64().is_some_and(|c| c < 300))
+        .filter(|v| {
+            v["responseStatus"]["code"]
+                .as_i64()
+                .is_some_and(|c| c < 300)
+        })
         .filter_map(|v| {
             Some(Record {
                 verb: v["verb"].as_str()?.to_string(),
@@ -86,7 +90,15 @@ fn ms(a: jiff::Timestamp, b: jiff::Timestamp) -> f64 {
 }
 
 fn image(d: &Deployment) -> Option<String> {
-    d.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.clone()
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()
 }
 
 /// The first time every replica is updated and available on `good`.
@@ -104,7 +116,10 @@ async fn all_available(api: &Api<Deployment>, good: &str) -> jiff::Timestamp {
                 return jiff::Timestamp::try_from(SystemTime::now()).expect("now");
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "web available again");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "web available again"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -167,7 +182,9 @@ async fn sample(cluster: &Cluster, scenario: &str) -> Sample {
     .expect("the Incident opens");
     let available = all_available(&api, &good).await;
     op.stop().await.expect("operator stops");
-    let log = cluster.audit_log().expect("the real control plane's audit log");
+    let log = cluster
+        .audit_log()
+        .expect("the real control plane's audit log");
     let records = audit(log, &ns);
     let find = |verb: &str, resource: &str, user: &str| {
         records

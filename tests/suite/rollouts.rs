@@ -163,8 +163,9 @@ async fn a_rollout_whose_pods_crash_once_opens_nothing() {
     create_runbook(&client, &ns, "web", undo_runbook(&["web"])).await;
     healthy_deployment(&client, &ns, "web", 4, WAIT).await;
     let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
-    // Every new pod crashes once, waits out the kubelet's back-off, then
-    // runs (on the emulator, which has no such behaviour, they run).
+    // Every new pod crashes once, then runs (the kubelet stand-in waits out
+    // a 10 s back-off first; the emulator restarts at once, as a real
+    // kubelet does the first time).
     set_behavior(&client, &ns, "web", "flaky", "registry.example/web:v2").await;
     rolled_out(&client, &ns, "web", 2).await;
     let opened = incidents(&client, &ns).await;

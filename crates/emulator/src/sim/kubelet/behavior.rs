@@ -17,6 +17,8 @@ pub const OOM_RUN_TIME: Duration = Duration::from_secs(5);
 pub const START_DELAY: Duration = Duration::from_secs(1);
 /// The kubelet's container restart back-off cap (5 minutes).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a `slow` container takes to become ready (simulated time).
+pub const SLOW_READY: Duration = Duration::from_secs(20);
 /// The kubelet's initial back-off.
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
 /// Scheduler message for unschedulable pods.
@@ -39,6 +41,10 @@ pub enum Behavior {
     Unready,
     /// The scheduler finds no node.
     Unschedulable,
+    /// Crashes once (exit 1), is restarted, then runs and becomes ready.
+    Flaky,
+    /// Runs, and becomes ready only [`SLOW_READY`] after it started.
+    Slow,
 }
 
 impl Behavior {
@@ -51,6 +57,8 @@ impl Behavior {
             "config-error" | "configerror" | "createcontainerconfigerror" => Self::ConfigError,
             "unready" => Self::Unready,
             "unschedulable" | "pending" => Self::Unschedulable,
+            "flaky" => Self::Flaky,
+            "slow" => Self::Slow,
             _ => Self::Healthy,
         }
     }

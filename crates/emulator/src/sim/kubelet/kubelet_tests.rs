@@ -288,3 +288,37 @@ fn unready_and_unschedulable() {
     assert!(st.container_statuses.is_none());
     assert_eq!(sim.scheduler_event().reason, "FailedScheduling");
 }
+
+#[test]
+fn flaky_crashes_once_then_runs_and_is_ready() {
+    let p = pod("flaky", None, true);
+    let mut sim = PodSim::new(&p, Some("n".into()), "h".into(), "p".into(), ts(0), 1.0);
+    // start at 1s, crash at 4s, restart at 5s (the kubelet's first restart
+    // is immediate), then runs.
+    run_until(&mut sim, 30);
+    let st = sim.status(ts(30));
+    let cs = &st.container_statuses.as_ref().expect("cs")[0];
+    assert_eq!(cs.restart_count, 1);
+    assert!(cs.state.as_ref().and_then(|s| s.running.as_ref()).is_some());
+    assert!(cs.ready);
+    assert!(cs
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 1));
+    assert_eq!(Behavior::parse("flaky"), Behavior::Flaky);
+}
+
+#[test]
+fn slow_becomes_ready_twenty_seconds_after_it_started() {
+    let p = pod("slow", None, true);
+    let mut sim = PodSim::new(&p, Some("n".into()), "h".into(), "p".into(), ts(0), 1.0);
+    run_until(&mut sim, 15);
+    let cs = sim.status(ts(15)).container_statuses.expect("cs")[0].clone();
+    assert!(cs.state.as_ref().and_then(|s| s.running.as_ref()).is_some());
+    assert!(!cs.ready, "not ready 14 s after start");
+    run_until(&mut sim, 30);
+    let cs = sim.status(ts(30)).container_statuses.expect("cs")[0].clone();
+    assert!(cs.ready);
+    assert_eq!(cs.restart_count, 0);
+}

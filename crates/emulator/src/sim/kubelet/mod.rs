@@ -23,8 +23,8 @@ use super::rollout::{scale_duration, trunc_secs};
 
 pub use behavior::{
     backoff, go_duration, parse_duration, restart_delay, Behavior, BehaviorSpec, AFTER_ANNOTATION,
-    BEHAVIOR_ANNOTATION, CRASH_RUN_TIME, INITIAL_BACKOFF, MAX_BACKOFF, OOM_RUN_TIME, START_DELAY,
-    UNSCHEDULABLE_MESSAGE,
+    BEHAVIOR_ANNOTATION, CRASH_RUN_TIME, INITIAL_BACKOFF, MAX_BACKOFF, OOM_RUN_TIME, SLOW_READY,
+    START_DELAY, UNSCHEDULABLE_MESSAGE,
 };
 pub use pod_spec::qos_class;
 
@@ -306,6 +306,7 @@ impl PodSim {
             Behavior::CrashLoop | Behavior::Oom | Behavior::ImagePull | Behavior::ConfigError => {
                 self.crash_at = Some(now);
             }
+            Behavior::Flaky if self.crashes == 0 => self.crash_at = Some(now),
             Behavior::Unready => {
                 self.ready = false;
                 self.ready_at = None;
@@ -323,7 +324,7 @@ impl PodSim {
                     c.as_deref(),
                 ));
             }
-            Behavior::Healthy | Behavior::Unschedulable => {}
+            Behavior::Healthy | Behavior::Unschedulable | Behavior::Flaky | Behavior::Slow => {}
         }
     }
 
@@ -348,7 +349,7 @@ impl PodSim {
                 }
                 (137, "OOMKilled")
             }
-            Behavior::CrashLoop => {
+            Behavior::CrashLoop | Behavior::Flaky => {
                 self.log_all(out, now, "ERROR", "failed to connect to database: dial tcp 10.96.12.34:5432: connect: connection refused");
                 for (c, _) in &self.containers {
                     out.push(Effect::Log { container: c.clone(), line: "panic: failed to connect to database: dial tcp 10.96.12.34:5432: connect: connection refused".into() });
@@ -584,6 +585,8 @@ impl PodSim {
                 let unready = behavior == Behavior::Unready;
                 self.ready_at = if unready {
                     None
+                } else if behavior == Behavior::Slow {
+                    Some(add(now, self.scaled(SLOW_READY)))
                 } else {
                     Some(add(now, self.scaled(self.ready_delay)))
                 };
@@ -605,6 +608,10 @@ impl PodSim {
                 self.crash_at = match behavior {
                     Behavior::CrashLoop => Some(add(now, self.scaled(CRASH_RUN_TIME))),
                     Behavior::Oom => Some(add(now, self.scaled(OOM_RUN_TIME))),
+                    // A flaky container's first run crashes; its restart runs.
+                    Behavior::Flaky if self.crashes == 0 => {
+                        Some(add(now, self.scaled(CRASH_RUN_TIME)))
+                    }
                     _ => None,
                 };
                 if self.crash_at.is_some() && !self.has_readiness_probe {
