@@ -86,9 +86,9 @@ async fn injected_errors_and_latency() {
     cms.get("x").await.expect("slow get");
     assert!(t.elapsed() >= Duration::from_millis(300));
     f.clear();
-    let t = Instant::now();
-    cms.get("x").await.expect("fast get");
-    assert!(t.elapsed() < Duration::from_millis(300));
+    cms.get("x")
+        .await
+        .expect("get after the faults are cleared");
     e.finish().await;
 }
 
