@@ -119,7 +119,15 @@ async fn watch_for(
 }
 
 fn image(d: &Deployment) -> Option<&str> {
-    d.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.as_deref()
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .as_deref()
 }
 
 fn write_time(log: &[WriteRecord], pred: impl Fn(&WriteRecord) -> bool) -> Option<SystemTime> {

@@ -19,8 +19,8 @@ use tracing::{debug, info, warn};
 use super::artifacts::report;
 use super::authority::Mandate;
 use super::context::Context;
-use super::executor::{Object, Prefetch};
 use super::evidence::{evidence_reason, write_evidence};
+use super::executor::{Object, Prefetch};
 use super::postmortem::{postmortem_due, write_postmortem};
 use crate::api::{Impact, Incident, IncidentStatus, Runbook, TargetKind};
 use crate::core::authority::RunbookId;
@@ -347,7 +347,13 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
     publish_events(&ctx, &inc, &decision.transitions).await;
-    notify(&ctx, &governed, mandate.policy.as_ref(), &decision.transitions).await;
+    notify(
+        &ctx,
+        &governed,
+        mandate.policy.as_ref(),
+        &decision.transitions,
+    )
+    .await;
     // Evidence copies logs and Events into a ConfigMap: only for targets a
     // Runbook governs or the detector itself sees in trouble, never as a
     // deputy for whoever wrote an Incident.
@@ -460,7 +466,12 @@ async fn publish_events(ctx: &Context, inc: &Incident, transitions: &[Transition
 
 /// Notifications for the transitions: recorded on the Incident before
 /// sending, so a replay, a restart or another replica never sends one twice.
-async fn notify(ctx: &Context, inc: &Incident, runbook: Option<&Runbook>, transitions: &[Transition]) {
+async fn notify(
+    ctx: &Context,
+    inc: &Incident,
+    runbook: Option<&Runbook>,
+    transitions: &[Transition],
+) {
     if let Some(notifier) = &ctx.notifier {
         notifier
             .notify(

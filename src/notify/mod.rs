@@ -167,7 +167,10 @@ impl Notifier {
         if planned.is_empty() && !stale {
             return;
         }
-        if let Err(e) = self.deliver(client, recorder, inc, runbook, &planned, now).await {
+        if let Err(e) = self
+            .deliver(client, recorder, inc, runbook, &planned, now)
+            .await
+        {
             warn!(incident = %inc.name_any(), error = %e, "notification delivery incomplete");
             let event = Event {
                 type_: EventType::Warning,

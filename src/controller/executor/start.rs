@@ -78,10 +78,7 @@ impl Run<'_> {
         let runbook = self.runbook();
         // This reconcile's reads when it made them (see `Prefetch`), else
         // the reads and the staleness check, together.
-        let prefetched = self
-            .prefetch
-            .as_mut()
-            .and_then(|p| p.take_for_start(needs));
+        let prefetched = self.prefetch.as_mut().and_then(|p| p.take_for_start(needs));
         let (read, current) = match prefetched {
             Some((read, current)) => (Ok(read), Ok(current)),
             None => {

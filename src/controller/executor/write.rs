@@ -175,7 +175,12 @@ pub(super) struct Evidence {
 /// (see [`crate::controller::evidence::before_first_write`], whose bound
 /// this keeps: reads take at most `caps.max_wait`, writing it as long
 /// again, then the write goes ahead).
-pub(super) async fn take_evidence(ctx: &Context, inc: &Incident, step: &str, caps: &Caps) -> Evidence {
+pub(super) async fn take_evidence(
+    ctx: &Context,
+    inc: &Incident,
+    step: &str,
+    caps: &Caps,
+) -> Evidence {
     let reason = format!("before mitigation {step:?}, the first change to the workload");
     let limit = caps.max_wait.saturating_mul(2);
     let now = (ctx.clock)();
