@@ -475,34 +475,51 @@ pub async fn prefetch(ctx: &Context, inc: &Incident) -> Result<Option<Prefetch>,
             }
         },
     );
-    let current = current.transpose()?;
+    // Only the target's read fails the reconcile (as the observation's
+    // and the mandate's reads did). A failed read for a start drops the
+    // start's reads: if a step does start, the executor reads for itself
+    // and reports its own error.
+    let mut start_ok = current.as_ref().is_none_or(Result::is_ok);
+    let current = current.and_then(Result::ok);
     let Some(object) = object? else {
         return Ok(Some(Prefetch {
             read: None,
-            start: needs.zip(current),
+            start: needs.zip(current).filter(|_| start_ok),
         }));
+    };
+    let hpas = match hpas {
+        Some(Ok(h)) => h,
+        Some(Err(_)) => {
+            start_ok = false;
+            Vec::new()
+        }
+        None => Vec::new(),
     };
     let mut read = Read {
         object,
         replica_sets: Vec::new(),
         revisions: Vec::new(),
         pods: Vec::new(),
-        hpas: hpas.transpose()?.unwrap_or_default(),
+        hpas,
     };
-    if needs.is_some_and(|n| n.history) {
+    if start_ok && needs.is_some_and(|n| n.history) {
         let same_selector = match (&read.object, &remembered) {
             (Object::Deployment(d), Some(lp)) => {
                 replica_set_list_params(d).label_selector == lp.label_selector
             }
             _ => false,
         };
-        match early_rs {
-            Some(rs) if same_selector => read.replica_sets = rs?,
-            _ => history_of(ctx, ns, name, &mut read).await?,
-        }
+        let history = match early_rs {
+            Some(Ok(rs)) if same_selector => {
+                read.replica_sets = rs;
+                Ok(())
+            }
+            _ => history_of(ctx, ns, name, &mut read).await,
+        };
+        start_ok = history.is_ok();
     }
     Ok(Some(Prefetch {
         read: Some(read),
-        start: needs.zip(current),
+        start: needs.zip(current).filter(|_| start_ok),
     }))
 }
