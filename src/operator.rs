@@ -465,6 +465,7 @@ fn context(
         read_namespaces: args.namespaces.is_empty(),
         approvals,
         accept_unverified_approvals: args.accept_unverified_approvals,
+        selectors: Default::default(),
     })
 }
 

@@ -41,44 +41,74 @@ pub struct Mandate {
     pub plan: Plan,
 }
 
-/// Resolve the mandate of `inc` (in `ns`).
+/// Resolve the mandate of `inc` (in `ns`): the target's labels and the
+/// candidate Runbooks are read together.
 pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate, MandateError> {
-    let err = |what: String| move |source| MandateError { what, source };
+    let (labels, candidates) = tokio::join!(labels(ctx, ns, inc), candidates(ctx, ns, inc));
+    decide(ctx, ns, inc, labels?, candidates?).await
+}
+
+/// The labels of the Incident's target, read from its metadata (`None`:
+/// no target, or it does not exist).
+pub async fn labels(
+    ctx: &Context,
+    ns: &str,
+    inc: &Incident,
+) -> Result<Option<BTreeMap<String, String>>, MandateError> {
     let Some(target) = inc.spec.target.as_ref() else {
-        // No target: every step is refused by the core.
-        return Ok(Mandate {
-            policy: own_reference(ctx, ns, inc).await?,
-            plan: authority::plan(&inc.spec, ns, None),
-            ..Mandate::default()
-        });
+        return Ok(None);
     };
-    let Some(labels) = target_labels(ctx, ns, target.kind, &target.name)
+    target_labels(ctx, ns, target.kind, &target.name)
         .await
-        .map_err(err(format!(
-            "{} {ns}/{}",
-            target.kind.as_str().to_lowercase(),
-            target.name
-        )))?
-    else {
-        return Ok(Mandate {
-            policy: own_reference(ctx, ns, inc).await?,
-            plan: Plan {
-                steps: inc.spec.mitigations.clone(),
-                ..Plan::default()
-            },
-            ..Mandate::default()
+        .map_err(|source| MandateError {
+            what: format!(
+                "{} {ns}/{}",
+                target.kind.as_str().to_lowercase(),
+                target.name
+            ),
+            source,
+        })
+}
+
+/// The Runbooks that may govern the Incident's target, read fresh: those
+/// of its namespace, and the cluster-wide ones of the operator's namespace
+/// with the labels of the target's namespace. Nothing for an Incident
+/// without a target.
+pub struct Candidates {
+    runbooks: Vec<Runbook>,
+    ns_labels: BTreeMap<String, String>,
+}
+
+/// Read the [`Candidates`] (both namespaces' Runbooks at once).
+pub async fn candidates(
+    ctx: &Context,
+    ns: &str,
+    inc: &Incident,
+) -> Result<Candidates, MandateError> {
+    let err = |what: String| move |source| MandateError { what, source };
+    if inc.spec.target.is_none() {
+        return Ok(Candidates {
+            runbooks: Vec::new(),
+            ns_labels: BTreeMap::new(),
         });
-    };
-    let mut runbooks: Vec<Runbook> = Api::<Runbook>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(err(format!("runbooks in {ns}")))?
-        .items;
+    }
+    let op_ns = ctx.operator_namespace.as_deref().filter(|o| *o != ns);
+    let lp = ListParams::default();
+    let own_api = Api::<Runbook>::namespaced(ctx.client.clone(), ns);
+    let (own, global) = tokio::join!(own_api.list(&lp), async {
+        match op_ns {
+            Some(op_ns) => Some(
+                Api::<Runbook>::namespaced(ctx.client.clone(), op_ns)
+                    .list(&lp)
+                    .await,
+            ),
+            None => None,
+        }
+    });
+    let mut runbooks = own.map_err(err(format!("runbooks in {ns}")))?.items;
     let mut ns_labels = BTreeMap::new();
-    if let Some(op_ns) = ctx.operator_namespace.as_deref().filter(|o| *o != ns) {
-        let global: Vec<Runbook> = Api::<Runbook>::namespaced(ctx.client.clone(), op_ns)
-            .list(&ListParams::default())
-            .await
+    if let (Some(op_ns), Some(global)) = (op_ns, global) {
+        let global: Vec<Runbook> = global
             .map_err(err(format!("runbooks in {op_ns}")))?
             .items
             .into_iter()
@@ -89,11 +119,45 @@ pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate,
         }
         runbooks.extend(global);
     }
+    Ok(Candidates {
+        runbooks,
+        ns_labels,
+    })
+}
+
+/// The mandate of `inc` (in `ns`) from its target's `labels` (`None`: no
+/// target, or it does not exist) and the [`Candidates`], both read in this
+/// reconcile.
+pub async fn decide(
+    ctx: &Context,
+    ns: &str,
+    inc: &Incident,
+    labels: Option<BTreeMap<String, String>>,
+    candidates: Candidates,
+) -> Result<Mandate, MandateError> {
+    let Some(target) = inc.spec.target.as_ref() else {
+        // No target: every step is refused by the core.
+        return Ok(Mandate {
+            policy: own_reference(ctx, ns, inc).await?,
+            plan: authority::plan(&inc.spec, ns, None),
+            ..Mandate::default()
+        });
+    };
+    let Some(labels) = labels else {
+        return Ok(Mandate {
+            policy: own_reference(ctx, ns, inc).await?,
+            plan: Plan {
+                steps: inc.spec.mitigations.clone(),
+                ..Plan::default()
+            },
+            ..Mandate::default()
+        });
+    };
     let governing = authority::governing(
-        &runbooks,
+        &candidates.runbooks,
         ns,
         target.kind,
-        &ns_labels,
+        &candidates.ns_labels,
         &labels,
         ctx.operator_namespace.as_deref(),
     );

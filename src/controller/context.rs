@@ -2,9 +2,11 @@
 //! mitigation executor, evidence, post-mortems, notifications): one module
 //! that they all import, so that none of them imports another for it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use kube::api::ListParams;
 use kube::runtime::events::Recorder;
 use kube::Client;
 
@@ -48,6 +50,40 @@ pub struct Context {
     pub approvals: tokio::sync::watch::Receiver<PolicyState>,
     /// `--accept-unverified-approvals`.
     pub accept_unverified_approvals: bool,
+    /// The ReplicaSet selectors of the Deployments the executor read.
+    pub selectors: Selectors,
+}
+
+/// The label selector each Deployment the executor read lists its
+/// ReplicaSets with, so that the next start lists them in parallel with
+/// reading the Deployment (a Deployment's `spec.selector` is immutable; a
+/// recreated one with another selector is detected after its read, and
+/// listed again). Only a hint: it never decides what is written.
+#[derive(Debug, Default)]
+pub struct Selectors(Mutex<HashMap<(String, String), Option<String>>>);
+
+/// More Deployments than this and the hints start over.
+const SELECTORS_MAX: usize = 10_000;
+
+impl Selectors {
+    /// Remember the ReplicaSet list parameters of Deployment `ns/name`.
+    pub fn remember(&self, ns: &str, name: &str, lp: ListParams) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= SELECTORS_MAX {
+            map.clear();
+        }
+        map.insert((ns.to_string(), name.to_string()), lp.label_selector);
+    }
+
+    /// The list parameters remembered for Deployment `ns/name`.
+    pub fn recall(&self, ns: &str, name: &str) -> Option<ListParams> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&(ns.to_string(), name.to_string()))
+            .map(|label_selector| ListParams {
+                label_selector: label_selector.clone(),
+                ..ListParams::default()
+            })
+    }
 }
 
 impl Context {

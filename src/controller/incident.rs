@@ -20,8 +20,9 @@ use super::artifacts::report;
 use super::authority::Mandate;
 use super::context::Context;
 use super::evidence::{evidence_reason, write_evidence};
+use super::executor::{Object, Prefetch};
 use super::postmortem::{postmortem_due, write_postmortem};
-use crate::api::{Impact, Incident, IncidentStatus, TargetKind};
+use crate::api::{Impact, Incident, IncidentStatus, Runbook, TargetKind};
 use crate::core::authority::RunbookId;
 use crate::core::health::{
     cronjob_health, daemonset_health, deployment_health, job_health, job_of_cronjob, pod_health,
@@ -50,6 +51,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Mandate(#[from] super::authority::MandateError),
+    #[error(transparent)]
+    TargetRead(#[from] super::executor::Error),
 }
 
 impl Error {
@@ -60,13 +63,20 @@ impl Error {
             Error::Read { .. } => "Read",
             Error::StatusWrite { .. } => "StatusWrite",
             Error::Mandate(_) => "Mandate",
+            Error::TargetRead(_) => "Read",
         }
     }
 }
 
 /// Observe the target of an incident: from the detector's assessment when
-/// it watches the workload, else by reading the workload.
-async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation, Error> {
+/// it watches the workload, else from the workload as read in this
+/// reconcile (`read`: the executor's read of its target), else by reading it.
+async fn observe(
+    ctx: &Context,
+    ns: &str,
+    inc: &Incident,
+    read: Option<&Prefetch>,
+) -> Result<Observation, Error> {
     let Some(target) = &inc.spec.target else {
         return Ok(Observation::default());
     };
@@ -97,10 +107,35 @@ async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation,
             recurrence: d.recurrence,
         });
     }
-    let client = &ctx.client;
     let name = target.name.as_str();
     let missing = || (TargetHealth::Missing, Impact::default());
-    let (health, impact) = match target.kind {
+    let (health, impact) = match (target.kind, read.map(Prefetch::object)) {
+        (TargetKind::Deployment, Some(None))
+        | (TargetKind::StatefulSet, Some(None))
+        | (TargetKind::DaemonSet, Some(None))
+        | (TargetKind::CronJob, Some(None)) => missing(),
+        (_, Some(Some(Object::Deployment(d)))) => deployment_health(d),
+        (_, Some(Some(Object::StatefulSet(s)))) => statefulset_health(s),
+        (_, Some(Some(Object::DaemonSet(d)))) => daemonset_health(d),
+        _ => observe_read(ctx, ns, target.kind, name).await?,
+    };
+    Ok(Observation {
+        target: health,
+        impact: Some(impact),
+        ..Default::default()
+    })
+}
+
+/// Observe a target by reading it.
+async fn observe_read(
+    ctx: &Context,
+    ns: &str,
+    kind: TargetKind,
+    name: &str,
+) -> Result<(TargetHealth, Impact), Error> {
+    let client = &ctx.client;
+    let missing = || (TargetHealth::Missing, Impact::default());
+    Ok(match kind {
         TargetKind::Deployment => get::<Deployment>(client, ns, name)
             .await?
             .map_or_else(missing, |d| deployment_health(&d)),
@@ -134,11 +169,6 @@ async fn observe(ctx: &Context, ns: &str, inc: &Incident) -> Result<Observation,
             }
             None => missing(),
         },
-    };
-    Ok(Observation {
-        target: health,
-        impact: Some(impact),
-        ..Default::default()
     })
 }
 
@@ -217,7 +247,28 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
     let started = std::time::Instant::now();
-    let mut observation = observe(&ctx, &ns, &inc).await?;
+    // Every read of this reconcile goes out at once: the target (for the
+    // observation, the mandate and the executor, with what starting a step
+    // reads when one may start), the candidate Runbooks, and the target's
+    // labels when the executor does not read it.
+    let (prefetch, candidates, labels) = tokio::join!(
+        super::executor::prefetch(&ctx, &inc),
+        super::authority::candidates(&ctx, &ns, &inc),
+        async {
+            if super::executor::reads_target(&inc) {
+                Ok(None)
+            } else {
+                super::authority::labels(&ctx, &ns, &inc).await
+            }
+        },
+    );
+    let prefetch = prefetch?;
+    let (candidates, mut labels) = (candidates?, labels?);
+    if let Some(p) = &prefetch {
+        labels = p.object().map(|o| o.labels().clone());
+    }
+    debug!(incident = %name, ms = started.elapsed().as_secs_f64() * 1e3, "read");
+    let mut observation = observe(&ctx, &ns, &inc, prefetch.as_ref()).await?;
     // A recurrence recorded on the Incident itself (Alertmanager firing
     // again after the resolution) reopens it like a detector recurrence.
     if let Some(t) = lifecycle::recurred_at(inc.annotations()) {
@@ -225,7 +276,7 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
     }
     // Power flows only from Runbooks: the governing Runbook's mandate
     // decides which steps may run, with which parameters.
-    let mandate = super::authority::mandate(&ctx, &ns, &inc).await?;
+    let mandate = super::authority::decide(&ctx, &ns, &inc, labels, candidates).await?;
     let policy = policy(&ctx, &mandate);
     let mut governed = Incident {
         spec: mandate.plan.effective_spec(&inc.spec),
@@ -257,6 +308,7 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
         &ns,
         &mut decision,
         window,
+        prefetch,
     )
     .await
     {
@@ -295,7 +347,13 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
     // Events and metrics only after the status that records the transition
     // is stored: a crash in between loses an Event, never duplicates one.
     publish_events(&ctx, &inc, &decision.transitions).await;
-    notify(&ctx, &governed, &decision.transitions).await;
+    notify(
+        &ctx,
+        &governed,
+        mandate.policy.as_ref(),
+        &decision.transitions,
+    )
+    .await;
     // Evidence copies logs and Events into a ConfigMap: only for targets a
     // Runbook governs or the detector itself sees in trouble, never as a
     // deputy for whoever wrote an Incident.
@@ -408,10 +466,22 @@ async fn publish_events(ctx: &Context, inc: &Incident, transitions: &[Transition
 
 /// Notifications for the transitions: recorded on the Incident before
 /// sending, so a replay, a restart or another replica never sends one twice.
-async fn notify(ctx: &Context, inc: &Incident, transitions: &[Transition]) {
+async fn notify(
+    ctx: &Context,
+    inc: &Incident,
+    runbook: Option<&Runbook>,
+    transitions: &[Transition],
+) {
     if let Some(notifier) = &ctx.notifier {
         notifier
-            .notify(&ctx.client, &ctx.recorder, inc, transitions, (ctx.clock)())
+            .notify(
+                &ctx.client,
+                &ctx.recorder,
+                inc,
+                runbook,
+                transitions,
+                (ctx.clock)(),
+            )
             .await;
     }
 }

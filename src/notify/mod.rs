@@ -146,12 +146,15 @@ impl Notifier {
 
     /// Deliver the messages `transitions` call for (after the status that
     /// records them was stored). Never fails the reconcile: problems are
-    /// logged, counted, and shown on the Incident.
+    /// logged, counted, and shown on the Incident. `runbook`: the Runbook
+    /// `runbookRef` names as the reconcile read it (fresh, in this
+    /// reconcile); `None`: read it here.
     pub async fn notify(
         &self,
         client: &Client,
         recorder: &Recorder,
         inc: &Incident,
+        runbook: Option<&Runbook>,
         transitions: &[Transition],
         now: Timestamp,
     ) {
@@ -164,7 +167,10 @@ impl Notifier {
         if planned.is_empty() && !stale {
             return;
         }
-        if let Err(e) = self.deliver(client, recorder, inc, &planned, now).await {
+        if let Err(e) = self
+            .deliver(client, recorder, inc, runbook, &planned, now)
+            .await
+        {
             warn!(incident = %inc.name_any(), error = %e, "notification delivery incomplete");
             let event = Event {
                 type_: EventType::Warning,
@@ -184,6 +190,7 @@ impl Notifier {
         client: &Client,
         recorder: &Recorder,
         inc: &Incident,
+        read: Option<&Runbook>,
         planned: &[message::Planned],
         now: Timestamp,
     ) -> Result<(), NotifyError> {
@@ -196,7 +203,14 @@ impl Notifier {
             .runbook_ref
             .as_ref()
             .map_or(ns.clone(), |r| r.namespace_or(&ns).to_string());
+        let already = read.filter(|rb| {
+            inc.spec.runbook_ref.as_ref().is_some_and(|r| {
+                rb.metadata.name.as_deref() == Some(r.name.as_str())
+                    && rb.metadata.namespace.as_deref() == Some(rb_ns.as_str())
+            })
+        });
         let runbook = match &inc.spec.runbook_ref {
+            Some(_) if already.is_some() => already.cloned(),
             Some(r) => Api::<Runbook>::namespaced(client.clone(), &rb_ns)
                 .get_opt(&r.name)
                 .await

@@ -48,6 +48,7 @@ use crate::core::lifecycle::{self, Decision, StepOutcome, Transition};
 use crate::core::mitigation::key;
 
 pub use error::Error;
+pub use read::{prefetch, reads_target, Object, Prefetch};
 
 /// What the executor asks of the reconcile.
 #[derive(Debug, Default)]
@@ -114,6 +115,11 @@ struct Run<'a> {
     window: Duration,
     out: Outcome,
     began: std::time::Instant,
+    /// This reconcile's reads for starting a step (see [`Prefetch`]).
+    prefetch: Option<Prefetch>,
+    /// The outcome of the evidence taken before a workload write, for its
+    /// Event (published after the write).
+    evidence_report: Option<Result<String, crate::controller::artifacts::ArtifactError>>,
 }
 
 impl<'a> Run<'a> {
@@ -152,7 +158,8 @@ impl<'a> Run<'a> {
 
 /// Run the executor on this reconcile's decision: it may add step outcomes
 /// and transitions to `decision` (the caller writes the status and
-/// publishes). `window` is the monitoring window in force.
+/// publishes). `window` is the monitoring window in force; `prefetch` the
+/// reads this reconcile made for it ([`prefetch`]).
 pub async fn execute(
     ctx: &Context,
     inc: &Incident,
@@ -160,6 +167,7 @@ pub async fn execute(
     ns: &str,
     decision: &mut Decision,
     window: Duration,
+    prefetch: Option<Prefetch>,
 ) -> Result<Outcome, Error> {
     let Some(target) = inc
         .spec
@@ -203,11 +211,16 @@ pub async fn execute(
         window,
         out: Outcome::default(),
         began: std::time::Instant::now(),
+        prefetch,
+        evidence_report: None,
     };
     if let Some(i) = running {
         run.drive(i, &target).await?;
     } else if let Some(i) = ready {
-        run.start(i, &target).await?;
+        let started = run.start(i, &target).await;
+        // The Event of evidence taken before a write that did not go out.
+        run.publish_evidence_report().await;
+        started?;
     } else if !resolved {
         // The step under monitoring: the last one that left Pending.
         let monitored = run

@@ -8,10 +8,10 @@ use kube::{Api, ResourceExt};
 use tracing::{debug, info};
 
 use super::error::{read_err, Error};
-use super::read::{cache_is_current, read, Hpas};
-use super::write::record_intent;
-use super::{needs_history, Run, Tgt, EXTERNAL_PREFIX};
-use crate::api::{Incident, MitigationAction, RunbookSpec, StepState, TargetKind};
+use super::read::{cache_is_current, read, Hpas, Needs};
+use super::write::{record_intent, take_evidence};
+use super::{Run, Tgt, EXTERNAL_PREFIX};
+use crate::api::{Incident, RunbookSpec, StepState, TargetKind};
 use crate::core::authority::RunbookId;
 use crate::core::lifecycle::StepOutcome;
 use crate::core::mitigation::{self, key, Actor, Gate, GateInput, Plan};
@@ -19,7 +19,7 @@ use crate::core::mitigation::{self, key, Actor, Gate, GateInput, Plan};
 impl Run<'_> {
     /// The governing Runbook (`namespace/name`, spec): every policy of the
     /// step (paused, dryRun, limits) is read from it.
-    async fn runbook(&self) -> Option<(String, RunbookSpec)> {
+    fn runbook(&self) -> Option<(String, RunbookSpec)> {
         let rb = self.runbook?;
         Some((RunbookId::of(rb).to_string(), rb.spec.clone()))
     }
@@ -74,27 +74,26 @@ impl Run<'_> {
         let Some(step) = self.step(index) else {
             return Ok(());
         };
-        let needs_rs = needs_history(step.action)
-            || step
-                .when
-                .as_ref()
-                .is_some_and(|w| w.rollout_within.is_some());
-        // The reads, the Runbook and the staleness check go out together.
-        let (read, runbook, current) = tokio::join!(
-            read(
-                self.ctx,
-                self.ns,
-                target.key(),
-                needs_rs,
-                if step.action == MitigationAction::Scale {
-                    Hpas::All
-                } else {
-                    Hpas::None
-                },
-            ),
-            self.runbook(),
-            cache_is_current(self.ctx, self.inc, self.ns),
-        );
+        let needs = Needs::of(step);
+        let runbook = self.runbook();
+        // This reconcile's reads when it made them (see `Prefetch`), else
+        // the reads and the staleness check, together.
+        let prefetched = self.prefetch.as_mut().and_then(|p| p.take_for_start(needs));
+        let (read, current) = match prefetched {
+            Some((read, current)) => (Ok(read), Ok(current)),
+            None => {
+                tokio::join!(
+                    read(
+                        self.ctx,
+                        self.ns,
+                        target.key(),
+                        needs.history,
+                        if needs.hpas { Hpas::All } else { Hpas::None },
+                    ),
+                    cache_is_current(self.ctx, self.inc, self.ns),
+                )
+            }
+        };
         if !current? {
             debug!(incident = %self.inc.name_any(), step = %step.name, "stale incident; not starting");
             self.out.stale = true;
@@ -212,23 +211,43 @@ impl Run<'_> {
         if let Some(st) = self.decision.status.mitigations.get_mut(index) {
             st.previous_env = planned.previous_env.clone();
         }
-        // The intent is stored before the workload is touched.
+        // The intent is stored before the workload is touched, and so is
+        // the evidence of the failing state if the Incident has none yet:
+        // both at once. The intent is fenced by the cached Incident's
+        // resourceVersion and the evidence reference is set after the
+        // evidence ConfigMap is written, so the intent lands first; should
+        // the reference ever land first, the intent meets a 409 and nothing
+        // is started (the next reconcile starts over, evidence in place).
         let t = std::time::Instant::now();
         debug!(step = %step.name, planned_ms = self.began.elapsed().as_secs_f64() * 1e3, "planned");
-        let Some(rv) = record_intent(
-            self.ctx,
-            self.inc,
-            self.ns,
-            &self.decision.status,
-            &step.name,
-        )
-        .await?
-        else {
+        let caps = self.evidence_due().cloned();
+        let (intent, evidence) = tokio::join!(
+            record_intent(
+                self.ctx,
+                self.inc,
+                self.ns,
+                &self.decision.status,
+                &step.name,
+            ),
+            async {
+                match &caps {
+                    Some(caps) => Some(take_evidence(self.ctx, self.inc, &step.name, caps).await),
+                    None => None,
+                }
+            },
+        );
+        let evidence_rv = evidence.as_ref().and_then(|e| e.resource_version.clone());
+        if let Some(evidence) = evidence {
+            self.evidence_taken(evidence);
+        }
+        let Some(rv) = intent? else {
             debug!(incident = %name, step = %step.name, "stale incident; not starting");
             self.out.stale = true;
             return Ok(());
         };
-        self.out.resource_version = Some(rv);
+        // The evidence reference, when set, was set after the intent (the
+        // intent's precondition held): its resourceVersion is the newer.
+        self.out.resource_version = Some(evidence_rv.unwrap_or(rv));
         info!(incident = %name, namespace = %self.ns, step = %step.name, "{}", planned.description);
         debug!(step = %step.name, intent_ms = t.elapsed().as_secs_f64() * 1e3, "intent recorded");
         let t = std::time::Instant::now();

@@ -13,7 +13,9 @@ use tracing::{debug, warn};
 use super::error::Error;
 use super::{Run, RETRY_INTERVAL, VERIFY_INTERVAL};
 use crate::api::{Incident, IncidentStatus, MitigationStep, FIELD_MANAGER};
+use crate::controller::artifacts::ArtifactError;
 use crate::controller::context::Context;
+use crate::core::evidence::Caps;
 use crate::core::lifecycle::StepOutcome;
 use crate::core::mitigation::{self, PodDelete, Write, WriteTarget};
 
@@ -160,33 +162,101 @@ pub(super) async fn record_intent(
         })
 }
 
+/// Evidence taken before a workload write: the Incident's resourceVersion
+/// after `status.evidenceRef` was set (None: not set now), and what its
+/// Event says, published after the workload write (it is not part of the
+/// evidence, and the write need not wait for it).
+pub(super) struct Evidence {
+    pub(super) resource_version: Option<String>,
+    report: Result<String, ArtifactError>,
+}
+
+/// Gather and store evidence before a mitigation's first workload write
+/// (see [`crate::controller::evidence::before_first_write`], whose bound
+/// this keeps: reads take at most `caps.max_wait`, writing it as long
+/// again, then the write goes ahead).
+pub(super) async fn take_evidence(
+    ctx: &Context,
+    inc: &Incident,
+    step: &str,
+    caps: &Caps,
+) -> Evidence {
+    let reason = format!("before mitigation {step:?}, the first change to the workload");
+    let limit = caps.max_wait.saturating_mul(2);
+    let now = (ctx.clock)();
+    let result = match tokio::time::timeout(
+        limit,
+        crate::controller::evidence::write_evidence(ctx, inc, &reason, caps, now),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(ArtifactError::TimedOut {
+            name: inc.name_any(),
+            after: crate::api::format_duration(limit),
+        }),
+    };
+    match result {
+        Ok(w) => Evidence {
+            resource_version: w.resource_version,
+            report: Ok(w.note),
+        },
+        Err(e) => Evidence {
+            resource_version: None,
+            report: Err(e),
+        },
+    }
+}
+
 impl Run<'_> {
+    /// Whether the next workload write must first take evidence: the
+    /// Incident has none (collected at open, before anything was changed)
+    /// and none was taken in this reconcile.
+    pub(super) fn evidence_due(&self) -> Option<&Caps> {
+        self.ctx
+            .evidence
+            .as_ref()
+            .filter(|_| !self.out.evidence_taken && self.decision.status.evidence_ref.is_none())
+    }
+
+    /// Evidence taken (or given up on within its bound): not again in this
+    /// reconcile; its Event is published once the workload write is sent.
+    pub(super) fn evidence_taken(&mut self, evidence: Evidence) {
+        if evidence.resource_version.is_some() {
+            self.out.resource_version = evidence.resource_version;
+        }
+        self.out.evidence_taken = true;
+        self.evidence_report = Some(evidence.report);
+    }
+
+    /// The Event of the evidence taken before the write, if any.
+    pub(super) async fn publish_evidence_report(&mut self) {
+        if let Some(result) = self.evidence_report.take() {
+            crate::controller::artifacts::report(&self.ctx.recorder, self.inc, "Evidence", result)
+                .await;
+        }
+    }
+
     /// Evidence before the incident's first workload write: the failing
     /// state, not the repaired one. Taken unless the Incident already has
     /// evidence (collected at open, before anything was changed); bounded
     /// by the evidence timeout, after which the write goes ahead.
     async fn evidence_before_write(&mut self, step: &MitigationStep) {
-        let Some(caps) = self.ctx.evidence.as_ref() else {
+        let Some(caps) = self.evidence_due() else {
             return;
         };
-        if self.out.evidence_taken || self.decision.status.evidence_ref.is_some() {
-            return;
-        }
         let t = std::time::Instant::now();
-        let taken =
-            crate::controller::evidence::before_first_write(self.ctx, self.inc, &step.name, caps)
-                .await;
-        if taken.resource_version.is_some() {
-            self.out.resource_version = taken.resource_version;
-        }
-        debug!(step = %step.name, written = taken.written, ms = t.elapsed().as_secs_f64() * 1e3, "evidence before the first workload write");
+        let evidence = take_evidence(self.ctx, self.inc, &step.name, caps).await;
+        debug!(step = %step.name, written = evidence.report.is_ok(), ms = t.elapsed().as_secs_f64() * 1e3, "evidence before the first workload write");
         // Taken (or given up on within the bound): either way not again now.
-        self.out.evidence_taken = true;
+        self.evidence_taken(evidence);
     }
 
     pub(super) async fn apply(&mut self, index: usize, step: &MitigationStep, write: &Write) {
         self.evidence_before_write(step).await;
-        match send(self.ctx, self.ns, write).await {
+        let written = send(self.ctx, self.ns, write).await;
+        self.publish_evidence_report().await;
+        match written {
             Written::Ok => {
                 self.ctx.metrics.mitigation(step.action.as_str(), "applied");
                 self.requeue(VERIFY_INTERVAL);
