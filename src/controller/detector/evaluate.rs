@@ -70,6 +70,13 @@ impl InFlight {
         self.0.insert(fp.to_string(), (name.to_string(), now));
     }
 
+    /// The create of `name` failed: the next detection may try again.
+    pub fn forget(&mut self, fp: &str, name: &str) {
+        if self.pending(fp, name) {
+            self.0.remove(fp);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -172,6 +179,17 @@ impl Index {
                 .insert((now.checked_add(RECHECK).unwrap_or(now), w.clone()));
         }
 
+        // A quiet workload whose detection did not change (most of a
+        // busy cluster's pod events) needs no Incident: nothing to write,
+        // nobody to tell. Skip the Incident caches and the fingerprint.
+        let quiet = assessment.symptoms.is_empty()
+            && self
+                .detections
+                .get(&w)
+                .is_some_and(|d| d.recurrence.is_none() && d.assessment == assessment);
+        if quiet {
+            return Verdict::nothing();
+        }
         let fp = w.fingerprint();
         let in_namespace = incidents(&w.namespace);
         // Every Incident about this workload (hand-declared ones too) is
@@ -259,6 +277,11 @@ impl Index {
     /// create of it until the cache shows it (see [`InFlight`]).
     pub fn record_created(&mut self, w: &WorkloadKey, name: &str, now: Timestamp) {
         self.created.record(&w.fingerprint(), name, now);
+    }
+
+    /// The create of `name` for `w` failed: do not hold back the next one.
+    pub fn forget_created(&mut self, w: &WorkloadKey, name: &str) {
+        self.created.forget(&w.fingerprint(), name);
     }
 }
 
