@@ -113,7 +113,9 @@ fn bench(c: &mut Criterion) {
     let events: Vec<Vec<u8>> = (0..40).map(|i| event(i % 10, i % 4 == 0)).collect();
     let bytes = events.iter().map(Vec::len).sum::<usize>() / events.len();
     eprintln!("a pod watch event is {bytes} bytes of JSON on average");
-    let now: Timestamp = "2026-12-01T03:00:30Z".parse().unwrap_or(Timestamp::UNIX_EPOCH);
+    let now: Timestamp = "2026-12-01T03:00:30Z"
+        .parse()
+        .unwrap_or(Timestamp::UNIX_EPOCH);
     let workload = WorkloadKey::deployment("shop", "checkout");
     let deployment = DeploymentView {
         namespace: "shop".into(),

@@ -690,7 +690,9 @@ mod real {
             let at = v["stageTimestamp"]
                 .as_str()
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-            if let (Some(ns), Some(name), Some(at)) = (o["namespace"].as_str(), o["name"].as_str(), at) {
+            if let (Some(ns), Some(name), Some(at)) =
+                (o["namespace"].as_str(), o["name"].as_str(), at)
+            {
                 out.insert((ns.to_string(), name.to_string()), SystemTime::from(at));
             }
         }
@@ -698,21 +700,29 @@ mod real {
     }
 
     pub async fn run(a: &Args) {
-        let client = Client::try_default().await.expect("a kubeconfig ($KUBECONFIG)");
+        let client = Client::try_default()
+            .await
+            .expect("a kubeconfig ($KUBECONFIG)");
         let kubeconfig = std::env::var("KUBECONFIG").expect("$KUBECONFIG");
         let audit = std::env::var("KUBE_AUDIT_LOG").expect("$KUBE_AUDIT_LOG (cluster.sh env)");
         let id = std::process::id();
         let node = format!("bench-node-{id}");
-        let namespaces: Vec<String> = (0..a.namespaces).map(|n| format!("bench-r{id}-{n}")).collect();
+        let namespaces: Vec<String> = (0..a.namespaces)
+            .map(|n| format!("bench-r{id}-{n}"))
+            .collect();
         let cleanup = {
             let client = client.clone();
             let node = node.clone();
             let namespaces = namespaces.clone();
             move || async move {
                 for ns in &namespaces {
-                    let _ = Api::<Namespace>::all(client.clone()).delete(ns, &DeleteParams::default()).await;
+                    let _ = Api::<Namespace>::all(client.clone())
+                        .delete(ns, &DeleteParams::default())
+                        .await;
                 }
-                let _ = Api::<Node>::all(client.clone()).delete(&node, &DeleteParams::default()).await;
+                let _ = Api::<Node>::all(client.clone())
+                    .delete(&node, &DeleteParams::default())
+                    .await;
             }
         };
 
@@ -722,18 +732,28 @@ mod real {
         let n: Node = serde_json::from_value(json!({"metadata": {"name": node,
             "labels": {"kubernetes.io/hostname": node, "bench": "kube-incident"}}}))
         .unwrap();
-        nodes.create(&PostParams::default(), &n).await.expect("create the bench node");
+        nodes
+            .create(&PostParams::default(), &n)
+            .await
+            .expect("create the bench node");
         let now = jiff::Timestamp::now().to_string();
         let _ = nodes
-            .patch_status(&node, &PatchParams::default(), &Patch::Merge(json!({"status": {
+            .patch_status(
+                &node,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {
                 "capacity": {"cpu": "1000", "memory": "4000Gi", "pods": "100000"},
                 "allocatable": {"cpu": "1000", "memory": "4000Gi", "pods": "100000"},
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                    "lastHeartbeatTime": now, "lastTransitionTime": now}]}})))
+                    "lastHeartbeatTime": now, "lastTransitionTime": now}]}})),
+            )
             .await;
         for ns in &namespaces {
             let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-            Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &obj).await.expect("namespace");
+            Api::<Namespace>::all(client.clone())
+                .create(&PostParams::default(), &obj)
+                .await
+                .expect("namespace");
         }
 
         // Deployments; the real controllers create ReplicaSets and pods.
@@ -770,7 +790,9 @@ mod real {
         while ready.len() < deployments * per {
             for ns in &namespaces {
                 let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-                let Ok(list) = api.list(&ListParams::default()).await else { continue };
+                let Ok(list) = api.list(&ListParams::default()).await else {
+                    continue;
+                };
                 let todo: Vec<(String, String)> = list
                     .items
                     .iter()
@@ -785,18 +807,33 @@ mod real {
                         let api = api.clone();
                         async move {
                             let _ = api
-                                .patch_status(p, &PatchParams::default(),
-                                    &Patch::Merge(pod_status(true, 0, &format!("10.1.{}.{}", i / 250, i % 250))))
+                                .patch_status(
+                                    p,
+                                    &PatchParams::default(),
+                                    &Patch::Merge(pod_status(
+                                        true,
+                                        0,
+                                        &format!("10.1.{}.{}", i / 250, i % 250),
+                                    )),
+                                )
                                 .await;
                         }
                     })
                     .await;
                 for (p, app) in todo {
-                    pods_of.entry((ns.clone(), app.clone())).or_default().push(p.clone());
+                    pods_of
+                        .entry((ns.clone(), app.clone()))
+                        .or_default()
+                        .push(p.clone());
                     ready.insert((ns.clone(), p), app);
                 }
             }
-            eprintln!("  {} of {} pods Ready ({:.0}s)", ready.len(), deployments * per, t0.elapsed().as_secs_f64());
+            eprintln!(
+                "  {} of {} pods Ready ({:.0}s)",
+                ready.len(),
+                deployments * per,
+                t0.elapsed().as_secs_f64()
+            );
             if ready.len() < deployments * per {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -805,13 +842,25 @@ mod real {
 
         // The operator, as its own process, watching our namespaces only.
         let exe = std::env::current_exe().unwrap();
-        let bin = exe.parent().and_then(|p| p.parent()).unwrap().join("kube-incident");
+        let bin = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap()
+            .join("kube-incident");
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
         let mut child = Command::new(&bin)
-            .args(["run", "--kubeconfig", &kubeconfig, "--namespaces", &namespaces.join(",")])
+            .args([
+                "run",
+                "--kubeconfig",
+                &kubeconfig,
+                "--namespaces",
+                &namespaces.join(","),
+            ])
+            // No kubelet serves our node's logs: evidence would only fail.
+            .arg("--evidence=false")
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -824,11 +873,18 @@ mod real {
         let synced_in = sync_start.elapsed();
         tokio::time::sleep(Duration::from_secs(3)).await;
         let steady = rss_kib(pid);
-        eprintln!("operator ready in {:.1}s; RSS {} MiB", synced_in.as_secs_f64(), steady / 1024);
+        eprintln!(
+            "operator ready in {:.1}s; RSS {} MiB",
+            synced_in.as_secs_f64(),
+            steady / 1024
+        );
 
         // Churn on the pods of the Deployments that stay healthy.
-        let failing: Vec<((String, String), Vec<String>)> =
-            pods_of.iter().take(a.failing).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let failing: Vec<((String, String), Vec<String>)> = pods_of
+            .iter()
+            .take(a.failing)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let churn_pods: Vec<(String, String)> = pods_of
             .iter()
             .skip(a.failing)
@@ -847,25 +903,31 @@ mod real {
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) && !churn_pods.is_empty() {
                     tick.tick().await;
-                    let batch: Vec<_> = (0..16).map(|k| churn_pods[(i + k) % churn_pods.len()].clone()).collect();
+                    let batch: Vec<_> = (0..16)
+                        .map(|k| churn_pods[(i + k) % churn_pods.len()].clone())
+                        .collect();
                     i += 16;
-                    stream::iter(batch)
-                        .for_each_concurrent(16, |(ns, p)| {
-                            let client = client.clone();
-                            let churned = churned.clone();
-                            async move {
-                                let n = churned.load(Ordering::Relaxed);
-                                let ip = format!("10.2.{}.{}", n % 250, n / 250 % 250);
-                                if Api::<Pod>::namespaced(client, &ns)
-                                    .patch_status(&p, &PatchParams::default(), &Patch::Merge(json!({"status": {"podIP": ip}})))
-                                    .await
-                                    .is_ok()
-                                {
-                                    churned.fetch_add(1, Ordering::Relaxed);
-                                }
+                    // Not waited for: a slow answer must not slow the rate.
+                    let (client, churned) = (client.clone(), churned.clone());
+                    tokio::spawn(stream::iter(batch).for_each_concurrent(16, move |(ns, p)| {
+                        let client = client.clone();
+                        let churned = churned.clone();
+                        async move {
+                            let n = churned.load(Ordering::Relaxed);
+                            let ip = format!("10.2.{}.{}", n % 250, n / 250 % 250);
+                            if Api::<Pod>::namespaced(client, &ns)
+                                .patch_status(
+                                    &p,
+                                    &PatchParams::default(),
+                                    &Patch::Merge(json!({"status": {"podIP": ip}})),
+                                )
+                                .await
+                                .is_ok()
+                            {
+                                churned.fetch_add(1, Ordering::Relaxed);
                             }
-                        })
-                        .await;
+                        }
+                    }));
                 }
             })
         };
@@ -876,15 +938,23 @@ mod real {
 
         // Break `failing` Deployments: each pod into CrashLoopBackOff; the
         // first write's send time is the start of detection.
-        let mut first_bad: HashMap<(String, String), SystemTime> = HashMap::new();
+        // (sent, answered) of the first unhealthy write of each Deployment.
+        let mut first_bad: HashMap<(String, String), (SystemTime, SystemTime)> = HashMap::new();
         for ((ns, app), pods) in &failing {
             let api: Api<Pod> = Api::namespaced(client.clone(), ns);
             for p in pods {
                 let sent = SystemTime::now();
-                api.patch_status(p, &PatchParams::default(), &Patch::Merge(pod_status(false, 5, "10.9.9.9")))
-                    .await
-                    .expect("pod status");
-                first_bad.entry((ns.clone(), app.clone())).or_insert(sent);
+                api.patch_status(
+                    p,
+                    &PatchParams::default(),
+                    &Patch::Merge(pod_status(false, 5, "10.9.9.9")),
+                )
+                .await
+                .expect("pod status");
+                let answered = SystemTime::now();
+                first_bad
+                    .entry((ns.clone(), app.clone()))
+                    .or_insert((sent, answered));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -918,25 +988,52 @@ mod real {
         // The audit log is written asynchronously: give it a moment.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let creates = incident_creates(&audit);
+        // From the send of the write (upper bound) and from its answer
+        // (lower bound: the write had committed by then).
         let mut lat_ms: Vec<f64> = Vec::new();
+        let mut lat_answered_ms: Vec<f64> = Vec::new();
+        let mut write_ms: Vec<f64> = Vec::new();
         for ((ns, name), at) in &creates {
-            if let Some(sent) = first_bad
+            if let Some((sent, answered)) = first_bad
                 .iter()
                 .find(|((fns, app), _)| fns == ns && name.starts_with(&format!("{app}-")))
-                .map(|(_, t)| t)
+                .map(|(_, t)| *t)
             {
-                if let Ok(d) = at.duration_since(*sent) {
+                if let Ok(d) = at.duration_since(sent) {
                     lat_ms.push(d.as_secs_f64() * 1000.0);
+                }
+                lat_answered_ms.push(match at.duration_since(answered) {
+                    Ok(d) => d.as_secs_f64() * 1000.0,
+                    Err(e) => -e.duration().as_secs_f64() * 1000.0,
+                });
+                if let Ok(d) = answered.duration_since(sent) {
+                    write_ms.push(d.as_secs_f64() * 1000.0);
                 }
             }
         }
         lat_ms.sort_by(|a, b| a.total_cmp(b));
-        eprintln!("deleting namespaces {} and node {node}", namespaces.join(", "));
+        lat_answered_ms.sort_by(|a, b| a.total_cmp(b));
+        write_ms.sort_by(|a, b| a.total_cmp(b));
+        eprintln!(
+            "pod status write round trip p50 / max: {:.1} / {:.1} ms; detection from the write's answer p50 / p99 / max: {:.1} / {:.1} / {:.1} ms",
+            percentile(&write_ms, 50.0),
+            write_ms.last().copied().unwrap_or(f64::NAN),
+            percentile(&lat_answered_ms, 50.0),
+            percentile(&lat_answered_ms, 99.0),
+            lat_answered_ms.last().copied().unwrap_or(f64::NAN),
+        );
+        eprintln!(
+            "deleting namespaces {} and node {node}",
+            namespaces.join(", ")
+        );
         cleanup().await;
 
         let events = (ev1 - ev0) as f64;
         eprint!("{profile}");
-        println!("real API server ($KUBECONFIG), operator watching {} namespaces", namespaces.len());
+        println!(
+            "real API server ($KUBECONFIG), operator watching {} namespaces",
+            namespaces.len()
+        );
         println!("| pods | workloads | churn (writes/s achieved) | incidents | detection p50 / p99 / max (ms) | RSS steady (MiB) | RSS peak initial sync (MiB) | CPU s per 1k events |");
         println!("|---|---|---|---|---|---|---|---|");
         println!(

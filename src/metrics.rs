@@ -149,9 +149,21 @@ impl DetectorMetrics {
 
     fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("detector");
-        r.register("events", "Watch deltas applied to the index", self.events.clone());
-        r.register("batches", "Passes of the detector loop", self.batches.clone());
-        r.register("evaluations", "Workload evaluations", self.evaluations.clone());
+        r.register(
+            "events",
+            "Watch deltas applied to the index",
+            self.events.clone(),
+        );
+        r.register(
+            "batches",
+            "Passes of the detector loop",
+            self.batches.clone(),
+        );
+        r.register(
+            "evaluations",
+            "Workload evaluations",
+            self.evaluations.clone(),
+        );
         r.register(
             "lookups",
             "Evaluations that read the Incident caches",

@@ -277,7 +277,9 @@ impl Detector {
                 next = input.next().now_or_never().flatten();
             }
             profile.events.inc_by(applied);
-            profile.apply_seconds.inc_by(started.elapsed().as_secs_f64());
+            profile
+                .apply_seconds
+                .inc_by(started.elapsed().as_secs_f64());
             if listed.len() < scopes.len() {
                 continue;
             }
@@ -495,15 +497,14 @@ impl Detector {
     }
 }
 
-
 /// Create a detector-opened Incident; one that exists already counts as created.
 async fn create(client: Client, inc: &Incident, summary: &str) -> Result<(), DetectorError> {
     let ns = inc.namespace().unwrap_or_default();
     let name = inc.name_any();
     let api: Api<Incident> = Api::namespaced(client, &ns);
     let pp = PostParams {
-    field_manager: Some(FIELD_MANAGER.to_string()),
-    ..Default::default()
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
     };
     match api.create(&pp, inc).await {
         Ok(_) => {

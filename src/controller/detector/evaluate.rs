@@ -365,4 +365,55 @@ mod tests {
         assert!(f.pending("other", "api-99999999-1"));
         assert!(!f.pending("other", "api-99999999-2"));
     }
+
+    #[test]
+    fn a_failed_create_is_not_held_back() {
+        let mut f = InFlight::default();
+        f.record("fp", "web-1234abcd-1", at(0));
+        // Another name of the workload: the entry stays.
+        f.forget("fp", "web-1234abcd-2");
+        assert!(f.pending("fp", "web-1234abcd-1"));
+        f.forget("fp", "web-1234abcd-1");
+        assert!(!f.pending("fp", "web-1234abcd-1"));
+        assert!(f.is_empty());
+    }
+
+    fn bare_pod(ready: bool) -> crate::core::workload::PodLite {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "solo", "namespace": "shop", "creationTimestamp": "2026-09-21T00:00:00Z"},
+            "status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                    "lastTransitionTime": "2026-09-21T00:00:00Z"}],
+                "containerStatuses": [{"name": "app", "ready": ready, "restartCount": 4,
+                    "state": if ready { serde_json::json!({"running": {}}) } else {
+                        serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}}) }}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_quiet_unchanged_workload_skips_the_incident_caches() {
+        let detections = Arc::new(super::super::Detections::default());
+        let mut index = Index::new(None, true, detections.clone());
+        let w = WorkloadKey::new("shop", "Pod", "solo");
+        let lookups = std::cell::Cell::new(0);
+        let lookup = |_: &str| {
+            lookups.set(lookups.get() + 1);
+            Vec::new()
+        };
+        index.apply_pod(&bare_pod(true), at(0));
+        // First look: the detection is new, so the caches are read.
+        index.evaluate(w.clone(), lookup, true, at(1));
+        assert_eq!(lookups.get(), 1);
+        assert!(detections.get(&w).is_some());
+        // Nothing changed and nothing is wrong: no lookup, no write.
+        let v = index.evaluate(w.clone(), lookup, true, at(2));
+        assert_eq!(lookups.get(), 1);
+        assert!(matches!(v.write, Write::Nothing) && v.reconcile.is_empty());
+        // Trouble: the caches are read and an Incident is created.
+        index.apply_pod(&bare_pod(false), at(3));
+        let v = index.evaluate(w.clone(), lookup, true, at(4));
+        assert_eq!(lookups.get(), 2);
+        assert!(matches!(v.write, Write::Create { .. }), "{v:?}");
+    }
 }
