@@ -901,8 +901,14 @@ mod real {
                 let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
                 let mut tick = tokio::time::interval(period * 16);
                 let mut i = 0usize;
+                // At most 64 writes in flight: a shared server that answers
+                // slower than the rate gets what it can take, not a pile-up.
+                let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
                 while !stop.load(Ordering::Relaxed) && !churn_pods.is_empty() {
                     tick.tick().await;
+                    let Ok(permit) = in_flight.clone().try_acquire_many_owned(16) else {
+                        continue;
+                    };
                     let batch: Vec<_> = (0..16)
                         .map(|k| churn_pods[(i + k) % churn_pods.len()].clone())
                         .collect();
@@ -910,6 +916,7 @@ mod real {
                     // Not waited for: a slow answer must not slow the rate.
                     let (client, churned) = (client.clone(), churned.clone());
                     tokio::spawn(stream::iter(batch).for_each_concurrent(16, move |(ns, p)| {
+                        let _permit = &permit;
                         let client = client.clone();
                         let churned = churned.clone();
                         async move {
