@@ -1,6 +1,7 @@
 //! Prometheus metrics (prometheus-client). Label cardinality is bounded:
 //! severity, source, reason — never namespace or name.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -106,6 +107,91 @@ fn detect_histogram() -> Histogram {
 
 type HistogramFamily = Family<SeverityLabels, Histogram, fn() -> Histogram>;
 
+/// Buckets for the detector's own work (one batch, one Incident create):
+/// 0.1 ms .. 1 s.
+pub const WORK_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 1.0,
+];
+
+/// Where the detector's time goes (its profile, read from `/metrics`).
+pub struct DetectorMetrics {
+    /// Watch deltas applied to the index.
+    pub events: Counter,
+    /// Passes of the detector loop (each applies what is buffered, then evaluates).
+    pub batches: Counter,
+    /// Workload evaluations.
+    pub evaluations: Counter,
+    /// Evaluations that read the Incident caches.
+    pub lookups: Counter,
+    /// Seconds spent applying deltas to the index.
+    pub apply_seconds: Counter<f64, AtomicU64>,
+    /// Seconds spent evaluating workloads.
+    pub evaluate_seconds: Counter<f64, AtomicU64>,
+    /// One pass of the detector loop (apply and evaluate), wall time.
+    pub batch_duration: Histogram,
+    /// The Incident create round trip.
+    pub create_duration: Histogram,
+}
+
+impl DetectorMetrics {
+    fn new() -> Self {
+        DetectorMetrics {
+            events: Counter::default(),
+            batches: Counter::default(),
+            evaluations: Counter::default(),
+            lookups: Counter::default(),
+            apply_seconds: Counter::default(),
+            evaluate_seconds: Counter::default(),
+            batch_duration: Histogram::new(WORK_BUCKETS),
+            create_duration: Histogram::new(WORK_BUCKETS),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("detector");
+        r.register(
+            "events",
+            "Watch deltas applied to the index",
+            self.events.clone(),
+        );
+        r.register(
+            "batches",
+            "Passes of the detector loop",
+            self.batches.clone(),
+        );
+        r.register(
+            "evaluations",
+            "Workload evaluations",
+            self.evaluations.clone(),
+        );
+        r.register(
+            "lookups",
+            "Evaluations that read the Incident caches",
+            self.lookups.clone(),
+        );
+        r.register(
+            "apply_seconds",
+            "Time spent applying watch deltas to the index",
+            self.apply_seconds.clone(),
+        );
+        r.register(
+            "evaluate_seconds",
+            "Time spent evaluating workloads",
+            self.evaluate_seconds.clone(),
+        );
+        r.register(
+            "batch_duration_seconds",
+            "One pass of the detector loop (apply, then evaluate)",
+            self.batch_duration.clone(),
+        );
+        r.register(
+            "create_duration_seconds",
+            "The Incident create round trip",
+            self.create_duration.clone(),
+        );
+    }
+}
+
 /// All metrics of the operator.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -121,6 +207,8 @@ pub struct Metrics {
     pub notifications: Family<NotificationLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconciliations: Counter,
+    /// The detector's profile.
+    pub detector: DetectorMetrics,
 }
 
 impl Default for Metrics {
@@ -192,6 +280,8 @@ impl Metrics {
             "Incident reconciliations",
             reconciliations.clone(),
         );
+        let detector = DetectorMetrics::new();
+        detector.register(&mut registry);
         Metrics {
             registry: Mutex::new(registry),
             incidents_open,
@@ -204,6 +294,7 @@ impl Metrics {
             notifications,
             reconcile_errors,
             reconciliations,
+            detector,
         }
     }
 

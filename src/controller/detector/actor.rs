@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::FutureExt;
@@ -70,6 +70,13 @@ enum Change {
     DaemonSet(Delta<DaemonSetLite>),
     Job(Delta<JobLite>),
     CronJob(Delta<CronJobLite>),
+}
+
+/// How an Incident create the detector started in the background ended.
+struct CreateDone {
+    workload: WorkloadKey,
+    name: String,
+    result: Result<(), DetectorError>,
 }
 
 /// A change from watch number `stream`.
@@ -238,6 +245,10 @@ impl Detector {
         let mut on_synced = Some(on_synced);
         let mut leadership = self.cfg.leadership.subscribe();
         let mut leading_term = None;
+        // Creates run beside the loop: a round trip to the API server
+        // must not hold up the detection of other workloads.
+        let (created_tx, mut created_rx) = tokio::sync::mpsc::unbounded_channel::<CreateDone>();
+        let profile = &self.metrics.detector;
         loop {
             let wake = index.next_timer().map(|at| until(at, (self.cfg.clock)()));
             let first = tokio::select! {
@@ -245,19 +256,30 @@ impl Detector {
                     Some(item) => Some(item),
                     None => break,
                 },
+                Some(done) = created_rx.recv() => {
+                    self.created(&mut index, done);
+                    None
+                }
                 Ok(()) = leadership.changed() => None,
                 () = sleep_for(wake) => None,
             };
+            let started = Instant::now();
             let now = (self.cfg.clock)();
             // Apply what is already buffered too, then decide once per batch.
             let mut next = first;
+            let mut applied = 0;
             while let Some(item) = next {
                 if item.change.is_relist() {
                     listed.insert(item.stream);
                 }
                 apply(&mut index, &scopes[item.stream], item.change, now);
+                applied += 1;
                 next = input.next().now_or_never().flatten();
             }
+            profile.events.inc_by(applied);
+            profile
+                .apply_seconds
+                .inc_by(started.elapsed().as_secs_f64());
             if listed.len() < scopes.len() {
                 continue;
             }
@@ -272,14 +294,28 @@ impl Detector {
                 leading_term = Some(term);
                 index.became_leader();
             }
+            let evaluating = Instant::now();
             for w in index.take_dirty(now) {
                 let leading = self.cfg.leadership.is_leader();
-                let verdict = index.evaluate(w.clone(), |ns| (self.lookup)(ns), leading, now);
-                self.write(&mut index, &w, verdict.write, now).await;
+                profile.evaluations.inc();
+                let lookup = |ns: &str| {
+                    profile.lookups.inc();
+                    (self.lookup)(ns)
+                };
+                let verdict = index.evaluate(w.clone(), lookup, leading, now);
+                self.write(&mut index, &w, verdict.write, now, &created_tx)
+                    .await;
                 for r in verdict.reconcile {
                     let _ = self.reconcile.send(r);
                 }
             }
+            profile
+                .evaluate_seconds
+                .inc_by(evaluating.elapsed().as_secs_f64());
+            profile.batches.inc();
+            profile
+                .batch_duration
+                .observe(started.elapsed().as_secs_f64());
             if index.take_pods_relist() {
                 pod_relists.send_modify(|n| *n += 1);
             }
@@ -352,7 +388,14 @@ impl Detector {
         w
     }
 
-    async fn write(&self, index: &mut Index, w: &WorkloadKey, write: Write, now: Timestamp) {
+    async fn write(
+        &self,
+        index: &mut Index,
+        w: &WorkloadKey,
+        write: Write,
+        now: Timestamp,
+        created: &tokio::sync::mpsc::UnboundedSender<CreateDone>,
+    ) {
         match write {
             Write::Nothing => {}
             Write::Reopen(last) => {
@@ -361,35 +404,38 @@ impl Detector {
                     self.metrics.reconcile_error("Reopen");
                 }
             }
-            Write::Create { incident, summary } => match self.create(&incident, &summary).await {
-                Ok(()) => index.record_created(w, &incident.name_any(), now),
-                Err(e) => {
-                    warn!(error = %e, "cannot open incident");
-                    self.metrics.reconcile_error("Create");
-                }
-            },
+            Write::Create { incident, summary } => {
+                // Held back from now on: the next evaluation of `w` must not
+                // create it again while this create is on its way.
+                let name = incident.name_any();
+                index.record_created(w, &name, now);
+                let client = self.client.clone();
+                let metrics = self.metrics.clone();
+                let done = created.clone();
+                let workload = w.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let result = create(client, &incident, &summary).await;
+                    metrics
+                        .detector
+                        .create_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    let _ = done.send(CreateDone {
+                        workload,
+                        name,
+                        result,
+                    });
+                });
+            }
         }
     }
 
-    async fn create(&self, inc: &Incident, summary: &str) -> Result<(), DetectorError> {
-        let ns = inc.namespace().unwrap_or_default();
-        let name = inc.name_any();
-        let api: Api<Incident> = Api::namespaced(self.client.clone(), &ns);
-        let pp = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
-        match api.create(&pp, inc).await {
-            Ok(_) => {
-                info!(incident = %name, namespace = %ns, "opened incident: {summary}");
-                Ok(())
-            }
-            // Another replica, a restarted us, or a retry got there first.
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                debug!(incident = %name, "incident already exists");
-                Ok(())
-            }
-            Err(source) => Err(DetectorError::Create { name, source }),
+    /// A background create ended: a failed one may be tried again.
+    fn created(&self, index: &mut Index, done: CreateDone) {
+        if let Err(e) = done.result {
+            warn!(error = %e, "cannot open incident");
+            self.metrics.reconcile_error("Create");
+            index.forget_created(&done.workload, &done.name);
         }
     }
 
@@ -448,6 +494,29 @@ impl Detector {
             warn!(error = %e, "runbook status");
             self.metrics.reconcile_error("RunbookStatus");
         }
+    }
+}
+
+/// Create a detector-opened Incident; one that exists already counts as created.
+async fn create(client: Client, inc: &Incident, summary: &str) -> Result<(), DetectorError> {
+    let ns = inc.namespace().unwrap_or_default();
+    let name = inc.name_any();
+    let api: Api<Incident> = Api::namespaced(client, &ns);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    match api.create(&pp, inc).await {
+        Ok(_) => {
+            info!(incident = %name, namespace = %ns, "opened incident: {summary}");
+            Ok(())
+        }
+        // Another replica, a restarted us, or a retry got there first.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            debug!(incident = %name, "incident already exists");
+            Ok(())
+        }
+        Err(source) => Err(DetectorError::Create { name, source }),
     }
 }
 

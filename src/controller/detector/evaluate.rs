@@ -70,6 +70,13 @@ impl InFlight {
         self.0.insert(fp.to_string(), (name.to_string(), now));
     }
 
+    /// The create of `name` failed: the next detection may try again.
+    pub fn forget(&mut self, fp: &str, name: &str) {
+        if self.pending(fp, name) {
+            self.0.remove(fp);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -189,6 +196,17 @@ impl Index {
                 .insert((now.checked_add(RECHECK).unwrap_or(now), w.clone()));
         }
 
+        // A quiet workload whose detection did not change (most of a
+        // busy cluster's pod events) needs no Incident: nothing to write,
+        // nobody to tell. Skip the Incident caches and the fingerprint.
+        let quiet = assessment.symptoms.is_empty()
+            && self
+                .detections
+                .get(&w)
+                .is_some_and(|d| d.recurrence.is_none() && d.assessment == assessment);
+        if quiet {
+            return Verdict::nothing();
+        }
         let fp = w.fingerprint();
         let in_namespace = incidents(&w.namespace);
         // Every Incident about this workload (hand-declared ones too) is
@@ -277,6 +295,11 @@ impl Index {
     pub fn record_created(&mut self, w: &WorkloadKey, name: &str, now: Timestamp) {
         self.created.record(&w.fingerprint(), name, now);
     }
+
+    /// The create of `name` for `w` failed: do not hold back the next one.
+    pub fn forget_created(&mut self, w: &WorkloadKey, name: &str) {
+        self.created.forget(&w.fingerprint(), name);
+    }
 }
 
 fn is_open(inc: &Incident) -> bool {
@@ -358,5 +381,56 @@ mod tests {
         // Entries are per workload.
         assert!(f.pending("other", "api-99999999-1"));
         assert!(!f.pending("other", "api-99999999-2"));
+    }
+
+    #[test]
+    fn a_failed_create_is_not_held_back() {
+        let mut f = InFlight::default();
+        f.record("fp", "web-1234abcd-1", at(0));
+        // Another name of the workload: the entry stays.
+        f.forget("fp", "web-1234abcd-2");
+        assert!(f.pending("fp", "web-1234abcd-1"));
+        f.forget("fp", "web-1234abcd-1");
+        assert!(!f.pending("fp", "web-1234abcd-1"));
+        assert!(f.is_empty());
+    }
+
+    fn bare_pod(ready: bool) -> crate::core::workload::PodLite {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "solo", "namespace": "shop", "creationTimestamp": "2026-09-21T00:00:00Z"},
+            "status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                    "lastTransitionTime": "2026-09-21T00:00:00Z"}],
+                "containerStatuses": [{"name": "app", "ready": ready, "restartCount": 4,
+                    "state": if ready { serde_json::json!({"running": {}}) } else {
+                        serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}}) }}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_quiet_unchanged_workload_skips_the_incident_caches() {
+        let detections = Arc::new(super::super::Detections::default());
+        let mut index = Index::new(None, true, detections.clone());
+        let w = WorkloadKey::new("shop", "Pod", "solo");
+        let lookups = std::cell::Cell::new(0);
+        let lookup = |_: &str| {
+            lookups.set(lookups.get() + 1);
+            Vec::new()
+        };
+        index.apply_pod(&bare_pod(true), at(0));
+        // First look: the detection is new, so the caches are read.
+        index.evaluate(w.clone(), lookup, true, at(1));
+        assert_eq!(lookups.get(), 1);
+        assert!(detections.get(&w).is_some());
+        // Nothing changed and nothing is wrong: no lookup, no write.
+        let v = index.evaluate(w.clone(), lookup, true, at(2));
+        assert_eq!(lookups.get(), 1);
+        assert!(matches!(v.write, Write::Nothing) && v.reconcile.is_empty());
+        // Trouble: the caches are read and an Incident is created.
+        index.apply_pod(&bare_pod(false), at(3));
+        let v = index.evaluate(w.clone(), lookup, true, at(4));
+        assert_eq!(lookups.get(), 2);
+        assert!(matches!(v.write, Write::Create { .. }), "{v:?}");
     }
 }
