@@ -278,17 +278,22 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
             match deploy {
                 Some(Some(d)) => match list_params_of(&d) {
                     SelectedBy::Selector(lp) => {
-                        if let Some(list) = budget
-                            .read(
-                                &mut g.missing,
+                        // The pods and the rollout history, concurrently.
+                        let (mut missing_pods, mut missing_history) = (Vec::new(), Vec::new());
+                        let (listed, hist) = futures::join!(
+                            budget.read(
+                                &mut missing_pods,
                                 || format!("pods of deployment {} (and their logs)", target.name),
                                 pods_api.list(&lp),
-                            )
-                            .await
-                        {
+                            ),
+                            history(client, &ns, &d, &lp, &budget, &mut missing_history)
+                        );
+                        g.missing.extend(missing_pods);
+                        g.missing.extend(missing_history);
+                        if let Some(list) = listed {
                             pods = list.items;
                         }
-                        g.history = history(client, &ns, &d, &lp, &budget, &mut g.missing).await;
+                        g.history = hist;
                     }
                     SelectedBy::Everything => {}
                     SelectedBy::Invalid(e) => g.problems.push(format!(
@@ -337,6 +342,10 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
         .collect();
     failing.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name_any().cmp(&b.1.name_any())));
     failing.truncate(caps.pods);
+    // Logs and Events are read concurrently (each within the budget), then
+    // recorded in a stable order: pods by score, containers in order, objects
+    // in order.
+    let mut log_reads = Vec::new();
     for (_, pod) in &failing {
         let pod_name = pod.name_any();
         objects.push(("Pod".into(), pod_name.clone()));
@@ -354,9 +363,16 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
                 limit_bytes: Some((caps.log_bytes as i64) * 2),
                 ..Default::default()
             };
-            let text =
-                match tokio::time::timeout_at(budget.deadline, pods_api.logs(&pod_name, &params))
-                    .await
+            let pods_api = pods_api.clone();
+            let pod_name = pod_name.clone();
+            let deadline = budget.deadline;
+            let wait = budget.wait;
+            log_reads.push(async move {
+                let text = match tokio::time::timeout_at(
+                    deadline,
+                    pods_api.logs(&pod_name, &params),
+                )
+                .await
                 {
                     Ok(r) => r.map_err(|e| match e {
                         kube::Error::Api(s) => s.message,
@@ -364,38 +380,54 @@ async fn gather(client: &Client, inc: &Incident, reason: &str, caps: &Caps) -> G
                     }),
                     Err(_) => Err(format!(
                         "not captured within {}",
-                        crate::api::format_duration(budget.wait)
+                        crate::api::format_duration(wait)
                     )),
                 };
-            if let Err(e) = &text {
-                g.missing.push(format!(
-                    "logs of pod {pod_name} container {}{}: {e}",
-                    c.name,
-                    if previous { " (previous instance)" } else { "" }
-                ));
-            }
-            g.logs.push(ContainerLogs {
-                pod: pod_name.clone(),
-                container: c.name.clone(),
-                previous,
-                text,
+                (pod_name, c.name, previous, text)
             });
         }
     }
     let events_api: Api<CoreEvent> = Api::namespaced(client.clone(), &ns);
-    for (kind, name) in objects {
-        let lp = ListParams::default()
-            .fields(&format!(
-                "involvedObject.kind={kind},involvedObject.name={name}"
-            ))
-            .limit(caps.events as u32 * 2);
-        let listed = budget
-            .read(
-                &mut g.missing,
-                || format!("events of {kind}/{name}"),
-                events_api.list(&lp),
-            )
-            .await;
+    let event_reads = objects.into_iter().map(|(kind, name)| {
+        let events_api = events_api.clone();
+        let budget = &budget;
+        async move {
+            let lp = ListParams::default()
+                .fields(&format!(
+                    "involvedObject.kind={kind},involvedObject.name={name}"
+                ))
+                .limit(caps.events as u32 * 2);
+            let mut missing = Vec::new();
+            let listed = budget
+                .read(
+                    &mut missing,
+                    || format!("events of {kind}/{name}"),
+                    events_api.list(&lp),
+                )
+                .await;
+            (kind, name, listed, missing)
+        }
+    });
+    let (logs, events) = futures::join!(
+        futures::future::join_all(log_reads),
+        futures::future::join_all(event_reads)
+    );
+    for (pod_name, container, previous, text) in logs {
+        if let Err(e) = &text {
+            g.missing.push(format!(
+                "logs of pod {pod_name} container {container}{}: {e}",
+                if previous { " (previous instance)" } else { "" }
+            ));
+        }
+        g.logs.push(ContainerLogs {
+            pod: pod_name,
+            container,
+            previous,
+            text,
+        });
+    }
+    for (kind, name, listed, missing) in events {
+        g.missing.extend(missing);
         if let Some(list) = listed {
             g.events.extend(list.items.into_iter().map(|e| {
                 EventLine {
