@@ -15,7 +15,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
 
@@ -61,11 +63,16 @@ pub enum DemoError {
 }
 
 const NS: &str = "shop";
+/// The namespace of the simulated Flux Kustomization that applies checkout.
+const FLUX_NS: &str = "flux-system";
+/// Flux's field manager.
+const FLUX_MANAGER: &str = "kustomize-controller";
 
 fn kube_err(what: &'static str) -> impl FnOnce(kube::Error) -> DemoError {
     move |source| DemoError::Kube { what, source }
 }
 
+#[derive(Clone)]
 struct Printer {
     start: Timestamp,
 }
@@ -111,7 +118,12 @@ where
 fn app(image: &str, behavior: &str) -> serde_json::Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "checkout", "namespace": NS, "labels": {"app": "checkout"}},
+        "metadata": {"name": "checkout", "namespace": NS, "labels": {
+            "app": "checkout",
+            // What Flux's kustomize-controller writes on what it applies.
+            "kustomize.toolkit.fluxcd.io/name": "apps",
+            "kustomize.toolkit.fluxcd.io/namespace": FLUX_NS
+        }},
         "spec": {
             "replicas": 4,
             "progressDeadlineSeconds": 600,
@@ -142,12 +154,15 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
         operator::check_crds(client).await.ok()
     })
     .await?;
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))
-        .map_err(|e| DemoError::Operator(e.to_string()))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .map_err(kube_err("creating the namespace"))?;
+    for n in [NS, FLUX_NS] {
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": n}}))
+            .map_err(|e| DemoError::Operator(e.to_string()))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(kube_err("creating the namespaces"))?;
+    }
+    install_flux(client, p).await?;
     let rb: Runbook = serde_json::from_value(json!({
         "apiVersion": "kubeincident.io/v1alpha1", "kind": "Runbook",
         "metadata": {"name": "checkout", "namespace": NS},
@@ -166,6 +181,7 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
                  "when": {"rolloutWithin": "30m"}}
             ],
             "monitoring": {"window": "15s"},
+            "gitOps": {"policy": "Suspend", "restore": "OnResolve"},
             "limits": {"cooldown": "5m", "maxActionsPerHour": 3},
             "reopenWindow": "1h"
         }
@@ -175,27 +191,155 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
         .create(&PostParams::default(), &rb)
         .await
         .map_err(kube_err("creating the Runbook"))?;
-    p.line("cluster", "created Runbook shop/checkout (CrashLoopBackOff after 2 restarts; SEV1 when all replicas are down; mitigation: RolloutUndo after approval)");
+    p.line("cluster", "created Runbook shop/checkout (CrashLoopBackOff after 2 restarts; SEV1 when all replicas are down; mitigation: RolloutUndo after approval; gitOps.policy Suspend)");
     Ok(())
+}
+
+/// The Kustomization CRD (reduced to what the demo uses) and the
+/// Kustomization `flux-system/apps` that lists checkout in its inventory.
+async fn install_flux(client: &Client, p: &Printer) -> Result<(), DemoError> {
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "kustomizations.kustomize.toolkit.fluxcd.io"},
+        "spec": {
+            "group": "kustomize.toolkit.fluxcd.io", "scope": "Namespaced",
+            "names": {"kind": "Kustomization", "listKind": "KustomizationList",
+                      "plural": "kustomizations", "singular": "kustomization", "shortNames": ["ks"]},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                }}}}]
+        }
+    }))
+    .map_err(|e| DemoError::Operator(e.to_string()))?;
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            &crd.name_any(),
+            &PatchParams::apply("kube-incident-demo").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(kube_err("installing the Flux Kustomization CRD"))?;
+    let api = flux_api(client);
+    wait("the Kustomization CRD to be served", 20, || async {
+        api.list(&ListParams::default()).await.ok()
+    })
+    .await?;
+    let ks: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "apps", "namespace": FLUX_NS},
+        "spec": {"interval": "1m", "path": "./shop", "prune": true,
+                 "sourceRef": {"kind": "GitRepository", "name": "fleet"}}
+    }))
+    .map_err(|e| DemoError::Operator(e.to_string()))?;
+    api.create(&PostParams::default(), &ks)
+        .await
+        .map_err(kube_err("creating the Kustomization"))?;
+    api.patch_status(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"inventory": {"entries": [
+            {"id": format!("{NS}_checkout_apps_Deployment"), "v": "v1"}
+        ]}}})),
+    )
+    .await
+    .map_err(kube_err("writing the Kustomization's inventory"))?;
+    p.line(
+        "cluster",
+        "Flux (simulated): Kustomization flux-system/apps applies shop/checkout from Git and puts back any drift",
+    );
+    Ok(())
+}
+
+fn flux_api(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+    Api::namespaced_with(
+        client.clone(),
+        FLUX_NS,
+        &ApiResource::from_gvk_with_plural(&gvk, "kustomizations"),
+    )
+}
+
+/// What Git says checkout runs: `(image, behavior)`.
+type Git = Arc<Mutex<(String, String)>>;
+
+fn image_of(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()
+}
+
+/// A simulated Flux kustomize-controller: while the Kustomization is not
+/// suspended, it applies what Git says whenever checkout differs from it
+/// (server-side apply, forced, as `kustomize-controller`), every 300 ms.
+async fn flux(client: Client, git: Git, p: Printer) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let ks = flux_api(&client);
+    let mut said_suspended = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let suspended = ks.get("apps").await.ok().is_some_and(|k| {
+            k.data.pointer("/spec/suspend") == Some(&serde_json::Value::Bool(true))
+        });
+        if suspended {
+            if !said_suspended {
+                p.line(
+                    "flux",
+                    "Kustomization flux-system/apps is suspended: not applying Git",
+                );
+                said_suspended = true;
+            }
+            continue;
+        }
+        if said_suspended {
+            p.line("flux", "Kustomization flux-system/apps resumed");
+            said_suspended = false;
+        }
+        let (image, behavior) = git.lock().map(|g| g.clone()).unwrap_or_default();
+        let live = deployments.get("checkout").await.ok();
+        if live.as_ref().and_then(image_of).as_deref() == Some(image.as_str()) {
+            continue;
+        }
+        let body = app(&image, &behavior);
+        if deployments
+            .patch(
+                "checkout",
+                &PatchParams::apply(FLUX_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .is_ok()
+            && live.is_some()
+        {
+            p.line("flux", format!("applied Git: checkout -> {image}"));
+        }
+    }
 }
 
 async fn rollout(
     client: &Client,
     p: &Printer,
+    git: &Git,
     image: &str,
     behavior: &str,
     secs: u64,
 ) -> Result<(), DemoError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let body = app(image, behavior);
-    api.patch(
-        "checkout",
-        &PatchParams::apply("demo-user").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(kube_err("rolling out checkout"))?;
-    p.line("you", format!("kubectl apply: checkout -> {image}"));
+    if let Ok(mut g) = git.lock() {
+        *g = (image.to_string(), behavior.to_string());
+    }
+    p.line(
+        "you",
+        format!("git push: checkout -> {image} (Flux applies it)"),
+    );
     if behavior == "healthy" {
         wait("checkout to become available", secs, || async {
             let d = api.get("checkout").await.ok()?;
@@ -305,6 +449,7 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         "--metrics-addr",
         "127.0.0.1:0",
         "--accept-unverified-approvals",
+        "--gitops",
     ])
     .args;
     let handle = OperatorHandle {
@@ -340,8 +485,27 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
     );
 
     let t = args.timeout_secs;
-    rollout(&client, &p, "registry.example/checkout:v1", "healthy", t).await?;
-    rollout(&client, &p, "registry.example/checkout:v2", "crashloop", t).await?;
+    let git: Git = Arc::new(Mutex::new(Default::default()));
+    let flux = tokio::spawn(flux(client.clone(), git.clone(), p.clone()));
+    rollout(
+        &client,
+        &p,
+        &git,
+        "registry.example/checkout:v1",
+        "healthy",
+        t,
+    )
+    .await?;
+    rollout(
+        &client,
+        &p,
+        &git,
+        "registry.example/checkout:v2",
+        "crashloop",
+        t,
+    )
+    .await?;
+    let mut git_fixed = false;
 
     // Watch the operator work.
     let incidents: Api<Incident> = Api::namespaced(client.clone(), NS);
@@ -398,6 +562,21 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
                     .await
                     .map_err(kube_err("approving the rollback"))?;
                 p.line("you", format!("kubectl incident approve {name} {step}"));
+            }
+            // Once the operator paused Flux, you make Git match what runs
+            // (the way back the Incident asks for), so that Flux, given
+            // back on resolve, applies the good revision.
+            let paused = crate::core::conditions::is_true(
+                &s.conditions,
+                crate::core::lifecycle::condition::GITOPS_SUSPENDED,
+            );
+            if paused && !git_fixed {
+                git_fixed = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(mut g) = git.lock() {
+                    *g = ("registry.example/checkout:v1".into(), "healthy".into());
+                }
+                p.line("you", "git revert: Git says checkout:v1 again (what runs)");
             }
             if s.phase == Some(Phase::Resolved) {
                 let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
@@ -494,6 +673,7 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         );
         operator::shutdown_signal().await;
     }
+    flux.abort();
     let _ = stop_tx.send(());
     match operator.await {
         Ok(Ok(())) => {}

@@ -42,6 +42,15 @@ pub struct RunArgs {
     /// Plan and record, never change a workload (global dry-run).
     #[arg(long, env = "KUBE_INCIDENT_DRY_RUN")]
     pub dry_run: bool,
+    /// GitOps support: read the Argo CD Application or Flux
+    /// Kustomization/HelmRelease that applies a target from Git, and pause
+    /// its automation before a mitigation (Runbook gitOps.policy Suspend).
+    /// Needs get and patch on those resources (chart: gitops.enabled).
+    #[arg(long, env = "KUBE_INCIDENT_GITOPS")]
+    pub gitops: bool,
+    /// Where Argo CD Applications live (when a label names only the application).
+    #[arg(long, env = "KUBE_INCIDENT_ARGOCD_NAMESPACE", default_value = "argocd")]
+    pub argocd_namespace: String,
     /// Override response (acknowledge) targets, e.g. SEV1=10m (repeatable or comma-separated).
     #[arg(
         long = "response-target",
@@ -466,6 +475,8 @@ fn context(
         approvals,
         accept_unverified_approvals: args.accept_unverified_approvals,
         selectors: Default::default(),
+        gitops: args.gitops,
+        argocd_namespace: args.argocd_namespace.clone(),
     })
 }
 

@@ -175,6 +175,11 @@ pub struct IncidentSpec {
     /// Setting it resolves the incident by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// `true`: give the GitOps owner that a step suspended its automation
+    /// back now (once Git matches what is running), without waiting for
+    /// the resolution. See docs/gitops.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_git_ops: Option<bool>,
 }
 
 /// Lifecycle phase.
@@ -323,6 +328,67 @@ pub struct MitigationStatus {
     pub previous_env: Vec<RecordedEnvVar>,
 }
 
+/// The kinds of GitOps owner kube-incident knows.
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+pub enum GitOpsOwnerKind {
+    /// Argo CD `Application` (argoproj.io/v1alpha1).
+    Application,
+    /// Flux `Kustomization` (kustomize.toolkit.fluxcd.io/v1).
+    Kustomization,
+    /// Flux `HelmRelease` (helm.toolkit.fluxcd.io/v2).
+    HelmRelease,
+}
+
+impl GitOpsOwnerKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The tool behind the owner ("Argo CD", "Flux").
+    pub fn tool(self) -> &'static str {
+        match self {
+            GitOpsOwnerKind::Application => "Argo CD",
+            GitOpsOwnerKind::Kustomization | GitOpsOwnerKind::HelmRelease => "Flux",
+        }
+    }
+}
+
+/// The GitOps object that applies the target from Git, found from the
+/// labels and annotations the tool writes on what it manages.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GitOpsOwner {
+    pub kind: GitOpsOwnerKind,
+    pub namespace: String,
+    pub name: String,
+    /// The label or annotation it was found from.
+    pub via: String,
+}
+
+impl std::fmt::Display for GitOpsOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}/{}",
+            self.kind.tool(),
+            self.kind.as_str(),
+            self.namespace,
+            self.name
+        )
+    }
+}
+
 /// Escalation progress.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -353,6 +419,10 @@ pub enum TimelineType {
     MitigationIneffective,
     MitigationReverted,
     ExternalChange,
+    /// A GitOps owner's automation was paused before a mitigation.
+    GitOpsSuspended,
+    /// A suspended GitOps owner got its automation back (or did not, and why).
+    GitOpsRestored,
     Monitoring,
     Relapse,
     ResponseOverdue,
@@ -416,6 +486,10 @@ pub struct IncidentStatus {
     pub mitigations: Vec<MitigationStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationStatus>,
+    /// The GitOps owner of the target (Argo CD Application, Flux
+    /// Kustomization or HelmRelease), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_ops_owner: Option<GitOpsOwner>,
     /// ConfigMap (owned by the Incident) holding logs, events and rollout history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_ref: Option<LocalObjectReference>,
@@ -464,6 +538,8 @@ pub enum NotificationEvent {
     Acknowledged,
     MitigationAwaitingApproval,
     MitigationApplied,
+    /// A GitOps owner was suspended: Git no longer matches what runs.
+    GitOpsSuspended,
     Escalated,
     ResponseOverdue,
     ResolutionOverdue,

@@ -259,12 +259,77 @@ pub struct RunbookSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub notify: Vec<NotifySink>,
+    /// What to do when a step's target is owned by a GitOps tool (Argo CD,
+    /// Flux) that would put Git's state back (see docs/gitops.md). Absent:
+    /// `{policy: Suspend, restore: OnResolve}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_ops: Option<GitOpsPolicy>,
     /// Plan and record, never act.
     #[serde(default)]
     pub dry_run: bool,
     /// No new incidents or actions from this Runbook.
     #[serde(default)]
     pub paused: bool,
+}
+
+/// What a step does when its target has a GitOps owner.
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+pub enum GitOpsMode {
+    /// Pause the owner's automation first (Flux `spec.suspend: true`; Argo
+    /// CD: automated sync off), record what was changed, then act.
+    #[default]
+    Suspend,
+    /// Do not act: the step fails naming the owner; a person decides.
+    Refuse,
+    /// Act anyway (for owners that do not self-heal). If the owner puts
+    /// its state back, the step is recorded as changed by it, never fought.
+    Ignore,
+}
+
+/// When a suspended owner gets its automation back.
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+pub enum GitOpsRestore {
+    /// When the Incident is resolved (or earlier on `spec.resumeGitOps`).
+    #[default]
+    OnResolve,
+    /// Only on a person's command (`spec.resumeGitOps: true`).
+    Manual,
+}
+
+/// The Runbook's GitOps policy.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GitOpsPolicy {
+    #[serde(default)]
+    pub policy: GitOpsMode,
+    #[serde(default)]
+    pub restore: GitOpsRestore,
 }
 
 /// Observed state of a Runbook.

@@ -297,6 +297,7 @@ pub async fn declare(args: &DeclareArgs, session: &Session) -> Result<String, Cl
         root_cause: None,
         mitigations,
         resolution: None,
+        resume_git_ops: None,
     };
     let incident = Incident::new(&name, spec);
     let pp = PostParams {

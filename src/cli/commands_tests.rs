@@ -16,6 +16,7 @@ fn inc(steps: Vec<MitigationStep>, states: &[(&str, StepState)]) -> Incident {
         root_cause: None,
         mitigations: steps,
         resolution: None,
+        resume_git_ops: None,
     };
     let mut i = Incident::new("inc", spec);
     i.status = Some(IncidentStatus {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -44,17 +46,19 @@ pub struct Mandate {
 /// Resolve the mandate of `inc` (in `ns`): the target's labels and the
 /// candidate Runbooks are read together.
 pub async fn mandate(ctx: &Context, ns: &str, inc: &Incident) -> Result<Mandate, MandateError> {
-    let (labels, candidates) = tokio::join!(labels(ctx, ns, inc), candidates(ctx, ns, inc));
-    decide(ctx, ns, inc, labels?, candidates?).await
+    let (meta, candidates) = tokio::join!(target_meta(ctx, ns, inc), candidates(ctx, ns, inc));
+    let labels = meta?.map(|m| m.labels.unwrap_or_default());
+    decide(ctx, ns, inc, labels, candidates?).await
 }
 
-/// The labels of the Incident's target, read from its metadata (`None`:
-/// no target, or it does not exist).
-pub async fn labels(
+/// The metadata of the Incident's target (its labels decide the mandate;
+/// its labels and annotations name its GitOps owner). `None`: no target,
+/// or it does not exist.
+pub async fn target_meta(
     ctx: &Context,
     ns: &str,
     inc: &Incident,
-) -> Result<Option<BTreeMap<String, String>>, MandateError> {
+) -> Result<Option<ObjectMeta>, MandateError> {
     let Some(target) = inc.spec.target.as_ref() else {
         return Ok(None);
     };
@@ -170,13 +174,13 @@ pub async fn decide(
     })
 }
 
-/// The labels of the target (`None`: it does not exist), from its metadata.
+/// The metadata of the target (`None`: it does not exist).
 async fn target_labels(
     ctx: &Context,
     ns: &str,
     kind: TargetKind,
     name: &str,
-) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+) -> Result<Option<ObjectMeta>, kube::Error> {
     match kind {
         TargetKind::Deployment => labels_of::<Deployment>(ctx, ns, name).await,
         TargetKind::StatefulSet => labels_of::<StatefulSet>(ctx, ns, name).await,
@@ -191,7 +195,7 @@ async fn labels_of<K>(
     ctx: &Context,
     ns: &str,
     name: &str,
-) -> Result<Option<BTreeMap<String, String>>, kube::Error>
+) -> Result<Option<ObjectMeta>, kube::Error>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -202,7 +206,7 @@ where
     Ok(Api::<K>::namespaced(ctx.client.clone(), ns)
         .get_metadata_opt(name)
         .await?
-        .map(|m| m.labels().clone()))
+        .map(|m| m.metadata))
 }
 
 /// The Runbook an Incident's `runbookRef` names, if it is in the Incident's

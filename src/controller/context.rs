@@ -52,6 +52,12 @@ pub struct Context {
     pub accept_unverified_approvals: bool,
     /// The ReplicaSet selectors of the Deployments the executor read.
     pub selectors: Selectors,
+    /// `--gitops`: GitOps owners (Argo CD Applications, Flux
+    /// Kustomizations and HelmReleases) may be read and paused.
+    pub gitops: bool,
+    /// `--argocd-namespace`: where Argo CD Applications named by a bare
+    /// application name live.
+    pub argocd_namespace: String,
 }
 
 /// The label selector each Deployment the executor read lists its

@@ -251,22 +251,23 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
     // observation, the mandate and the executor, with what starting a step
     // reads when one may start), the candidate Runbooks, and the target's
     // labels when the executor does not read it.
-    let (prefetch, candidates, labels) = tokio::join!(
+    let (prefetch, candidates, meta) = tokio::join!(
         super::executor::prefetch(&ctx, &inc),
         super::authority::candidates(&ctx, &ns, &inc),
         async {
             if super::executor::reads_target(&inc) {
                 Ok(None)
             } else {
-                super::authority::labels(&ctx, &ns, &inc).await
+                super::authority::target_meta(&ctx, &ns, &inc).await
             }
         },
     );
     let prefetch = prefetch?;
-    let (candidates, mut labels) = (candidates?, labels?);
+    let (candidates, mut meta) = (candidates?, meta?);
     if let Some(p) = &prefetch {
-        labels = p.object().map(|o| o.labels().clone());
+        meta = p.object().map(|o| o.meta().clone());
     }
+    let labels = meta.as_ref().map(|m| m.labels.clone().unwrap_or_default());
     debug!(incident = %name, ms = started.elapsed().as_secs_f64() * 1e3, "read");
     let mut observation = observe(&ctx, &ns, &inc, prefetch.as_ref()).await?;
     // A recurrence recorded on the Incident itself (Alertmanager firing
@@ -297,6 +298,18 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
         &policy,
         now,
     );
+    // The target's GitOps owner, as its labels and annotations name it.
+    if let (Some(m), Some(t)) = (meta.as_ref(), inc.spec.target.as_ref()) {
+        decision.status.git_ops_owner = crate::core::gitops::discover(
+            crate::core::gitops::Workload {
+                kind: t.kind,
+                namespace: &ns,
+                name: &t.name,
+                meta: m,
+            },
+            &ctx.argocd_namespace,
+        );
+    }
     // Mitigations: run the cleared step, drive a running one, watch for
     // external changes, revert on resolve (see executor/).
     let window = policy.monitoring_window(decision.status.severity.unwrap_or(inc.spec.severity));

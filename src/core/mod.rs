@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod detection;
 pub mod escalation;
 pub mod evidence;
+pub mod gitops;
 pub mod health;
 pub mod lifecycle;
 pub mod mitigation;

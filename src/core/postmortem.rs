@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{format_duration, Incident, MitigationStatus, TimelineEntry};
+use crate::api::{format_duration, Incident, MitigationStatus, StepState, TimelineEntry};
 
 /// Key of the draft in its ConfigMap (`status.postmortemRef`).
 pub const POSTMORTEM_KEY: &str = "postmortem.md";
@@ -290,6 +290,9 @@ pub fn render(inc: &Incident) -> String {
     // Placeholders.
     let _ = writeln!(w, "## Action items");
     let _ = writeln!(w);
+    for m in &status.mitigations {
+        git_match_item(w, inc, m);
+    }
     let _ = writeln!(
         w,
         "- [ ] {PLACEHOLDER}: what prevents a recurrence (owner, due date)"
@@ -321,6 +324,53 @@ fn timeline_row(w: &mut String, origin: Option<Timestamp>, e: &TimelineEntry) {
     );
 }
 
+/// "Make Git match what is running", for a step that changed a target
+/// its GitOps owner applies from Git and whose change still runs.
+fn git_match_item(w: &mut String, inc: &Incident, m: &MitigationStatus) {
+    use crate::core::gitops::key;
+    let Some(owner) = m.before.get(key::OWNER) else {
+        return;
+    };
+    if !matches!(
+        m.state,
+        StepState::Succeeded | StepState::Ineffective | StepState::Running
+    ) {
+        return;
+    }
+    let target = inc
+        .spec
+        .target
+        .as_ref()
+        .map_or(String::new(), |t| format!("{} {}", t.kind.as_str(), t.name));
+    let owner_state = if m.intent.contains_key(key::SUSPEND) {
+        match m.after.get(key::RESTORE) {
+            Some(r) => format!("it was paused for the incident; {r}"),
+            None => format!(
+                "it is still paused ({} changed by kube-incident): give it back with spec.resumeGitOps once Git matches",
+                m.before.get(key::FIELD).map_or("its automation", String::as_str)
+            ),
+        }
+    } else {
+        format!(
+            "it was not paused (policy {})",
+            m.before.get(key::POLICY).map_or("?", String::as_str)
+        )
+    };
+    let _ = writeln!(
+        w,
+        "- [ ] Make Git match what is running: {owner} applies {target} from Git, and mitigation {:?} changed it; {owner_state}. Until Git says the same, the next sync puts the bad state back. Difference (Git → running):",
+        m.name
+    );
+    for line in m
+        .before
+        .get(key::DIFF)
+        .map_or("(not recorded)", String::as_str)
+        .lines()
+    {
+        let _ = writeln!(w, "  - `{}`", line.replace('`', "'"));
+    }
+}
+
 fn mitigation_row(w: &mut String, inc: &Incident, m: &MitigationStatus) {
     let action = inc
         .spec
@@ -333,7 +383,12 @@ fn mitigation_row(w: &mut String, inc: &Incident, m: &MitigationStatus) {
         "| {} | {action} | {} | {} | {} | {} |",
         cell(&m.name),
         m.state.as_str(),
-        cell(&kv(&m.before)),
+        cell(&kv(&m
+            .before
+            .iter()
+            .filter(|(k, _)| k.as_str() != crate::core::gitops::key::DIFF)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())),
         cell(&kv(&m.after)),
         cell(if m.message.is_empty() {
             "—"
@@ -386,6 +441,7 @@ mod tests {
                     step("more-capacity", "Scale"),
                 ],
                 resolution: None,
+                resume_git_ops: None,
             },
         );
         inc.metadata.namespace = Some("shop".into());

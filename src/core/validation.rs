@@ -197,6 +197,7 @@ mod tests {
             root_cause: None,
             mitigations: steps,
             resolution: None,
+            resume_git_ops: None,
         }
     }
 

@@ -64,6 +64,11 @@ pub fn plan(transitions: &[Transition]) -> Vec<Planned> {
                 Some(step.clone()),
                 Audience::Team,
             )),
+            Transition::GitOpsSuspended { step, .. } => Some(p(
+                NotificationEvent::GitOpsSuspended,
+                Some(step.clone()),
+                Audience::Team,
+            )),
             Transition::ResponseOverdue { .. } => {
                 Some(p(NotificationEvent::ResponseOverdue, None, Audience::Team))
             }
@@ -154,6 +159,9 @@ fn headline(event: NotificationEvent, subject: Option<&str>, sev: &str) -> Strin
         NotificationEvent::MitigationApplied => {
             format!("{sev} incident: mitigation {subject:?} applied")
         }
+        NotificationEvent::GitOpsSuspended => format!(
+            "{sev} incident: GitOps automation paused for mitigation {subject:?}; Git no longer matches what runs"
+        ),
         NotificationEvent::Escalated => format!(
             "{sev} incident escalated ({}): nobody acknowledged it",
             subject.replace('-', " ")
@@ -192,6 +200,11 @@ fn next_steps(inc: &Incident, event: NotificationEvent, subject: Option<&str>) -
         NotificationEvent::MitigationApplied => vec![
             "watch the target through the monitoring window; a relapse moves to the next step"
                 .to_string(),
+            describe,
+        ],
+        NotificationEvent::GitOpsSuspended => vec![
+            "make Git match what is running (the difference is in the post-mortem draft), then: kubectl patch incident NAME --type merge -p '{\"spec\":{\"resumeGitOps\":true}}'"
+                .replace("NAME", &format!("{name} -n {ns}")),
             describe,
         ],
         NotificationEvent::ResolutionOverdue => vec![
@@ -240,6 +253,11 @@ fn detail(inc: &Incident, rec: &NotificationRecord) -> Option<String> {
             let m = status?.mitigations.iter().find(|m| m.name == name)?;
             (!m.message.is_empty()).then(|| m.message.clone())
         }
+        NotificationEvent::GitOpsSuspended => status?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::core::lifecycle::condition::GITOPS_SUSPENDED)
+            .map(|c| c.message.clone()),
         NotificationEvent::Acknowledged => inc
             .spec
             .acknowledged_by

@@ -305,6 +305,7 @@ fn spec(mitigations: Vec<MitigationStep>) -> IncidentSpec {
         root_cause: None,
         mitigations,
         resolution: None,
+        resume_git_ops: None,
     }
 }
 

@@ -130,6 +130,7 @@ async fn create_with_plan(client: &Client, ns: &str, name: &str) -> Incident {
         root_cause: None,
         mitigations: vec![rollback, scale, env],
         resolution: None,
+        resume_git_ops: None,
     };
     let api = incidents(client, ns);
     api.create_granted(&PostParams::default(), &Incident::new(name, spec))

@@ -169,6 +169,24 @@ pub fn describe(incident: &Incident, now: Timestamp) -> String {
             field(&mut out, "Impact", &parts.join("; "));
         }
     }
+    if let Some(o) = &status.git_ops_owner {
+        let paused = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::core::lifecycle::condition::GITOPS_SUSPENDED)
+            .map_or(String::new(), |c| {
+                if c.status == "True" {
+                    " (automation paused by kube-incident)".to_string()
+                } else {
+                    format!(" ({})", c.reason)
+                }
+            });
+        field(
+            &mut out,
+            "GitOps owner",
+            &format!("{o}, found by its {}{paused}", o.via),
+        );
+    }
     if let Some(e) = &status.escalation {
         if e.level > 0 || e.next_at.is_some() {
             let next = ts(&e.next_at)

@@ -25,6 +25,7 @@ pub fn spec(title: &str, severity: Severity) -> IncidentSpec {
         root_cause: None,
         mitigations: vec![],
         resolution: None,
+        resume_git_ops: None,
     }
 }
 

@@ -336,6 +336,7 @@ pub fn new_incident(w: &WorkloadKey, n: u32, a: &Assessment, policy: &DetectionP
             root_cause: None,
             mitigations: policy.mitigations.clone(),
             resolution: None,
+            resume_git_ops: None,
         },
     );
     inc.metadata.namespace = Some(w.namespace.clone());

@@ -112,6 +112,9 @@ impl Run<'_> {
                     );
                     return Ok(());
                 }
+                if !self.gitops_suspend(index).await {
+                    return Ok(());
+                }
                 info!(incident = %name, step = %step.name, "applying recorded intent: {}", p.description);
                 self.apply(index, step, &p.write).await;
             }

@@ -32,6 +32,7 @@
 
 mod drive;
 mod error;
+mod gitops;
 mod read;
 mod revert;
 mod start;
@@ -240,5 +241,8 @@ pub async fn execute(
     if run.decision.status.resolved_at.is_some() {
         run.revert(&target).await?;
     }
+    // GitOps owners paused by a step get their automation back (after the
+    // reverts, so that the owner never sees a half-reverted workload).
+    run.gitops_restore().await;
     Ok(run.out)
 }

@@ -42,6 +42,16 @@ pub(super) struct Read {
 }
 
 impl Object {
+    /// The object's metadata.
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Object::Deployment(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
+            Object::DaemonSet(o) => &o.metadata,
+            Object::CronJob(o) => &o.metadata,
+        }
+    }
+
     /// The object's labels (what the Runbook mandate selects on).
     pub fn labels(&self) -> &BTreeMap<String, String> {
         match self {

@@ -173,7 +173,7 @@ impl Run<'_> {
             incident: &name,
             step,
         };
-        let planned = match mitigation::plan(actor, read.workload(), None, now) {
+        let mut planned = match mitigation::plan(actor, read.workload(), None, now) {
             Plan::Act(p) => p,
             Plan::Noop(message) => {
                 self.record(index, StepOutcome::Skipped { message });
@@ -186,6 +186,14 @@ impl Run<'_> {
                 return Ok(());
             }
         };
+        // A target applied from Git: the Runbook's GitOps policy decides
+        // (and the owner to pause is part of the intent).
+        if let super::gitops::Prepared::Stop = self
+            .gitops_prepare(index, step.action, &read, &mut planned)
+            .await
+        {
+            return Ok(());
+        }
         if let Some(why) = dry {
             let mut intent = planned.intent.clone();
             intent.insert(key::DRY_RUN.into(), "true".into());
@@ -250,6 +258,12 @@ impl Run<'_> {
         self.out.resource_version = Some(evidence_rv.unwrap_or(rv));
         info!(incident = %name, namespace = %self.ns, step = %step.name, "{}", planned.description);
         debug!(step = %step.name, intent_ms = t.elapsed().as_secs_f64() * 1e3, "intent recorded");
+        // The owner is paused after the intent (which names it) is stored
+        // and before the workload write, so that a crash in between is
+        // finished from the intent.
+        if !self.gitops_suspend(index).await {
+            return Ok(());
+        }
         let t = std::time::Instant::now();
         self.apply(index, step, &planned.write).await;
         debug!(incident = %name, write_ms = t.elapsed().as_secs_f64() * 1e3, "workload write sent");

@@ -16,3 +16,5 @@ pub const RESOLVED: &str = "Resolved";
 pub const VALID: &str = "Valid";
 /// `True` while the latest delivery to some notification sink failed.
 pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
+/// A step paused the target's GitOps owner (True) until it is given back.
+pub const GITOPS_SUSPENDED: &str = "GitOpsSuspended";

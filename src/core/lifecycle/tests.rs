@@ -36,6 +36,7 @@ fn spec(severity: Severity) -> IncidentSpec {
         root_cause: None,
         mitigations: vec![],
         resolution: None,
+        resume_git_ops: None,
     }
 }
 

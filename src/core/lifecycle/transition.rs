@@ -83,6 +83,18 @@ pub enum Transition {
         step: String,
         message: String,
     },
+    /// The GitOps owner of the target was paused before step `step`.
+    GitOpsSuspended {
+        step: String,
+        message: String,
+    },
+    /// A paused GitOps owner got its automation back (`restored`), or was
+    /// left as it is (why in `message`).
+    GitOpsRestored {
+        step: String,
+        message: String,
+        restored: bool,
+    },
     /// The executor recorded its intent and is applying step `step`.
     StepStarted {
         step: String,
@@ -245,6 +257,24 @@ impl Transition {
                 Normal,
                 "MitigationStarted",
                 format!("mitigation {step:?} started: {message}"),
+            ),
+            Transition::GitOpsSuspended { step, message } => (
+                Warning,
+                "GitOpsSuspended",
+                format!("before mitigation {step:?}: {message}"),
+            ),
+            Transition::GitOpsRestored {
+                step,
+                message,
+                restored,
+            } => (
+                Normal,
+                if *restored {
+                    "GitOpsRestored"
+                } else {
+                    "GitOpsNotRestored"
+                },
+                format!("after mitigation {step:?}: {message}"),
             ),
             Transition::Reverted { step, message } => (
                 Normal,

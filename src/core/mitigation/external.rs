@@ -29,7 +29,13 @@ pub fn external_change<'a>(
         _ => "f:template",
     };
     let who = last_update_manager(meta, field).map_or(String::new(), |m| {
-        format!(" (last written by field manager {m:?})")
+        match crate::core::gitops::tool_of_manager(&m) {
+            // A GitOps owner's self-heal: it put Git's state back.
+            Some(tool) => {
+                format!(" (last written by field manager {m:?}: {tool} put back what Git says)")
+            }
+            None => format!(" (last written by field manager {m:?})"),
+        }
     });
     Some(match step.action {
         MitigationAction::RolloutUndo => format!(

@@ -33,6 +33,7 @@ fn incident() -> Incident {
             root_cause: None,
             mitigations: vec![],
             resolution: None,
+            resume_git_ops: None,
         },
     );
     inc.metadata.namespace = Some("shop".into());

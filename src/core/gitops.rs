@@ -1,0 +1,512 @@
+//! GitOps owners of a workload, as pure decisions: who applies the target
+//! from Git (found from the labels and annotations Argo CD and Flux write
+//! on what they manage), whether the owner really lists the target, how to
+//! pause its automation the way its own CLI does, when and how to give it
+//! back, and what differs between Git and what runs (for the post-mortem).
+//! See docs/gitops.md.
+//!
+//! Owner objects are read as JSON (`DynamicObject`): the operator does not
+//! depend on the tools' crates, and reads only the few fields below.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{json, Value};
+
+use crate::api::{GitOpsMode, GitOpsOwner, GitOpsOwnerKind, TargetKind, FIELD_MANAGER};
+
+/// Argo CD's default tracking label (`application.instanceLabelKey`).
+pub const ARGOCD_INSTANCE_LABEL: &str = "argocd.argoproj.io/instance";
+/// Argo CD's annotation tracking (`<app>:<group>/<kind>:<namespace>/<name>`).
+pub const ARGOCD_TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+/// Flux kustomize-controller's labels on what a Kustomization applied.
+pub const FLUX_KUSTOMIZE_NAME: &str = "kustomize.toolkit.fluxcd.io/name";
+pub const FLUX_KUSTOMIZE_NAMESPACE: &str = "kustomize.toolkit.fluxcd.io/namespace";
+/// Flux helm-controller's labels on what a HelmRelease installed.
+pub const FLUX_HELM_NAME: &str = "helm.toolkit.fluxcd.io/name";
+pub const FLUX_HELM_NAMESPACE: &str = "helm.toolkit.fluxcd.io/namespace";
+/// Helm's own release annotations on what it installed.
+pub const HELM_RELEASE_NAME: &str = "meta.helm.sh/release-name";
+pub const HELM_RELEASE_NAMESPACE: &str = "meta.helm.sh/release-namespace";
+
+/// Keys of a step's `before`, `intent` and `after` about its owner.
+pub mod key {
+    /// `before`: the owner (`Flux Kustomization flux-system/apps`).
+    pub const OWNER: &str = "gitopsOwner";
+    /// `before`: the policy applied (Suspend, Ignore).
+    pub const POLICY: &str = "gitopsPolicy";
+    /// `before`: the owner field kube-incident changed.
+    pub const FIELD: &str = "gitopsField";
+    /// `before`: the field's prior value, as JSON (`<absent>`: absent).
+    pub const VALUE: &str = "gitopsValue";
+    /// `before`: what differs between Git and what the step makes run.
+    pub const DIFF: &str = "gitopsDiff";
+    /// `intent`: the owner to suspend before the workload write (set only
+    /// when kube-incident changes the owner, so only then is it restored).
+    pub const SUSPEND: &str = "gitopsSuspend";
+    /// `after`: what became of the owner on restore.
+    pub const RESTORE: &str = "gitopsRestore";
+}
+
+/// The field managers the tools write with, and the tool each one is.
+const MANAGERS: &[(&str, &str)] = &[
+    ("argocd-controller", "Argo CD"),
+    ("argocd-application-controller", "Argo CD"),
+    ("kustomize-controller", "Flux"),
+    ("helm-controller", "Flux"),
+];
+
+/// The GitOps tool behind a field manager, if it is one.
+pub fn tool_of_manager(manager: &str) -> Option<&'static str> {
+    MANAGERS
+        .iter()
+        .find(|(m, _)| *m == manager)
+        .map(|(_, t)| *t)
+}
+
+/// `(group, version, plural)` of an owner kind.
+pub fn resource(kind: GitOpsOwnerKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        GitOpsOwnerKind::Application => ("argoproj.io", "v1alpha1", "applications"),
+        GitOpsOwnerKind::Kustomization => ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+        GitOpsOwnerKind::HelmRelease => ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+    }
+}
+
+/// The API group of a target kind (for Argo CD and Flux resource ids).
+fn group_of(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet => "apps",
+        TargetKind::Job | TargetKind::CronJob => "batch",
+        TargetKind::Pod => "",
+    }
+}
+
+/// The workload an owner is asked about.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    pub kind: TargetKind,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub meta: &'a ObjectMeta,
+}
+
+fn label<'a>(meta: &'a ObjectMeta, k: &str) -> Option<&'a str> {
+    meta.labels
+        .as_ref()?
+        .get(k)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+fn annotation<'a>(meta: &'a ObjectMeta, k: &str) -> Option<&'a str> {
+    meta.annotations
+        .as_ref()?
+        .get(k)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// An Argo CD application name as it appears in labels and tracking ids:
+/// `<namespace>_<name>` for applications outside the control plane's
+/// namespace, else `<name>` in `argocd_ns`.
+fn argocd_app(value: &str, argocd_ns: &str) -> (String, String) {
+    match value.split_once('_') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => (ns.into(), name.into()),
+        _ => (argocd_ns.into(), value.into()),
+    }
+}
+
+/// The GitOps owner of a workload, from what the tools write on it. Flux's
+/// labels name their owner exactly; Argo CD's tracking annotation counts
+/// only when it names this very object (a copied annotation does not);
+/// Argo CD's instance label names the application. `app.kubernetes.io/instance`
+/// is not read: Helm and many charts set it too.
+pub fn discover(w: Workload<'_>, argocd_ns: &str) -> Option<GitOpsOwner> {
+    let m = w.meta;
+    if let (Some(name), Some(ns)) = (
+        label(m, FLUX_HELM_NAME),
+        label(m, FLUX_HELM_NAMESPACE).or(Some(w.namespace)),
+    ) {
+        return Some(GitOpsOwner {
+            kind: GitOpsOwnerKind::HelmRelease,
+            namespace: ns.into(),
+            name: name.into(),
+            via: format!("label {FLUX_HELM_NAME}"),
+        });
+    }
+    if let (Some(name), Some(ns)) = (
+        label(m, FLUX_KUSTOMIZE_NAME),
+        label(m, FLUX_KUSTOMIZE_NAMESPACE).or(Some(w.namespace)),
+    ) {
+        return Some(GitOpsOwner {
+            kind: GitOpsOwnerKind::Kustomization,
+            namespace: ns.into(),
+            name: name.into(),
+            via: format!("label {FLUX_KUSTOMIZE_NAME}"),
+        });
+    }
+    if let Some(id) = annotation(m, ARGOCD_TRACKING_ANNOTATION) {
+        // <app>:<group>/<kind>:<namespace>/<name>
+        let mut parts = id.splitn(3, ':');
+        let (app, gk, nn) = (parts.next(), parts.next(), parts.next());
+        let this = format!("{}/{}", group_of(w.kind), w.kind.as_str());
+        let here = format!("{}/{}", w.namespace, w.name);
+        if let (Some(app), Some(gk), Some(nn)) = (app, gk, nn) {
+            if !app.is_empty() && gk == this && nn == here {
+                let (namespace, name) = argocd_app(app, argocd_ns);
+                return Some(GitOpsOwner {
+                    kind: GitOpsOwnerKind::Application,
+                    namespace,
+                    name,
+                    via: format!("annotation {ARGOCD_TRACKING_ANNOTATION}"),
+                });
+            }
+        }
+    }
+    if let Some(app) = label(m, ARGOCD_INSTANCE_LABEL) {
+        let (namespace, name) = argocd_app(app, argocd_ns);
+        return Some(GitOpsOwner {
+            kind: GitOpsOwnerKind::Application,
+            namespace,
+            name,
+            via: format!("label {ARGOCD_INSTANCE_LABEL}"),
+        });
+    }
+    None
+}
+
+fn s<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Whether the owner object itself lists the workload among what it
+/// manages: labels can be copied or left behind, and kube-incident never
+/// pauses an owner on a label's word alone. `Err`: why it does not.
+pub fn confirm(owner: &GitOpsOwner, obj: &Value, w: Workload<'_>) -> Result<(), String> {
+    let group = group_of(w.kind);
+    let kind = w.kind.as_str();
+    let flux_id = format!("{}_{}_{}_{}", w.namespace, w.name, group, kind);
+    let in_inventory = |v: &Value| {
+        v.pointer("/status/inventory/entries")
+            .and_then(Value::as_array)
+            .is_some_and(|es| {
+                es.iter()
+                    .any(|e| e.get("id").and_then(Value::as_str) == Some(flux_id.as_str()))
+            })
+    };
+    match owner.kind {
+        GitOpsOwnerKind::Application => {
+            let listed = obj
+                .pointer("/status/resources")
+                .and_then(Value::as_array)
+                .is_some_and(|rs| {
+                    rs.iter().any(|r| {
+                        s(r, "/group").unwrap_or("") == group
+                            && s(r, "/kind") == Some(kind)
+                            && s(r, "/namespace").unwrap_or("") == w.namespace
+                            && s(r, "/name") == Some(w.name)
+                    })
+                });
+            if listed {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{owner} does not list {kind} {}/{} in status.resources",
+                    w.namespace, w.name
+                ))
+            }
+        }
+        GitOpsOwnerKind::Kustomization => {
+            if in_inventory(obj) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{owner} does not list {kind} {}/{} in status.inventory",
+                    w.namespace, w.name
+                ))
+            }
+        }
+        GitOpsOwnerKind::HelmRelease => {
+            if in_inventory(obj) {
+                return Ok(());
+            }
+            let hr_ns = s(obj, "/metadata/namespace").unwrap_or(&owner.namespace);
+            let hr_name = s(obj, "/metadata/name").unwrap_or(&owner.name);
+            let target_ns = s(obj, "/spec/targetNamespace").filter(|t| !t.is_empty());
+            let release = s(obj, "/spec/releaseName")
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .or_else(|| s(obj, "/status/history/0/name").map(str::to_string))
+                .unwrap_or_else(|| match target_ns {
+                    Some(t) => format!("{t}-{hr_name}"),
+                    None => hr_name.to_string(),
+                });
+            let release_ns = s(obj, "/status/history/0/namespace")
+                .or(target_ns)
+                .unwrap_or(hr_ns);
+            let (rn, rns) = (
+                annotation(w.meta, HELM_RELEASE_NAME),
+                annotation(w.meta, HELM_RELEASE_NAMESPACE),
+            );
+            if rn == Some(release.as_str()) && rns == Some(release_ns) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{owner} installs release {release_ns}/{release}, but {kind} {}/{} belongs to Helm release {}/{}",
+                    w.namespace,
+                    w.name,
+                    rns.unwrap_or("?"),
+                    rn.unwrap_or("?")
+                ))
+            }
+        }
+    }
+}
+
+/// The JSON pointer and dotted name of the field that pauses an owner.
+fn field(kind: GitOpsOwnerKind) -> (&'static str, &'static str) {
+    match kind {
+        GitOpsOwnerKind::Application => ("/spec/syncPolicy/automated", "spec.syncPolicy.automated"),
+        GitOpsOwnerKind::Kustomization | GitOpsOwnerKind::HelmRelease => {
+            ("/spec/suspend", "spec.suspend")
+        }
+    }
+}
+
+/// The value recorded for a field that did not exist.
+pub const ABSENT: &str = "<absent>";
+
+/// Whether the owner's automation would put Git's state back now.
+pub fn automated(kind: GitOpsOwnerKind, obj: &Value) -> bool {
+    match kind {
+        GitOpsOwnerKind::Application => obj
+            .pointer("/spec/syncPolicy/automated")
+            .is_some_and(|a| a.is_object() && a.get("enabled") != Some(&Value::Bool(false))),
+        GitOpsOwnerKind::Kustomization | GitOpsOwnerKind::HelmRelease => {
+            obj.pointer("/spec/suspend") != Some(&Value::Bool(true))
+        }
+    }
+}
+
+/// The first op of every owner patch: the owner's spec is the one read.
+fn precondition(obj: &Value) -> Value {
+    json!({"op": "test", "path": "/metadata/generation", "value": obj.pointer("/metadata/generation").cloned().unwrap_or(Value::Null)})
+}
+
+/// How to pause an owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Suspension {
+    /// Send this JSON patch; record `field` and its prior value.
+    Patch {
+        patch: Value,
+        field: &'static str,
+        prior: String,
+        description: String,
+    },
+    /// Its automation is already off: nothing to change (or to restore).
+    AlreadyOff { field: &'static str, value: String },
+}
+
+/// The pause of an owner, the way its CLI does it: `flux suspend` sets
+/// `spec.suspend: true`; `argocd app set --sync-policy none` removes
+/// `spec.syncPolicy.automated` (auto-sync and self-heal both off).
+pub fn suspend(owner: &GitOpsOwner, obj: &Value) -> Suspension {
+    let (pointer, name) = field(owner.kind);
+    let prior = obj
+        .pointer(pointer)
+        .map_or_else(|| ABSENT.to_string(), Value::to_string);
+    if !automated(owner.kind, obj) {
+        return Suspension::AlreadyOff {
+            field: name,
+            value: prior,
+        };
+    }
+    let (op, description) = match owner.kind {
+        GitOpsOwnerKind::Application => (
+            json!({"op": "remove", "path": pointer}),
+            format!("turned off automated sync of {owner} (removed {name}: {prior})"),
+        ),
+        _ => (
+            json!({"op": "add", "path": pointer, "value": true}),
+            format!("suspended {owner} ({name}: true, was {prior})"),
+        ),
+    };
+    Suspension::Patch {
+        patch: json!([precondition(obj), op]),
+        field: name,
+        prior,
+        description,
+    }
+}
+
+/// Whether the owner still holds kube-incident's value: Argo CD's
+/// automated sync still off; Flux's `spec.suspend` still true and last
+/// written by kube-incident (a person's own `flux suspend` is theirs).
+pub fn holds_our_value(kind: GitOpsOwnerKind, obj: &Value) -> bool {
+    match kind {
+        GitOpsOwnerKind::Application => obj.pointer("/spec/syncPolicy/automated").is_none(),
+        GitOpsOwnerKind::Kustomization | GitOpsOwnerKind::HelmRelease => {
+            obj.pointer("/spec/suspend") == Some(&Value::Bool(true))
+                && suspend_manager(obj).as_deref() == Some(FIELD_MANAGER)
+        }
+    }
+}
+
+/// The field manager that owns `spec.suspend` of a Flux object.
+fn suspend_manager(obj: &Value) -> Option<String> {
+    obj.pointer("/metadata/managedFields")?
+        .as_array()?
+        .iter()
+        .filter(|m| s(m, "/subresource").unwrap_or("").is_empty())
+        .find(|m| m.pointer("/fieldsV1/f:spec/f:suspend").is_some())
+        .and_then(|m| s(m, "/manager").map(str::to_string))
+}
+
+/// Giving an owner its automation back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restore {
+    Patch {
+        patch: Value,
+        description: String,
+    },
+    /// Not restored; the reason is for the timeline.
+    Decline(String),
+}
+
+/// The restore of an owner kube-incident paused: the recorded prior value
+/// put back, only while the owner still holds kube-incident's value.
+pub fn restore(owner: &GitOpsOwner, obj: &Value, prior: &str) -> Restore {
+    let (pointer, name) = field(owner.kind);
+    if !holds_our_value(owner.kind, obj) {
+        let now = obj
+            .pointer(pointer)
+            .map_or_else(|| ABSENT.to_string(), Value::to_string);
+        return Restore::Decline(format!(
+            "{owner} was changed since kube-incident paused it ({name} is now {now}); left as it is"
+        ));
+    }
+    let op = if prior == ABSENT {
+        match owner.kind {
+            // Argo CD: nothing to put back (cannot happen: it was automated).
+            GitOpsOwnerKind::Application => {
+                return Restore::Decline(format!("{owner} had no {name}; nothing to restore"))
+            }
+            _ => json!({"op": "remove", "path": pointer}),
+        }
+    } else {
+        match serde_json::from_str::<Value>(prior) {
+            Ok(v) => json!({"op": "add", "path": pointer, "value": v}),
+            Err(e) => {
+                return Restore::Decline(format!(
+                    "the recorded {name} of {owner} is not JSON ({e}); restore it by hand: {prior}"
+                ))
+            }
+        }
+    };
+    let mut ops = vec![precondition(obj)];
+    if owner.kind == GitOpsOwnerKind::Application && obj.pointer("/spec/syncPolicy").is_none() {
+        ops.push(json!({"op": "add", "path": "/spec/syncPolicy", "value": {}}));
+    }
+    ops.push(op);
+    Restore::Patch {
+        patch: Value::Array(ops),
+        description: format!("gave {owner} its automation back ({name}: {prior})"),
+    }
+}
+
+/// What a step does about a GitOps-owned target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stance {
+    /// Pause the owner first.
+    Suspend,
+    /// Act without touching the owner.
+    Ignore,
+    /// Do not act; the reason is the step's message.
+    Refuse(String),
+}
+
+/// The Runbook policy applied to an owner; `enabled`: the operator runs
+/// with GitOps support (`--gitops`), without which it cannot pause one.
+pub fn stance(mode: GitOpsMode, owner: &GitOpsOwner, enabled: bool) -> Stance {
+    match mode {
+        GitOpsMode::Ignore => Stance::Ignore,
+        GitOpsMode::Refuse => Stance::Refuse(format!(
+            "the target is applied from Git by {owner} (found by its {}), and the Runbook's gitOps.policy is Refuse: kube-incident does not change what its GitOps owner would put back; change it in Git, or a person acts",
+            owner.via
+        )),
+        GitOpsMode::Suspend if !enabled => Stance::Refuse(format!(
+            "the target is applied from Git by {owner} (found by its {}); the Runbook's gitOps.policy is Suspend, but the operator runs without GitOps support (--gitops, chart value gitops.enabled), so it cannot pause the owner and does not act (set gitOps.policy: Ignore for an owner that does not self-heal)",
+            owner.via
+        )),
+        GitOpsMode::Suspend => Stance::Suspend,
+    }
+}
+
+/// A pod template (or any spec) flattened to `path: value` leaves.
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&p, x, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                // Containers, env vars and ports are keyed by name.
+                let k = x
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| i.to_string(), str::to_string);
+                flatten(&format!("{prefix}[{k}]"), x, out);
+            }
+        }
+        Value::Null => {}
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// At most this many lines of difference are recorded.
+pub const MAX_DIFF_LINES: usize = 20;
+
+/// What differs between Git (`git`: the state the owner applies) and what
+/// the step makes run (`running`), one `path: git → running` line per
+/// leaf, at most [`MAX_DIFF_LINES`].
+pub fn diff(git: &Value, running: &Value) -> Vec<String> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", git, &mut a);
+    flatten("", running, &mut b);
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut out = Vec::new();
+    let mut more = 0;
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x == y {
+            continue;
+        }
+        if out.len() == MAX_DIFF_LINES {
+            more += 1;
+            continue;
+        }
+        out.push(format!(
+            "{k}: {} (Git) → {} (running)",
+            x.map_or(ABSENT, String::as_str),
+            y.map_or(ABSENT, String::as_str)
+        ));
+    }
+    if more > 0 {
+        out.push(format!("… and {more} more"));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "gitops_tests.rs"]
+mod tests;

@@ -1,0 +1,316 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::api::{GitOpsMode, GitOpsOwnerKind, TargetKind};
+
+fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
+    let m = |kv: &[(&str, &str)]| -> Option<BTreeMap<String, String>> {
+        (!kv.is_empty()).then(|| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+    };
+    ObjectMeta {
+        labels: m(labels),
+        annotations: m(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+fn web(meta: &ObjectMeta) -> Workload<'_> {
+    Workload {
+        kind: TargetKind::Deployment,
+        namespace: "shop",
+        name: "web",
+        meta,
+    }
+}
+
+fn owner(kind: GitOpsOwnerKind, ns: &str, name: &str) -> GitOpsOwner {
+    GitOpsOwner {
+        kind,
+        namespace: ns.into(),
+        name: name.into(),
+        via: "test".into(),
+    }
+}
+
+#[test]
+fn no_labels_no_owner() {
+    let m = meta(
+        &[("app", "web"), ("app.kubernetes.io/instance", "web")],
+        &[],
+    );
+    assert_eq!(discover(web(&m), "argocd"), None);
+}
+
+#[test]
+fn argocd_instance_label_names_an_application_in_the_argocd_namespace() {
+    let m = meta(&[(ARGOCD_INSTANCE_LABEL, "shop")], &[]);
+    let o = discover(web(&m), "argocd").unwrap();
+    assert_eq!(
+        (o.kind, o.namespace.as_str(), o.name.as_str()),
+        (GitOpsOwnerKind::Application, "argocd", "shop")
+    );
+    assert_eq!(o.via, "label argocd.argoproj.io/instance");
+    assert_eq!(o.to_string(), "Argo CD Application argocd/shop");
+    // Apps in any namespace: <namespace>_<name>.
+    let m = meta(&[(ARGOCD_INSTANCE_LABEL, "team-a_shop")], &[]);
+    let o = discover(web(&m), "argocd").unwrap();
+    assert_eq!((o.namespace.as_str(), o.name.as_str()), ("team-a", "shop"));
+}
+
+#[test]
+fn argocd_tracking_id_counts_only_when_it_names_this_object() {
+    let m = meta(
+        &[],
+        &[(ARGOCD_TRACKING_ANNOTATION, "shop:apps/Deployment:shop/web")],
+    );
+    let o = discover(web(&m), "gitops").unwrap();
+    assert_eq!(
+        (o.kind, o.namespace.as_str(), o.name.as_str()),
+        (GitOpsOwnerKind::Application, "gitops", "shop")
+    );
+    assert!(o.via.contains("tracking-id"));
+    // Copied onto another object: not this one's owner.
+    for copied in [
+        "shop:apps/Deployment:shop/api",
+        "shop:apps/StatefulSet:shop/web",
+        "shop:apps/Deployment:other/web",
+        "garbage",
+        ":apps/Deployment:shop/web",
+    ] {
+        let m = meta(&[], &[(ARGOCD_TRACKING_ANNOTATION, copied)]);
+        assert_eq!(discover(web(&m), "argocd"), None, "{copied}");
+    }
+    let m = meta(
+        &[],
+        &[(
+            ARGOCD_TRACKING_ANNOTATION,
+            "apps_shop:apps/Deployment:shop/web",
+        )],
+    );
+    let o = discover(web(&m), "argocd").unwrap();
+    assert_eq!((o.namespace.as_str(), o.name.as_str()), ("apps", "shop"));
+}
+
+#[test]
+fn flux_labels_name_kustomization_and_helmrelease() {
+    let m = meta(
+        &[
+            (FLUX_KUSTOMIZE_NAME, "apps"),
+            (FLUX_KUSTOMIZE_NAMESPACE, "flux-system"),
+        ],
+        &[],
+    );
+    let o = discover(web(&m), "argocd").unwrap();
+    assert_eq!(o.to_string(), "Flux Kustomization flux-system/apps");
+    let m = meta(
+        &[(FLUX_HELM_NAME, "web"), (FLUX_HELM_NAMESPACE, "shop")],
+        &[],
+    );
+    let o = discover(web(&m), "argocd").unwrap();
+    assert_eq!(o.to_string(), "Flux HelmRelease shop/web");
+    assert_eq!(o.via, "label helm.toolkit.fluxcd.io/name");
+}
+
+#[test]
+fn argocd_confirms_from_status_resources() {
+    let m = meta(&[(ARGOCD_INSTANCE_LABEL, "shop")], &[]);
+    let o = owner(GitOpsOwnerKind::Application, "argocd", "shop");
+    let app = json!({"status": {"resources": [
+        {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "shop", "name": "web"}
+    ]}});
+    assert_eq!(confirm(&o, &app, web(&m)), Ok(()));
+    let other = json!({"status": {"resources": [
+        {"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "api"}
+    ]}});
+    let e = confirm(&o, &other, web(&m)).unwrap_err();
+    assert!(e.contains("does not list Deployment shop/web"), "{e}");
+    assert!(confirm(&o, &json!({}), web(&m)).is_err());
+}
+
+#[test]
+fn flux_confirms_from_the_inventory_or_helm_release() {
+    let m = meta(&[], &[]);
+    let k = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
+    let ks = json!({"status": {"inventory": {"entries": [
+        {"id": "shop_web_apps_Deployment", "v": "v1"}
+    ]}}});
+    assert_eq!(confirm(&k, &ks, web(&m)), Ok(()));
+    assert!(confirm(&k, &json!({"status": {}}), web(&m)).is_err());
+
+    let h = owner(GitOpsOwnerKind::HelmRelease, "shop", "web");
+    let hr = json!({"metadata": {"namespace": "shop", "name": "web"}, "spec": {}});
+    let m = meta(
+        &[],
+        &[(HELM_RELEASE_NAME, "web"), (HELM_RELEASE_NAMESPACE, "shop")],
+    );
+    assert_eq!(confirm(&h, &hr, web(&m)), Ok(()));
+    // targetNamespace: the release is <targetNamespace>-<name> there.
+    let hr_t = json!({"metadata": {"namespace": "flux-system", "name": "web"},
+                      "spec": {"targetNamespace": "shop"}});
+    let m_t = meta(
+        &[],
+        &[
+            (HELM_RELEASE_NAME, "shop-web"),
+            (HELM_RELEASE_NAMESPACE, "shop"),
+        ],
+    );
+    assert_eq!(confirm(&h, &hr_t, web(&m_t)), Ok(()));
+    let e = confirm(&h, &hr_t, web(&m)).unwrap_err();
+    assert!(e.contains("installs release shop/shop-web"), "{e}");
+}
+
+#[test]
+fn flux_suspend_and_restore() {
+    let k = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
+    let live = json!({"metadata": {"generation": 4}, "spec": {"interval": "1m"}});
+    let Suspension::Patch {
+        patch,
+        field,
+        prior,
+        ..
+    } = suspend(&k, &live)
+    else {
+        panic!("suspends")
+    };
+    assert_eq!(field, "spec.suspend");
+    assert_eq!(prior, ABSENT);
+    assert_eq!(
+        patch,
+        json!([
+            {"op": "test", "path": "/metadata/generation", "value": 4},
+            {"op": "add", "path": "/spec/suspend", "value": true}
+        ])
+    );
+    // Already suspended by someone: nothing to do, nothing to restore.
+    let off = json!({"spec": {"suspend": true}});
+    assert!(matches!(suspend(&k, &off), Suspension::AlreadyOff { .. }));
+
+    let ours = json!({"metadata": {"generation": 5, "managedFields": [
+        {"manager": "kustomize-controller", "operation": "Update", "subresource": "status",
+         "fieldsV1": {"f:status": {}}},
+        {"manager": "kube-incident", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
+    ]}, "spec": {"suspend": true}});
+    let Restore::Patch { patch, .. } = restore(&k, &ours, ABSENT) else {
+        panic!("restores")
+    };
+    assert_eq!(
+        patch,
+        json!([
+            {"op": "test", "path": "/metadata/generation", "value": 5},
+            {"op": "remove", "path": "/spec/suspend"}
+        ])
+    );
+    let Restore::Patch { patch, .. } = restore(&k, &ours, "false") else {
+        panic!("restores")
+    };
+    assert_eq!(
+        patch[1],
+        json!({"op": "add", "path": "/spec/suspend", "value": false})
+    );
+    // A person resumed it, or suspended it again themselves: left alone.
+    let resumed = json!({"spec": {"suspend": false}});
+    assert!(matches!(restore(&k, &resumed, ABSENT), Restore::Decline(_)));
+    let theirs = json!({"metadata": {"managedFields": [
+        {"manager": "flux", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
+    ]}, "spec": {"suspend": true}});
+    let Restore::Decline(why) = restore(&k, &theirs, ABSENT) else {
+        panic!("declines")
+    };
+    assert!(
+        why.contains("changed since kube-incident paused it"),
+        "{why}"
+    );
+}
+
+#[test]
+fn argocd_automated_sync_off_and_back() {
+    let a = owner(GitOpsOwnerKind::Application, "argocd", "shop");
+    let live = json!({"metadata": {"generation": 2}, "spec": {"syncPolicy": {
+        "automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}}});
+    assert!(automated(a.kind, &live));
+    let Suspension::Patch { patch, prior, .. } = suspend(&a, &live) else {
+        panic!("suspends")
+    };
+    assert_eq!(
+        patch[1],
+        json!({"op": "remove", "path": "/spec/syncPolicy/automated"})
+    );
+    let prior_v: Value = serde_json::from_str(&prior).unwrap();
+    assert_eq!(prior_v, json!({"prune": true, "selfHeal": true}));
+    let paused =
+        json!({"metadata": {"generation": 3}, "spec": {"syncPolicy": {"syncOptions": []}}});
+    assert!(!automated(a.kind, &paused));
+    assert!(matches!(
+        suspend(&a, &paused),
+        Suspension::AlreadyOff { .. }
+    ));
+    let Restore::Patch { patch, .. } = restore(&a, &paused, &prior) else {
+        panic!("restores")
+    };
+    assert_eq!(
+        patch,
+        json!([
+            {"op": "test", "path": "/metadata/generation", "value": 3},
+            {"op": "add", "path": "/spec/syncPolicy/automated", "value": {"prune": true, "selfHeal": true}}
+        ])
+    );
+    // Someone turned it back on: not ours to restore.
+    assert!(matches!(restore(&a, &live, &prior), Restore::Decline(_)));
+    // `automated.enabled: false` (Argo CD 3) is off too.
+    let disabled = json!({"spec": {"syncPolicy": {"automated": {"enabled": false}}}});
+    assert!(!automated(a.kind, &disabled));
+}
+
+#[test]
+fn policies() {
+    let o = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
+    assert_eq!(stance(GitOpsMode::Suspend, &o, true), Stance::Suspend);
+    assert_eq!(stance(GitOpsMode::Ignore, &o, false), Stance::Ignore);
+    let Stance::Refuse(m) = stance(GitOpsMode::Refuse, &o, true) else {
+        panic!()
+    };
+    assert!(m.contains("Flux Kustomization flux-system/apps"), "{m}");
+    let Stance::Refuse(m) = stance(GitOpsMode::Suspend, &o, false) else {
+        panic!()
+    };
+    assert!(m.contains("--gitops"), "{m}");
+}
+
+#[test]
+fn managers_of_the_tools() {
+    assert_eq!(tool_of_manager("argocd-controller"), Some("Argo CD"));
+    assert_eq!(tool_of_manager("kustomize-controller"), Some("Flux"));
+    assert_eq!(tool_of_manager("helm-controller"), Some("Flux"));
+    assert_eq!(tool_of_manager("kubectl-edit"), None);
+}
+
+#[test]
+fn diff_names_each_changed_leaf() {
+    let git = json!({"spec": {"containers": [
+        {"name": "app", "image": "shop/web:v2", "env": [{"name": "MODE", "value": "fast"}]}
+    ]}});
+    let running = json!({"spec": {"containers": [
+        {"name": "app", "image": "shop/web:v1", "env": [{"name": "MODE", "value": "fast"}]}
+    ]}});
+    assert_eq!(
+        diff(&git, &running),
+        vec!["spec.containers[app].image: \"shop/web:v2\" (Git) → \"shop/web:v1\" (running)"]
+    );
+    assert_eq!(diff(&git, &git), Vec::<String>::new());
+    assert_eq!(
+        diff(&json!({"replicas": 2}), &json!({"replicas": 6})),
+        vec!["replicas: 2 (Git) → 6 (running)"]
+    );
+    let many_a: serde_json::Map<String, Value> =
+        (0..30).map(|i| (format!("k{i:02}"), json!(i))).collect();
+    let d = diff(&Value::Object(many_a), &json!({}));
+    assert_eq!(d.len(), MAX_DIFF_LINES + 1);
+    assert_eq!(d.last().unwrap(), "… and 10 more");
+}
