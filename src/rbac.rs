@@ -161,6 +161,35 @@ pub const CLUSTER: &[Permission] = &[
 /// approvals are verified. Cluster-wide mode has these through [`CLUSTER`].
 pub const POLICY_READ: &[Permission] = &[READ_POLICIES, READ_POLICY_BINDINGS];
 
+/// Why the operator needs [`GITOPS`] (one reason for the three owner kinds).
+const GITOPS_WHY: &str = "GitOps support (--gitops): read the owner of a target; suspend its automation before a mitigation and restore it after (spec.suspend / spec.syncPolicy.automated)";
+
+/// GitOps support (`--gitops`, off by default): the owners of a target,
+/// Argo CD Applications and Flux Kustomizations and HelmReleases. They live
+/// in other namespaces than the workloads (Applications in the Argo CD
+/// namespace), so the chart grants these cluster-wide (a ClusterRole of
+/// their own) in both modes, and only with `gitops.enabled`.
+pub const GITOPS: &[Permission] = &[
+    Permission {
+        group: "argoproj.io",
+        resource: "applications",
+        verbs: &["get", "patch"],
+        why: GITOPS_WHY,
+    },
+    Permission {
+        group: "kustomize.toolkit.fluxcd.io",
+        resource: "kustomizations",
+        verbs: &["get", "patch"],
+        why: GITOPS_WHY,
+    },
+    Permission {
+        group: "helm.toolkit.fluxcd.io",
+        resource: "helmreleases",
+        verbs: &["get", "patch"],
+        why: GITOPS_WHY,
+    },
+];
+
 /// In the operator's own namespace, when leader election is on (a Role
 /// there, in both modes).
 pub const LEADER_ELECTION: &[Permission] = &[Permission {

@@ -426,6 +426,58 @@ fn single_replica_without_election_and_disabled_detection() {
     binary_accepts(&c);
 }
 
+/// The container's args after `run`.
+fn args(docs: &[serde_yaml::Value]) -> Vec<String> {
+    container(&the_deployment(docs))
+        .args
+        .expect("args")
+        .into_iter()
+        .skip(1)
+        .collect()
+}
+
+#[test]
+fn gitops_values_reach_the_operator_flags() {
+    for values in [
+        &[][..],
+        &["ci/namespaced-values.yaml"][..],
+        &["ci/cluster-single-values.yaml"][..],
+    ] {
+        let Some(docs) = render::render(values, None) else {
+            return;
+        };
+        let a = args(&docs);
+        assert!(
+            !a.iter()
+                .any(|a| a == "--gitops" || a.starts_with("--argocd-namespace")),
+            "{values:?}: GitOps support is off by default: {a:?}"
+        );
+    }
+    let Some(docs) = render::render(&[], Some(r#"{"gitops": {"enabled": true}}"#)) else {
+        return;
+    };
+    check_types(&docs);
+    let a = args(&docs);
+    assert_eq!(a.iter().filter(|a| *a == "--gitops").count(), 1, "{a:?}");
+    assert!(
+        a.contains(&"--argocd-namespace=argocd".to_string()),
+        "{a:?}"
+    );
+    let Some(docs) = render::render(
+        &["ci/namespaced-values.yaml"],
+        Some(r#"{"gitops": {"enabled": true, "argocdNamespace": "argo-apps"}}"#),
+    ) else {
+        return;
+    };
+    check_types(&docs);
+    let a = args(&docs);
+    assert!(a.contains(&"--gitops".to_string()), "{a:?}");
+    assert!(
+        a.contains(&"--argocd-namespace=argo-apps".to_string()),
+        "{a:?}"
+    );
+}
+
 #[test]
 fn invalid_values_are_rejected_with_a_clear_message() {
     let cases = [
@@ -451,6 +503,11 @@ fn invalid_values_are_rejected_with_a_clear_message() {
             r#"{"serviceAccount": {"create": false}}"#,
             "serviceAccount.name is required",
         ),
+        (
+            r#"{"gitops": {"argocdNamespace": "Not_A_Namespace"}}"#,
+            "argocdNamespace",
+        ),
+        (r#"{"gitops": {"enabled": "yes"}}"#, "enabled"),
     ];
     for (set, expect) in cases {
         let Some(err) = render::render_error(&[], Some(set)) else {

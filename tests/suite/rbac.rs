@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::render::{kind, name, namespace, RELEASE_NAMESPACE};
 use kube_incident::rbac::{
-    Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS, POLICY_READ,
+    Permission, CLUSTER, GITOPS, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS, POLICY_READ,
 };
 
 const RULES_TPL: &str = concat!(
@@ -26,6 +26,7 @@ const LISTS: &[(&str, &[Permission])] = &[
     ("leaderElection", LEADER_ELECTION),
     ("operatorRunbooks", OPERATOR_RUNBOOKS),
     ("policyRead", POLICY_READ),
+    ("gitops", GITOPS),
 ];
 
 fn quoted(items: &[&str]) -> String {
@@ -36,7 +37,7 @@ fn quoted(items: &[&str]) -> String {
 /// `_rules.tpl` as generated from `src/rbac.rs`.
 fn generated_rules_tpl() -> String {
     let mut out = String::from(
-        "{{- /*\nGENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run\n  KUBE_INCIDENT_REGENERATE=1 cargo test --test rbac\n*/ -}}\n",
+        "{{- /*\nGENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run\n  KUBE_INCIDENT_REGENERATE=1 cargo test --test suite rbac::\n*/ -}}\n",
     );
     for (tpl, list) in LISTS {
         out.push_str(&format!(
@@ -63,7 +64,7 @@ fn chart_rules_are_generated_from_src_rbac() {
     let on_disk = std::fs::read_to_string(RULES_TPL).expect("_rules.tpl exists");
     assert!(
         on_disk == generated,
-        "charts/kube-incident/templates/_rules.tpl is out of date with src/rbac.rs: run `KUBE_INCIDENT_REGENERATE=1 cargo test --test rbac`"
+        "charts/kube-incident/templates/_rules.tpl is out of date with src/rbac.rs: run `KUBE_INCIDENT_REGENERATE=1 cargo test --test suite rbac::`"
     );
 }
 
@@ -276,13 +277,114 @@ fn without_leader_election_there_is_no_lease_permission() {
     assert_eq!(got, want);
 }
 
+/// Values that turn GitOps support on (`argocdNamespace` at its default).
+const GITOPS_ON: &str = r#"{"gitops": {"enabled": true}}"#;
+
+/// The (group, resource) pairs of GITOPS that any Role or ClusterRole of
+/// the chart (the people's roles included) grants.
+fn gitops_rules(docs: &[serde_yaml::Value]) -> BTreeSet<(String, String)> {
+    let owners: BTreeSet<(String, String)> = GITOPS
+        .iter()
+        .map(|p| (p.group.to_string(), p.resource.to_string()))
+        .collect();
+    docs.iter()
+        .filter(|d| matches!(kind(d), "Role" | "ClusterRole"))
+        .flat_map(rule_grants)
+        .map(|(g, r, _)| (g, r))
+        .filter(|gr| owners.contains(gr))
+        .collect()
+}
+
+#[test]
+fn gitops_disabled_grants_nothing_on_gitops_owners() {
+    for values in [
+        &[][..],
+        &["ci/namespaced-values.yaml"][..],
+        &["ci/cluster-single-values.yaml"][..],
+    ] {
+        let Some(docs) = render::render(values, None) else {
+            return;
+        };
+        assert_eq!(
+            gitops_rules(&docs),
+            BTreeSet::new(),
+            "{values:?}: gitops.enabled is false by default"
+        );
+        assert!(
+            !docs.iter().any(|d| name(d).ends_with("-gitops")),
+            "{values:?}: nothing of the GitOps grant is rendered"
+        );
+    }
+    let Some(docs) = render::render(&[], Some(r#"{"gitops": {"enabled": false}}"#)) else {
+        return;
+    };
+    assert_eq!(gitops_rules(&docs), BTreeSet::new());
+}
+
+#[test]
+fn gitops_enabled_grants_exactly_gitops_cluster_wide_in_both_modes() {
+    let Some(docs) = render::render(&[], Some(GITOPS_ON)) else {
+        return;
+    };
+    let got = roles(&docs, "kube-incident");
+    let want = BTreeMap::from([
+        (
+            key("ClusterRole", "", "kube-incident"),
+            grants(&[NAMESPACED, CLUSTER]),
+        ),
+        (
+            key("ClusterRole", "", "kube-incident-gitops"),
+            grants(&[GITOPS]),
+        ),
+        (
+            key("Role", RELEASE_NAMESPACE, "kube-incident-self"),
+            grants(&[LEADER_ELECTION]),
+        ),
+    ]);
+    assert_eq!(got, want, "cluster-wide mode: a ClusterRole of its own");
+    // Namespaced mode: the owners live outside the watched namespaces (Argo
+    // CD Applications in the Argo CD namespace), so the grant is cluster-wide too.
+    let Some(docs) = render::render(&["ci/namespaced-values.yaml"], Some(GITOPS_ON)) else {
+        return;
+    };
+    let got = roles(&docs, "responder");
+    let want = BTreeMap::from([
+        (key("Role", "shop", "kube-incident"), grants(&[NAMESPACED])),
+        (
+            key("Role", "payments", "kube-incident"),
+            grants(&[NAMESPACED]),
+        ),
+        (
+            key("ClusterRole", "", "kube-incident-policy-read"),
+            grants(&[POLICY_READ]),
+        ),
+        (
+            key("ClusterRole", "", "kube-incident-gitops"),
+            grants(&[GITOPS]),
+        ),
+        (
+            key("Role", RELEASE_NAMESPACE, "kube-incident-self"),
+            grants(&[LEADER_ELECTION, OPERATOR_RUNBOOKS]),
+        ),
+    ]);
+    assert_eq!(got, want, "namespaced mode: the same ClusterRole");
+    // rbac.create: false renders no RBAC at all, GitOps or not.
+    let Some(docs) = render::render(
+        &[],
+        Some(r#"{"gitops": {"enabled": true}, "rbac": {"create": false}}"#),
+    ) else {
+        return;
+    };
+    assert_eq!(roles(&docs, "kube-incident"), BTreeMap::new());
+}
+
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
 const TABLE_BEGIN: &str = "<!-- permissions:begin";
 const TABLE_END: &str = "<!-- permissions:end -->";
 
 /// The README's permission table, generated from the same lists.
 fn permission_table() -> String {
-    let scopes: [(&str, &[Permission]); 5] = [
+    let scopes: [(&str, &[Permission]); 6] = [
         ("each watched namespace", NAMESPACED),
         ("cluster (cluster-wide mode only)", CLUSTER),
         ("cluster (namespaced mode)", POLICY_READ),
@@ -294,6 +396,7 @@ fn permission_table() -> String {
             "operator namespace (namespaced mode, if not watched)",
             OPERATOR_RUNBOOKS,
         ),
+        ("cluster (`gitops.enabled`, both modes)", GITOPS),
     ];
     let mut out = String::from(
         "| where | API group | resource | verbs | what for |\n|---|---|---|---|---|\n",
@@ -328,6 +431,6 @@ fn readme_permission_table_matches_src_rbac() {
     }
     assert!(
         readme[body_start..end] == want,
-        "README.md's permission table is out of date with src/rbac.rs: run `KUBE_INCIDENT_REGENERATE=1 cargo test --test rbac`"
+        "README.md's permission table is out of date with src/rbac.rs: run `KUBE_INCIDENT_REGENERATE=1 cargo test --test suite rbac::`"
     );
 }

@@ -1,6 +1,6 @@
 {{- /*
 GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
-  KUBE_INCIDENT_REGENERATE=1 cargo test --test rbac
+  KUBE_INCIDENT_REGENERATE=1 cargo test --test suite rbac::
 */ -}}
 
 {{- define "kube-incident.rules.namespaced" }}
@@ -124,4 +124,19 @@ GENERATED from src/rbac.rs: do not edit. After changing src/rbac.rs run
 - apiGroups: ["admissionregistration.k8s.io"]
   resources: ["validatingadmissionpolicybindings"]
   verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{- define "kube-incident.rules.gitops" }}
+# GitOps support (--gitops): read the owner of a target; suspend its automation before a mitigation and restore it after (spec.suspend / spec.syncPolicy.automated)
+- apiGroups: ["argoproj.io"]
+  resources: ["applications"]
+  verbs: ["get", "patch"]
+# GitOps support (--gitops): read the owner of a target; suspend its automation before a mitigation and restore it after (spec.suspend / spec.syncPolicy.automated)
+- apiGroups: ["kustomize.toolkit.fluxcd.io"]
+  resources: ["kustomizations"]
+  verbs: ["get", "patch"]
+# GitOps support (--gitops): read the owner of a target; suspend its automation before a mitigation and restore it after (spec.suspend / spec.syncPolicy.automated)
+- apiGroups: ["helm.toolkit.fluxcd.io"]
+  resources: ["helmreleases"]
+  verbs: ["get", "patch"]
 {{- end }}

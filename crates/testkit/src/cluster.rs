@@ -13,7 +13,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, CustomResourceExt};
 use kube_incident::api::{Incident, Runbook};
-use kube_incident::rbac::{Permission, CLUSTER, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS};
+use kube_incident::rbac::{
+    Permission, CLUSTER, GITOPS, LEADER_ELECTION, NAMESPACED, OPERATOR_RUNBOOKS,
+};
 use serde_json::json;
 
 use crate::backend::{Backend, RealEnv};
@@ -227,8 +229,10 @@ impl Cluster {
         })
     }
 
-    /// Grant the operator's user the chart's cluster-wide RBAC
-    /// (`rbac::NAMESPACED` + `rbac::CLUSTER`), and nothing else.
+    /// Grant the operator's user the chart's cluster-wide RBAC with
+    /// `gitops.enabled` (`rbac::NAMESPACED` + `rbac::CLUSTER` +
+    /// `rbac::GITOPS`: the scenarios run the operator with `--gitops`), and
+    /// nothing else.
     async fn grant_operator(&self) {
         if !self.has_operator_user() {
             return;
@@ -236,7 +240,7 @@ impl Cluster {
         let role: ClusterRole = serde_json::from_value(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": OPERATOR_ROLE},
-            "rules": rules(&[NAMESPACED, CLUSTER]),
+            "rules": rules(&[NAMESPACED, CLUSTER, GITOPS]),
         }))
         .expect("cluster role");
         let binding: ClusterRoleBinding = serde_json::from_value(self.binding(
