@@ -1,7 +1,8 @@
 //! The test kit of kube-incident: one [`Cluster`] whose back end is either
 //! the project's emulated API server or a real Kubernetes control plane,
 //! with CRD install, the operator's least-privilege RBAC, write counts,
-//! `eventually`, and fixtures whose pods behave the same on both back ends.
+//! `eventually`, and fixtures whose pods behave the same on both back ends;
+//! [`gitops`]: the Argo CD and Flux CRDs and simulated GitOps controllers.
 //!
 //! The back end is chosen once per test process from the environment:
 //!
@@ -22,6 +23,7 @@
 mod backend;
 mod cluster;
 pub mod fixtures;
+pub mod gitops;
 mod grants;
 pub mod incidents;
 mod operator;
