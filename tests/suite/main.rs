@@ -13,6 +13,7 @@ mod crds;
 mod defects;
 mod detection;
 mod fencing;
+mod gitops;
 mod gitops_kit;
 mod harness;
 mod kinds_detection;
