@@ -476,6 +476,13 @@ fn gitops_values_reach_the_operator_flags() {
         a.contains(&"--argocd-namespace=argo-apps".to_string()),
         "{a:?}"
     );
+    // The operator parses them, documents them and accepts them.
+    let c = container(&the_deployment(&docs));
+    let run = parsed_args(&c);
+    assert!(run.gitops);
+    assert_eq!(run.argocd_namespace, "argo-apps");
+    help_documents(&c);
+    binary_accepts(&c);
 }
 
 #[test]
