@@ -46,6 +46,14 @@ pub mod key {
     pub const SUSPEND: &str = "gitopsSuspend";
     /// `after`: what became of the owner on restore.
     pub const RESTORE: &str = "gitopsRestore";
+    /// `intent`: when the owner is given back (the Runbook's
+    /// `gitOps.restore` when the step paused it).
+    pub const RESTORE_POLICY: &str = "gitopsRestorePolicy";
+}
+
+/// Who holds a pause: step `step` of Incident `namespace/incident`.
+pub fn holder(namespace: &str, incident: &str, step: &str) -> String {
+    format!("{namespace}/{incident}/{step}")
 }
 
 /// The field managers the tools write with, and the tool each one is.
@@ -249,7 +257,16 @@ pub fn confirm(owner: &GitOpsOwner, obj: &Value, w: Workload<'_>) -> Result<(), 
                 annotation(w.meta, HELM_RELEASE_NAME),
                 annotation(w.meta, HELM_RELEASE_NAMESPACE),
             );
-            if rn == Some(release.as_str()) && rns == Some(release_ns) {
+            // The workload's own annotations are a claim its editor can
+            // write: they count only for a release installed into the
+            // workload's namespace, so a label cannot point at a
+            // HelmRelease that installs elsewhere.
+            if release_ns != w.namespace {
+                Err(format!(
+                    "{owner} installs into namespace {release_ns}, not {}",
+                    w.namespace
+                ))
+            } else if rn == Some(release.as_str()) && rns == Some(release_ns) {
                 Ok(())
             } else {
                 Err(format!(
@@ -294,53 +311,136 @@ fn precondition(obj: &Value) -> Value {
     json!({"op": "test", "path": "/metadata/generation", "value": obj.pointer("/metadata/generation").cloned().unwrap_or(Value::Null)})
 }
 
-/// How to pause an owner.
+/// Annotation kube-incident writes on an owner it paused, in the same
+/// patch as the pause: who holds the pause (`<namespace>/<incident>/<step>`,
+/// one per step) and the value to put back when the last one lets go. A
+/// pause without it is a person's, never given back by kube-incident.
+pub const PAUSED_ANNOTATION: &str = "kubeincident.io/gitops-paused";
+
+/// The value of [`PAUSED_ANNOTATION`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Paused {
+    /// The field paused (`spec.suspend`, `spec.syncPolicy.automated`).
+    pub field: String,
+    /// Its value before the first pause, as JSON (or [`ABSENT`]).
+    pub prior: String,
+    /// The steps that hold the pause.
+    pub by: Vec<String>,
+}
+
+/// The pause record on an owner, if kube-incident paused it.
+pub fn paused(obj: &Value) -> Option<Paused> {
+    let a = obj
+        .pointer("/metadata/annotations")?
+        .get(PAUSED_ANNOTATION)?
+        .as_str()?;
+    serde_json::from_str(a).ok()
+}
+
+/// The JSON patch op that sets (or, with `None`, removes) the pause record.
+fn paused_op(obj: &Value, record: Option<&Paused>) -> Value {
+    let has_annotations = obj
+        .pointer("/metadata/annotations")
+        .is_some_and(Value::is_object);
+    let path = format!(
+        "/metadata/annotations/{}",
+        PAUSED_ANNOTATION.replace('~', "~0").replace('/', "~1")
+    );
+    match record {
+        None => json!({"op": "remove", "path": path}),
+        Some(r) => {
+            let v = serde_json::to_string(r).unwrap_or_default();
+            if has_annotations {
+                json!({"op": "add", "path": path, "value": v})
+            } else {
+                json!({"op": "add", "path": "/metadata/annotations", "value": {PAUSED_ANNOTATION: v}})
+            }
+        }
+    }
+}
+
+/// How to pause an owner for step `holder`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Suspension {
-    /// Send this JSON patch; record `field` and its prior value.
+    /// Send this JSON patch (the pause and its record); `prior` is the
+    /// value the field had.
     Patch {
         patch: Value,
         field: &'static str,
         prior: String,
         description: String,
     },
-    /// Its automation is already off: nothing to change (or to restore).
+    /// Already paused by kube-incident for other steps: this patch adds
+    /// `holder` to the record (`prior`: the value before the first pause).
+    Join {
+        patch: Value,
+        field: &'static str,
+        prior: String,
+        description: String,
+    },
+    /// Already paused and `holder` holds it: nothing to send.
+    Held { field: &'static str, prior: String },
+    /// Its automation is off, and not by kube-incident: nothing to change,
+    /// nothing to give back.
     AlreadyOff { field: &'static str, value: String },
 }
 
-/// The pause of an owner, the way its CLI does it: `flux suspend` sets
+/// The pause of an owner, the way its CLI does it (`flux suspend` sets
 /// `spec.suspend: true`; `argocd app set --sync-policy none` removes
-/// `spec.syncPolicy.automated` (auto-sync and self-heal both off).
-pub fn suspend(owner: &GitOpsOwner, obj: &Value) -> Suspension {
+/// `spec.syncPolicy.automated`), with its [`PAUSED_ANNOTATION`] record.
+pub fn suspend(owner: &GitOpsOwner, obj: &Value, holder: &str) -> Suspension {
     let (pointer, name) = field(owner.kind);
-    let prior = obj
+    let current = obj
         .pointer(pointer)
         .map_or_else(|| ABSENT.to_string(), Value::to_string);
     if !automated(owner.kind, obj) {
-        return Suspension::AlreadyOff {
-            field: name,
-            value: prior,
+        return match paused(obj) {
+            Some(r) if r.by.iter().any(|h| h == holder) => Suspension::Held {
+                field: name,
+                prior: r.prior,
+            },
+            Some(mut r) if !r.by.is_empty() => {
+                let others = r.by.join(", ");
+                r.by.push(holder.to_string());
+                Suspension::Join {
+                    patch: json!([precondition(obj), paused_op(obj, Some(&r))]),
+                    field: name,
+                    description: format!(
+                        "{owner} is already paused by kube-incident (for {others}); this step holds the pause too"
+                    ),
+                    prior: r.prior,
+                }
+            }
+            _ => Suspension::AlreadyOff {
+                field: name,
+                value: current,
+            },
         };
     }
     let (op, description) = match owner.kind {
         GitOpsOwnerKind::Application => (
             json!({"op": "remove", "path": pointer}),
-            format!("turned off automated sync of {owner} (removed {name}: {prior})"),
+            format!("turned off automated sync of {owner} (removed {name}: {current})"),
         ),
         _ => (
             json!({"op": "add", "path": pointer, "value": true}),
-            format!("suspended {owner} ({name}: true, was {prior})"),
+            format!("suspended {owner} ({name}: true, was {current})"),
         ),
     };
+    let record = Paused {
+        field: name.to_string(),
+        prior: current.clone(),
+        by: vec![holder.to_string()],
+    };
     Suspension::Patch {
-        patch: json!([precondition(obj), op]),
+        patch: json!([precondition(obj), op, paused_op(obj, Some(&record))]),
         field: name,
-        prior,
+        prior: current,
         description,
     }
 }
 
-/// Whether the owner still holds kube-incident's value: Argo CD's
+/// Whether the paused field still holds kube-incident's value: Argo CD's
 /// automated sync still off; Flux's `spec.suspend` still true and last
 /// written by kube-incident (a person's own `flux suspend` is theirs).
 pub fn holds_our_value(kind: GitOpsOwnerKind, obj: &Value) -> bool {
@@ -363,55 +463,93 @@ fn suspend_manager(obj: &Value) -> Option<String> {
         .and_then(|m| s(m, "/manager").map(str::to_string))
 }
 
-/// Giving an owner its automation back.
+/// Letting go of a pause held by step `holder`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Restore {
+    /// Send this JSON patch. `restored`: the owner gets its automation
+    /// back; else only the record changes (other steps still hold the
+    /// pause, or someone changed the field since, which is left as it is).
     Patch {
         patch: Value,
         description: String,
+        restored: bool,
     },
-    /// Not restored; the reason is for the timeline.
-    Decline(String),
+    /// Nothing to send: `holder` does not hold a pause of this owner (it
+    /// was given back already). `restored`: its automation is on now.
+    Done { message: String, restored: bool },
 }
 
-/// The restore of an owner kube-incident paused: the recorded prior value
-/// put back, only while the owner still holds kube-incident's value.
-pub fn restore(owner: &GitOpsOwner, obj: &Value, prior: &str) -> Restore {
+/// The restore of an owner paused for `holder`: the record's prior value
+/// put back when `holder` is the last to let go, and only while the field
+/// still holds kube-incident's value.
+pub fn restore(owner: &GitOpsOwner, obj: &Value, holder: &str) -> Restore {
     let (pointer, name) = field(owner.kind);
-    if !holds_our_value(owner.kind, obj) {
-        let now = obj
-            .pointer(pointer)
-            .map_or_else(|| ABSENT.to_string(), Value::to_string);
-        return Restore::Decline(format!(
-            "{owner} was changed since kube-incident paused it ({name} is now {now}); left as it is"
-        ));
+    let now = obj
+        .pointer(pointer)
+        .map_or_else(|| ABSENT.to_string(), Value::to_string);
+    let Some(mut record) = paused(obj).filter(|r| r.by.iter().any(|h| h == holder)) else {
+        let on = automated(owner.kind, obj);
+        return Restore::Done {
+            message: if on {
+                format!("{owner} has its automation already ({name}: {now})")
+            } else {
+                format!("{owner} is paused, but not by this step ({name}: {now}); left as it is")
+            },
+            restored: on,
+        };
+    };
+    record.by.retain(|h| h != holder);
+    if !record.by.is_empty() {
+        return Restore::Patch {
+            patch: json!([precondition(obj), paused_op(obj, Some(&record))]),
+            description: format!(
+                "left {owner} paused: {} still hold(s) the pause",
+                record.by.join(", ")
+            ),
+            restored: false,
+        };
     }
+    if !holds_our_value(owner.kind, obj) {
+        return Restore::Patch {
+            patch: json!([precondition(obj), paused_op(obj, None)]),
+            description: format!(
+                "{owner} was changed since kube-incident paused it ({name} is now {now}); left as it is"
+            ),
+            restored: false,
+        };
+    }
+    let prior = record.prior.as_str();
     let op = if prior == ABSENT {
         match owner.kind {
-            // Argo CD: nothing to put back (cannot happen: it was automated).
-            GitOpsOwnerKind::Application => {
-                return Restore::Decline(format!("{owner} had no {name}; nothing to restore"))
-            }
-            _ => json!({"op": "remove", "path": pointer}),
+            // Argo CD: it was automated, so a prior value exists.
+            GitOpsOwnerKind::Application => None,
+            _ => Some(json!({"op": "remove", "path": pointer})),
         }
     } else {
         match serde_json::from_str::<Value>(prior) {
-            Ok(v) => json!({"op": "add", "path": pointer, "value": v}),
-            Err(e) => {
-                return Restore::Decline(format!(
-                    "the recorded {name} of {owner} is not JSON ({e}); restore it by hand: {prior}"
-                ))
-            }
+            Ok(v) => Some(json!({"op": "add", "path": pointer, "value": v})),
+            Err(_) => None,
         }
+    };
+    let Some(op) = op else {
+        return Restore::Patch {
+            patch: json!([precondition(obj), paused_op(obj, None)]),
+            description: format!(
+                "the recorded {name} of {owner} cannot be put back ({prior}); left paused, restore it by hand"
+            ),
+            restored: false,
+        };
     };
     let mut ops = vec![precondition(obj)];
     if owner.kind == GitOpsOwnerKind::Application && obj.pointer("/spec/syncPolicy").is_none() {
         ops.push(json!({"op": "add", "path": "/spec/syncPolicy", "value": {}}));
     }
     ops.push(op);
+    ops.push(paused_op(obj, None));
     Restore::Patch {
         patch: Value::Array(ops),
         description: format!("gave {owner} its automation back ({name}: {prior})"),
+        restored: true,
     }
 }
 
@@ -432,11 +570,11 @@ pub fn stance(mode: GitOpsMode, owner: &GitOpsOwner, enabled: bool) -> Stance {
     match mode {
         GitOpsMode::Ignore => Stance::Ignore,
         GitOpsMode::Refuse => Stance::Refuse(format!(
-            "the target is applied from Git by {owner} (found by its {}), and the Runbook's gitOps.policy is Refuse: kube-incident does not change what its GitOps owner would put back; change it in Git, or a person acts",
+            "the target is applied from Git by {owner} (named by its {}), and the Runbook's gitOps.policy is Refuse: kube-incident does not change what its GitOps owner would put back; change it in Git, or a person acts",
             owner.via
         )),
         GitOpsMode::Suspend if !enabled => Stance::Refuse(format!(
-            "the target is applied from Git by {owner} (found by its {}); the Runbook's gitOps.policy is Suspend, but the operator runs without GitOps support (--gitops, chart value gitops.enabled), so it cannot pause the owner and does not act (set gitOps.policy: Ignore for an owner that does not self-heal)",
+            "the target is applied from Git by {owner} (named by its {}); the Runbook's gitOps.policy is Suspend, but the operator runs without GitOps support (--gitops, chart value gitops.enabled), so it cannot pause the owner and does not act (set gitOps.policy: Ignore for an owner that does not self-heal)",
             owner.via
         )),
         GitOpsMode::Suspend => Stance::Suspend,

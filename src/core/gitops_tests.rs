@@ -164,6 +164,32 @@ fn flux_confirms_from_the_inventory_or_helm_release() {
     assert_eq!(confirm(&h, &hr_t, web(&m_t)), Ok(()));
     let e = confirm(&h, &hr_t, web(&m)).unwrap_err();
     assert!(e.contains("installs release shop/shop-web"), "{e}");
+    // Annotations naming a release that installs elsewhere do not count.
+    let elsewhere = json!({"metadata": {"namespace": "payments", "name": "web"}, "spec": {}});
+    let m_p = meta(
+        &[],
+        &[
+            (HELM_RELEASE_NAME, "web"),
+            (HELM_RELEASE_NAMESPACE, "payments"),
+        ],
+    );
+    let e = confirm(&h, &elsewhere, web(&m_p)).unwrap_err();
+    assert!(
+        e.contains("installs into namespace payments, not shop"),
+        "{e}"
+    );
+}
+
+const ME: &str = "shop/web-1/rollback";
+
+fn with_record(mut obj: Value, by: &[&str], prior: &str, field: &str) -> Value {
+    let r = Paused {
+        field: field.into(),
+        prior: prior.into(),
+        by: by.iter().map(|s| s.to_string()).collect(),
+    };
+    obj["metadata"]["annotations"][PAUSED_ANNOTATION] = json!(serde_json::to_string(&r).unwrap());
+    obj
 }
 
 #[test]
@@ -175,57 +201,174 @@ fn flux_suspend_and_restore() {
         field,
         prior,
         ..
-    } = suspend(&k, &live)
+    } = suspend(&k, &live, ME)
     else {
         panic!("suspends")
     };
     assert_eq!(field, "spec.suspend");
     assert_eq!(prior, ABSENT);
     assert_eq!(
-        patch,
-        json!([
-            {"op": "test", "path": "/metadata/generation", "value": 4},
-            {"op": "add", "path": "/spec/suspend", "value": true}
-        ])
+        patch[0],
+        json!({"op": "test", "path": "/metadata/generation", "value": 4})
     );
-    // Already suspended by someone: nothing to do, nothing to restore.
+    assert_eq!(
+        patch[1],
+        json!({"op": "add", "path": "/spec/suspend", "value": true})
+    );
+    // The record is written in the same patch (no annotations yet: the map).
+    assert_eq!(patch[2]["path"], json!("/metadata/annotations"));
+    let record: Paused =
+        serde_json::from_str(patch[2]["value"][PAUSED_ANNOTATION].as_str().unwrap()).unwrap();
+    assert_eq!(
+        record,
+        Paused {
+            field: "spec.suspend".into(),
+            prior: ABSENT.into(),
+            by: vec![ME.into()]
+        }
+    );
+    // Suspended by a person (no record): nothing to do, nothing to restore.
     let off = json!({"spec": {"suspend": true}});
-    assert!(matches!(suspend(&k, &off), Suspension::AlreadyOff { .. }));
+    assert!(matches!(
+        suspend(&k, &off, ME),
+        Suspension::AlreadyOff { .. }
+    ));
+    assert!(matches!(
+        restore(&k, &off, ME),
+        Restore::Done {
+            restored: false,
+            ..
+        }
+    ));
 
-    let ours = json!({"metadata": {"generation": 5, "managedFields": [
-        {"manager": "kustomize-controller", "operation": "Update", "subresource": "status",
-         "fieldsV1": {"f:status": {}}},
-        {"manager": "kube-incident", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
-    ]}, "spec": {"suspend": true}});
-    let Restore::Patch { patch, .. } = restore(&k, &ours, ABSENT) else {
+    let ours = with_record(
+        json!({"metadata": {"generation": 5, "annotations": {"a": "b"}, "managedFields": [
+            {"manager": "kustomize-controller", "operation": "Update", "subresource": "status",
+             "fieldsV1": {"f:status": {}}},
+            {"manager": "kube-incident", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
+        ]}, "spec": {"suspend": true}}),
+        &[ME],
+        ABSENT,
+        "spec.suspend",
+    );
+    assert!(matches!(suspend(&k, &ours, ME), Suspension::Held { .. }));
+    let Restore::Patch {
+        patch, restored, ..
+    } = restore(&k, &ours, ME)
+    else {
         panic!("restores")
     };
+    assert!(restored);
     assert_eq!(
         patch,
         json!([
             {"op": "test", "path": "/metadata/generation", "value": 5},
-            {"op": "remove", "path": "/spec/suspend"}
+            {"op": "remove", "path": "/spec/suspend"},
+            {"op": "remove", "path": "/metadata/annotations/kubeincident.io~1gitops-paused"}
         ])
     );
-    let Restore::Patch { patch, .. } = restore(&k, &ours, "false") else {
+    let prior_false = with_record(ours.clone(), &[ME], "false", "spec.suspend");
+    let Restore::Patch { patch, .. } = restore(&k, &prior_false, ME) else {
         panic!("restores")
     };
     assert_eq!(
         patch[1],
         json!({"op": "add", "path": "/spec/suspend", "value": false})
     );
-    // A person resumed it, or suspended it again themselves: left alone.
-    let resumed = json!({"spec": {"suspend": false}});
-    assert!(matches!(restore(&k, &resumed, ABSENT), Restore::Decline(_)));
-    let theirs = json!({"metadata": {"managedFields": [
-        {"manager": "flux", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
-    ]}, "spec": {"suspend": true}});
-    let Restore::Decline(why) = restore(&k, &theirs, ABSENT) else {
-        panic!("declines")
+    // A person resumed it, or suspended it again themselves: the record
+    // goes, the field is left as it is.
+    let resumed = with_record(
+        json!({"spec": {"suspend": false}}),
+        &[ME],
+        ABSENT,
+        "spec.suspend",
+    );
+    let Restore::Patch {
+        patch,
+        restored,
+        description,
+    } = restore(&k, &resumed, ME)
+    else {
+        panic!("cleans up")
     };
-    assert!(
-        why.contains("changed since kube-incident paused it"),
-        "{why}"
+    assert!(!restored, "{description}");
+    assert!(description.contains("changed since kube-incident paused it"));
+    assert_eq!(
+        patch.as_array().unwrap().len(),
+        2,
+        "only the record: {patch}"
+    );
+    let theirs = with_record(
+        json!({"metadata": {"managedFields": [
+            {"manager": "flux", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
+        ]}, "spec": {"suspend": true}}),
+        &[ME],
+        ABSENT,
+        "spec.suspend",
+    );
+    assert!(matches!(
+        restore(&k, &theirs, ME),
+        Restore::Patch {
+            restored: false,
+            ..
+        }
+    ));
+    // Given back already (a retry after a crash): nothing to send.
+    let back = json!({"spec": {}});
+    assert!(matches!(
+        restore(&k, &back, ME),
+        Restore::Done { restored: true, .. }
+    ));
+}
+
+#[test]
+fn two_steps_share_one_pause_and_the_last_gives_it_back() {
+    let k = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
+    let other = "shop/api-1/rollback";
+    let paused_for_other = with_record(
+        json!({"metadata": {"generation": 7, "managedFields": [
+            {"manager": "kube-incident", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
+        ]}, "spec": {"suspend": true}}),
+        &[other],
+        "false",
+        "spec.suspend",
+    );
+    let Suspension::Join { patch, prior, .. } = suspend(&k, &paused_for_other, ME) else {
+        panic!("joins")
+    };
+    assert_eq!(prior, "false", "the value before the first pause");
+    let both: Paused = serde_json::from_str(patch[1]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(both.by, vec![other.to_string(), ME.to_string()]);
+    let shared = with_record(
+        paused_for_other.clone(),
+        &[other, ME],
+        "false",
+        "spec.suspend",
+    );
+    // The first to let go leaves it paused for the other.
+    let Restore::Patch {
+        patch,
+        restored,
+        description,
+    } = restore(&k, &shared, other)
+    else {
+        panic!()
+    };
+    assert!(!restored && description.contains(ME), "{description}");
+    let left: Paused = serde_json::from_str(patch[1]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(left.by, vec![ME.to_string()]);
+    // The last one puts back the value before the first pause.
+    let last = with_record(paused_for_other, &[ME], "false", "spec.suspend");
+    let Restore::Patch {
+        patch, restored, ..
+    } = restore(&k, &last, ME)
+    else {
+        panic!()
+    };
+    assert!(restored);
+    assert_eq!(
+        patch[1],
+        json!({"op": "add", "path": "/spec/suspend", "value": false})
     );
 }
 
@@ -235,7 +378,7 @@ fn argocd_automated_sync_off_and_back() {
     let live = json!({"metadata": {"generation": 2}, "spec": {"syncPolicy": {
         "automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}}});
     assert!(automated(a.kind, &live));
-    let Suspension::Patch { patch, prior, .. } = suspend(&a, &live) else {
+    let Suspension::Patch { patch, prior, .. } = suspend(&a, &live, ME) else {
         panic!("suspends")
     };
     assert_eq!(
@@ -244,25 +387,39 @@ fn argocd_automated_sync_off_and_back() {
     );
     let prior_v: Value = serde_json::from_str(&prior).unwrap();
     assert_eq!(prior_v, json!({"prune": true, "selfHeal": true}));
-    let paused =
+    // Turned off by a person: theirs.
+    let by_person =
         json!({"metadata": {"generation": 3}, "spec": {"syncPolicy": {"syncOptions": []}}});
-    assert!(!automated(a.kind, &paused));
+    assert!(!automated(a.kind, &by_person));
     assert!(matches!(
-        suspend(&a, &paused),
+        suspend(&a, &by_person, ME),
         Suspension::AlreadyOff { .. }
     ));
-    let Restore::Patch { patch, .. } = restore(&a, &paused, &prior) else {
+    let paused = with_record(by_person, &[ME], &prior, "spec.syncPolicy.automated");
+    let Restore::Patch {
+        patch, restored, ..
+    } = restore(&a, &paused, ME)
+    else {
         panic!("restores")
     };
+    assert!(restored);
     assert_eq!(
-        patch,
-        json!([
-            {"op": "test", "path": "/metadata/generation", "value": 3},
-            {"op": "add", "path": "/spec/syncPolicy/automated", "value": {"prune": true, "selfHeal": true}}
-        ])
+        patch[0],
+        json!({"op": "test", "path": "/metadata/generation", "value": 3})
     );
-    // Someone turned it back on: not ours to restore.
-    assert!(matches!(restore(&a, &live, &prior), Restore::Decline(_)));
+    assert_eq!(
+        patch[1],
+        json!({"op": "add", "path": "/spec/syncPolicy/automated", "value": {"prune": true, "selfHeal": true}})
+    );
+    // Someone turned it back on: not ours to restore; the record goes.
+    let on_again = with_record(live.clone(), &[ME], &prior, "spec.syncPolicy.automated");
+    assert!(matches!(
+        restore(&a, &on_again, ME),
+        Restore::Patch {
+            restored: false,
+            ..
+        }
+    ));
     // `automated.enabled: false` (Argo CD 3) is off too.
     let disabled = json!({"spec": {"syncPolicy": {"automated": {"enabled": false}}}});
     assert!(!automated(a.kind, &disabled));

@@ -331,10 +331,22 @@ fn git_match_item(w: &mut String, inc: &Incident, m: &MitigationStatus) {
     let Some(owner) = m.before.get(key::OWNER) else {
         return;
     };
+    let paused = m.intent.contains_key(key::SUSPEND) && !m.intent.contains_key("dryRun");
     if !matches!(
         m.state,
         StepState::Succeeded | StepState::Ineffective | StepState::Running
     ) {
+        // The step's change is not in effect: only a pause still held
+        // needs a person.
+        if paused && !m.after.contains_key(key::RESTORE) {
+            let _ = writeln!(
+                w,
+                "- [ ] Give {owner} its automation back: mitigation {:?} ({}) paused it and still holds the pause; once Git matches what runs: kubectl patch incident {} --type merge -p '{{\"spec\":{{\"resumeGitOps\":true}}}}'",
+                m.name,
+                m.state.as_str(),
+                inc.metadata.name.as_deref().unwrap_or_default()
+            );
+        }
         return;
     }
     let target = inc
@@ -342,7 +354,7 @@ fn git_match_item(w: &mut String, inc: &Incident, m: &MitigationStatus) {
         .target
         .as_ref()
         .map_or(String::new(), |t| format!("{} {}", t.kind.as_str(), t.name));
-    let owner_state = if m.intent.contains_key(key::SUSPEND) {
+    let owner_state = if paused {
         match m.after.get(key::RESTORE) {
             Some(r) => format!("it was paused for the incident; {r}"),
             None => format!(
@@ -350,6 +362,12 @@ fn git_match_item(w: &mut String, inc: &Incident, m: &MitigationStatus) {
                 m.before.get(key::FIELD).map_or("its automation", String::as_str)
             ),
         }
+    } else if m.before.get(key::POLICY).map(String::as_str) == Some("Suspend") {
+        format!(
+            "its automation was already off when the step ran, not by kube-incident ({}: {})",
+            m.before.get(key::FIELD).map_or("?", String::as_str),
+            m.before.get(key::VALUE).map_or("?", String::as_str)
+        )
     } else {
         format!(
             "it was not paused (policy {})",

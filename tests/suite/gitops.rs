@@ -68,12 +68,15 @@ async fn live(client: &Client, ns: &str) -> Deployment {
 /// `gitOps` as given. The monitoring window leaves the test time to make
 /// Git match before the resolution gives the owner back.
 fn runbook(git_ops: serde_json::Value) -> serde_json::Value {
-    json!({
+    let mut rb = json!({
         "selector": {"matchLabels": {"app": "web"}},
         "mitigations": [{"name": "rollback", "action": "RolloutUndo", "approval": "Automatic"}],
         "monitoring": {"window": "20s"},
-        "gitOps": git_ops
-    })
+    });
+    if !git_ops.is_null() {
+        rb["gitOps"] = git_ops;
+    }
+    rb
 }
 
 /// The detector's Incident about `web`, once it exists.
@@ -394,6 +397,49 @@ async fn ignore_acts_and_records_the_owner_putting_git_back() {
     // Not fought: one rollback, never repeated.
     sim.wait_passes(5).await;
     cluster.assert_writes(&ns, "deployments", 1);
+    sim.stop().await;
+    op.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_gitops_support_the_default_suspend_does_not_act() {
+    // No `gitOps` in the Runbook: Suspend, the default.
+    let Some((cluster, ns, spec, sim)) = setup(
+        "gitops-off",
+        |ns| kustomization(ns, "apps", false),
+        OwnerKind::Kustomization,
+        "apps",
+        serde_json::Value::Null,
+    )
+    .await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
+    let sim = push_bad(&client, &ns, &spec, sim).await;
+    let inc = detected(&client, &ns).await;
+    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let s = wait_status(&api, &inc.name_any(), WAIT, "the step refused", |s| {
+        step_state(s, 0) == Some(StepState::Failed)
+    })
+    .await;
+    let m = &s.mitigations[0].message;
+    assert!(
+        m.contains("--gitops") && m.contains(&format!("Flux Kustomization {ns}/apps")),
+        "{m}"
+    );
+    assert_eq!(
+        s.git_ops_owner.as_ref().map(|o| o.via.as_str()),
+        Some("label kustomize.toolkit.fluxcd.io/name"),
+        "the owner shows even without GitOps support"
+    );
+    let ks = get_owner(&client, &spec).await;
+    assert!(
+        ks.data["spec"].get("suspend").is_none(),
+        "the owner is untouched"
+    );
+    cluster.assert_writes(&ns, "deployments", 0);
     sim.stop().await;
     op.stop().await.unwrap();
 }

@@ -184,7 +184,7 @@ pub fn describe(incident: &Incident, now: Timestamp) -> String {
         field(
             &mut out,
             "GitOps owner",
-            &format!("{o}, found by its {}{paused}", o.via),
+            &format!("{o}, named by its {}{paused}", o.via),
         );
     }
     if let Some(e) = &status.escalation {

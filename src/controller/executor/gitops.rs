@@ -13,8 +13,7 @@ use tracing::{info, warn};
 use super::read::{Object, Read};
 use super::{Run, RETRY_INTERVAL};
 use crate::api::{
-    GitOpsOwner, GitOpsOwnerKind, GitOpsRestore, MitigationAction, StepState, TimelineType,
-    FIELD_MANAGER,
+    GitOpsOwner, GitOpsOwnerKind, MitigationAction, StepState, TimelineType, FIELD_MANAGER,
 };
 use crate::core::conditions::{set_condition, FALSE, TRUE};
 use crate::core::gitops::{self, key, Restore, Stance, Suspension};
@@ -70,25 +69,60 @@ async fn get(
     }
 }
 
+/// Why an owner patch did not go through.
+enum PatchError {
+    /// Read again and decide again (409, 429, 5xx, transport; a 422 from
+    /// the generation test when the owner moved).
+    Retry(String),
+    /// The server refused it for good (403, 404, an invalid change).
+    Refused(String),
+}
+
 async fn patch(
     ctx: &crate::controller::context::Context,
     o: &GitOpsOwner,
     ops: &Value,
-) -> Result<(), String> {
-    let p: json_patch::Patch =
-        serde_json::from_value(ops.clone()).map_err(|e| format!("cannot encode the patch: {e}"))?;
+) -> Result<(), PatchError> {
+    let p: json_patch::Patch = serde_json::from_value(ops.clone())
+        .map_err(|e| PatchError::Refused(format!("cannot encode the patch: {e}")))?;
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()
     };
-    api(ctx, o)
-        .patch(&o.name, &pp, &Patch::<()>::Json(p))
-        .await
-        .map(|_| ())
-        .map_err(|e| match e {
-            kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
-            e => e.to_string(),
-        })
+    let api = api(ctx, o);
+    match api.patch(&o.name, &pp, &Patch::<()>::Json(p)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 429 || s.code >= 500 => {
+            Err(PatchError::Retry(format!("{} ({})", s.message, s.code)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            // The generation test failed (the owner changed since it was
+            // read: Argo CD writes an Application's status through the
+            // main resource), or the change is invalid.
+            let expected = ops.pointer("/0/value").cloned();
+            let moved = match api.get_opt(&o.name).await {
+                Ok(Some(now)) => now.metadata.generation.map(Value::from) != expected,
+                Ok(None) => false,
+                Err(_) => true,
+            };
+            let m = format!("{} ({} {})", s.message, s.code, s.reason);
+            Err(if moved {
+                PatchError::Retry(m)
+            } else {
+                PatchError::Refused(m)
+            })
+        }
+        Err(kube::Error::Api(s)) => Err(PatchError::Refused(format!(
+            "{} ({} {})",
+            s.message, s.code, s.reason
+        ))),
+        Err(e) => Err(PatchError::Retry(e.to_string())),
+    }
+}
+
+/// Whether a failed read is worth retrying (else the reason is final).
+fn read_retryable(e: &kube::Error) -> bool {
+    !matches!(e, kube::Error::Api(s) if s.code == 403 || s.code == 401)
 }
 
 /// Why an owner could not be read, for the step's message.
@@ -98,11 +132,6 @@ fn read_failure(o: &GitOpsOwner, e: &kube::Error) -> String {
             "kube-incident may not read {o} ({}): grant get and patch on {} (chart value gitops.enabled)",
             s.message,
             gitops::resource(o.kind).2
-        ),
-        kube::Error::Api(s) if s.code == 404 => format!(
-            "{o} is not served by this cluster ({}): is {} installed?",
-            s.message,
-            o.kind.tool()
         ),
         e => format!("reading {o} failed: {e}"),
     }
@@ -133,12 +162,7 @@ impl Run<'_> {
         read: &Read,
         planned: &mut Planned,
     ) -> Prepared {
-        let kind = match &read.object {
-            Object::Deployment(_) => crate::api::TargetKind::Deployment,
-            Object::StatefulSet(_) => crate::api::TargetKind::StatefulSet,
-            Object::DaemonSet(_) => crate::api::TargetKind::DaemonSet,
-            Object::CronJob(_) => crate::api::TargetKind::CronJob,
-        };
+        let kind = kind_of(&read.object);
         let name = read.object.meta().name.clone().unwrap_or_default();
         let w = gitops::Workload {
             kind,
@@ -165,8 +189,9 @@ impl Run<'_> {
             Ok(Some(obj)) => obj,
             Ok(None) => {
                 let m = format!(
-                    "the target's {} names {owner}, which does not exist; not acting on a target whose owner is unknown (fix or remove the label, or set the Runbook's gitOps.policy: Ignore)",
-                    owner.via
+                    "the target's {} names {owner}, which does not exist (or {} is not installed); not acting on a target whose owner is unknown (fix or remove the label, or set the Runbook's gitOps.policy: Ignore)",
+                    owner.via,
+                    owner.kind.tool()
                 );
                 return self.refuse(index, action, m);
             }
@@ -182,69 +207,116 @@ impl Run<'_> {
             );
             return self.refuse(index, action, m);
         }
-        match gitops::suspend(&owner, &obj) {
+        if self.inc.spec.resume_git_ops == Some(true) {
+            let m = format!(
+                "spec.resumeGitOps is true: a person asked for {owner} to have its automation back, so no step pauses it now; not acting (remove spec.resumeGitOps to let this step pause it)"
+            );
+            return self.refuse(index, action, m);
+        }
+        let holder = self.holder(index);
+        match gitops::suspend(&owner, &obj, &holder) {
             Suspension::AlreadyOff { field, value } => {
                 planned.before.insert(key::FIELD.into(), field.into());
                 planned.before.insert(key::VALUE.into(), value);
                 Prepared::Go
             }
-            Suspension::Patch { field, prior, .. } => {
+            Suspension::Patch { field, prior, .. }
+            | Suspension::Join { field, prior, .. }
+            | Suspension::Held { field, prior } => {
                 planned.before.insert(key::FIELD.into(), field.into());
                 planned.before.insert(key::VALUE.into(), prior);
                 planned
                     .intent
                     .insert(key::SUSPEND.into(), owner_ref(&owner));
+                planned
+                    .intent
+                    .insert(key::RESTORE_POLICY.into(), policy.restore.to_string());
                 Prepared::Go
             }
         }
     }
 
+    /// The pause holder of step `index`: `<namespace>/<incident>/<step>`.
+    fn holder(&self, index: usize) -> String {
+        let step = self
+            .decision
+            .status
+            .mitigations
+            .get(index)
+            .map_or("", |m| m.name.as_str());
+        gitops::holder(self.ns, &self.incident_name(), step)
+    }
+
+    /// Dry-run: only who owns the target, for the "would have" record.
+    pub(super) fn gitops_note(&self, read: &Read, planned: &mut Planned) {
+        let name = read.object.meta().name.clone().unwrap_or_default();
+        let w = gitops::Workload {
+            kind: kind_of(&read.object),
+            namespace: self.ns,
+            name: &name,
+            meta: read.object.meta(),
+        };
+        if let Some(owner) = gitops::discover(w, &self.ctx.argocd_namespace) {
+            planned.before.insert(key::OWNER.into(), owner.to_string());
+            planned
+                .before
+                .insert(key::POLICY.into(), self.gitops_policy().policy.to_string());
+        }
+    }
+
     /// After the intent of step `index` is recorded and before its
-    /// workload write: pause the owner its intent names (read fresh; a
-    /// paused one is left as it is). `false`: not paused now (the step is
-    /// looked at again, or was failed with the reason).
+    /// workload write: pause the owner its intent names (read fresh;
+    /// already paused for this step: nothing to send). `false`: not paused
+    /// now (looked at again, or the step failed with the reason).
     pub(super) async fn gitops_suspend(&mut self, index: usize) -> bool {
-        let Some(owner) = self.decision.status.mitigations[index]
-            .intent
-            .get(key::SUSPEND)
-            .and_then(|s| parse_owner_ref(s))
-        else {
+        let st = &self.decision.status.mitigations[index];
+        let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
             return true;
         };
-        let step = self.decision.status.mitigations[index].name.clone();
+        let step = st.name.clone();
+        let fail = |message: String| StepOutcome::Failed { message };
         let obj = match get(self.ctx, &owner).await {
             Ok(Some(obj)) => obj,
             Ok(None) => {
                 self.record(
                     index,
-                    StepOutcome::Failed {
-                        message: format!(
-                            "{owner} disappeared before it could be paused; not acting"
-                        ),
-                    },
+                    fail(format!(
+                        "{owner} disappeared before it could be paused; not acting"
+                    )),
                 );
                 return false;
             }
-            Err(e) => {
+            Err(e) if read_retryable(&e) => {
                 warn!(step = %step, owner = %owner, error = %e, "reading the GitOps owner failed; will retry");
+                self.set_message(index, format!("pausing {owner} first: {e}"));
                 self.requeue(RETRY_INTERVAL);
                 return false;
             }
+            Err(e) => {
+                let m = format!("{}; not acting", read_failure(&owner, &e));
+                self.record(index, fail(m));
+                return false;
+            }
         };
-        let message = match gitops::suspend(&owner, &obj) {
-            Suspension::AlreadyOff { .. } => {
-                if lifecycle_is_suspended(&self.decision.status.conditions) {
-                    return true;
-                }
-                format!(
-                    "{owner} is paused ({} holds kube-incident's value)",
-                    self.decision.status.mitigations[index]
-                        .before
-                        .get(key::FIELD)
-                        .map_or("its field", String::as_str)
-                )
+        let holder = self.holder(index);
+        let message = match gitops::suspend(&owner, &obj, &holder) {
+            Suspension::Held { .. } if lifecycle_is_suspended(&self.decision.status.conditions) => {
+                return true;
+            }
+            Suspension::Held { field, prior } => {
+                format!("{owner} is paused for this step ({field}, was {prior})")
+            }
+            // Paused meanwhile by someone else: theirs; act, give nothing back.
+            Suspension::AlreadyOff { field, value } => {
+                info!(step = %step, owner = %owner, "the GitOps owner is already paused ({field}: {value}), not by kube-incident");
+                return true;
             }
             Suspension::Patch {
+                patch: ops,
+                description,
+                ..
+            }
+            | Suspension::Join {
                 patch: ops,
                 description,
                 ..
@@ -253,24 +325,38 @@ impl Run<'_> {
                     self.requeue(RETRY_INTERVAL);
                     return false;
                 }
-                if let Err(e) = patch(self.ctx, &owner, &ops).await {
-                    // A 422 from the generation test (the owner changed
-                    // since it was read) or a server error: read again.
-                    warn!(step = %step, owner = %owner, error = %e, "pausing the GitOps owner failed; will retry");
-                    self.set_message(index, format!("pausing {owner} first: {e}"));
-                    self.requeue(RETRY_INTERVAL);
-                    return false;
+                match patch(self.ctx, &owner, &ops).await {
+                    Ok(()) => {}
+                    Err(PatchError::Retry(e)) => {
+                        warn!(step = %step, owner = %owner, error = %e, "pausing the GitOps owner failed; will retry");
+                        self.set_message(index, format!("pausing {owner} first: {e}"));
+                        self.requeue(RETRY_INTERVAL);
+                        return false;
+                    }
+                    Err(PatchError::Refused(e)) => {
+                        self.record(
+                            index,
+                            fail(format!(
+                                "the API server refused to pause {owner}: {e}; not acting"
+                            )),
+                        );
+                        return false;
+                    }
                 }
                 info!(incident = %self.incident_name(), step = %step, "{description}");
                 description
             }
         };
+        let when = match self.decision.status.mitigations[index]
+            .intent
+            .get(key::RESTORE_POLICY)
+            .map(String::as_str)
+        {
+            Some("Manual") => "on spec.resumeGitOps",
+            _ => "on resolve or on spec.resumeGitOps",
+        };
         let message = format!(
-            "{message} so that it does not put Git's state back over mitigation {step:?}; Git no longer matches what runs until someone makes it match (see the post-mortem draft), then it is given back {}",
-            match self.gitops_policy().restore {
-                GitOpsRestore::OnResolve => "on resolve or on spec.resumeGitOps",
-                GitOpsRestore::Manual => "on spec.resumeGitOps",
-            }
+            "{message}, so that it does not put Git's state back over mitigation {step:?}; Git no longer matches what runs until someone makes it match (see the post-mortem draft); the owner is given back {when}"
         );
         self.gitops_condition(TRUE, "Suspended", message.clone());
         self.gitops_timeline(TimelineType::GitOpsSuspended, message.clone());
@@ -298,35 +384,58 @@ impl Run<'_> {
         lifecycle::push_timeline(&mut self.decision.status, t, message, now);
     }
 
-    /// Give paused owners their automation back: once resolved (Runbook
-    /// `gitOps.restore: OnResolve`) or on `spec.resumeGitOps`, newest step
-    /// first, each only if it still holds kube-incident's value.
+    /// Give paused owners their automation back, newest step first, each
+    /// step letting go of its own pause ([`gitops::restore`]):
+    /// - once resolved, for steps paused under `restore: OnResolve`
+    ///   (recorded in the intent), after every `revertOnResolve` step of
+    ///   the Incident has its outcome;
+    /// - on `spec.resumeGitOps`, for every step;
+    /// - at once for a step that failed on its own (its change did not
+    ///   land or did not work: the owner's Git state is no worse); not
+    ///   for one undone by another manager (a person decides).
+    ///
+    /// A `Running` step keeps its pause.
     pub(super) async fn gitops_restore(&mut self) {
         let resolved = self.decision.status.resolved_at.is_some();
         let asked = self.inc.spec.resume_git_ops == Some(true);
-        let on_resolve = self.gitops_policy().restore == GitOpsRestore::OnResolve;
-        if !(asked || (resolved && on_resolve)) {
-            return;
-        }
+        let reverts_pending = self
+            .inc
+            .spec
+            .mitigations
+            .iter()
+            .zip(&self.decision.status.mitigations)
+            .any(|(step, st)| {
+                step.revert_on_resolve
+                    && matches!(st.state, StepState::Succeeded | StepState::Ineffective)
+                    && !st.intent.is_empty()
+                    && !super::is_dry_run(&st.intent)
+                    && !st.after.contains_key(crate::core::mitigation::key::REVERT)
+            });
         let n = self.decision.status.mitigations.len();
         for index in (0..n).rev() {
             let st = &self.decision.status.mitigations[index];
-            if st.after.contains_key(key::RESTORE)
-                || super::is_dry_run(&st.intent)
-                || matches!(st.state, StepState::Pending | StepState::AwaitingApproval)
-                || st.state == StepState::Running && !resolved
-            {
-                continue;
-            }
             let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
                 continue;
             };
-            let prior = st
-                .before
-                .get(key::VALUE)
-                .cloned()
-                .unwrap_or_else(|| gitops::ABSENT.to_string());
+            if st.after.contains_key(key::RESTORE) || super::is_dry_run(&st.intent) {
+                continue;
+            }
+            let external =
+                st.state == StepState::Failed && st.message.starts_with(super::EXTERNAL_PREFIX);
+            let failed = st.state == StepState::Failed && !external;
+            let on_resolve =
+                st.intent.get(key::RESTORE_POLICY).map(String::as_str) != Some("Manual");
+            let due = match st.state {
+                StepState::Running | StepState::Pending | StepState::AwaitingApproval => false,
+                _ if asked => true,
+                _ if failed => true,
+                _ => resolved && on_resolve && !reverts_pending,
+            };
+            if !due {
+                continue;
+            }
             let step = st.name.clone();
+            let holder = gitops::holder(self.ns, &self.incident_name(), &step);
             let (message, restored) = match get(self.ctx, &owner).await {
                 Ok(None) => (
                     format!("{owner} no longer exists; nothing to give back"),
@@ -337,37 +446,69 @@ impl Run<'_> {
                     self.requeue(RETRY_INTERVAL);
                     continue;
                 }
-                Ok(Some(obj)) => match gitops::restore(&owner, &obj, &prior) {
-                    Restore::Decline(why) => (why, false),
+                Ok(Some(obj)) => match gitops::restore(&owner, &obj, &holder) {
+                    Restore::Done { message, restored } => (message, restored),
                     Restore::Patch {
                         patch: ops,
                         description,
+                        restored,
                     } => {
                         if !self.ctx.leadership.is_leader() {
                             return;
                         }
-                        if let Err(e) = patch(self.ctx, &owner, &ops).await {
-                            warn!(step = %step, owner = %owner, error = %e, "giving the GitOps owner back failed; will retry");
-                            self.requeue(RETRY_INTERVAL);
-                            continue;
+                        match patch(self.ctx, &owner, &ops).await {
+                            Ok(()) => {
+                                info!(incident = %self.incident_name(), step = %step, "{description}");
+                                (description, restored)
+                            }
+                            Err(PatchError::Retry(e)) => {
+                                warn!(step = %step, owner = %owner, error = %e, "giving the GitOps owner back failed; will retry");
+                                self.requeue(RETRY_INTERVAL);
+                                continue;
+                            }
+                            Err(PatchError::Refused(e)) => (
+                                format!("the API server refused to give {owner} back: {e}; restore it by hand"),
+                                false,
+                            ),
                         }
-                        info!(incident = %self.incident_name(), step = %step, "{description}");
-                        (description, true)
                     }
                 },
+            };
+            let message = if failed && !resolved && !asked {
+                format!("mitigation {step:?} failed, so its pause ends: {message}")
+            } else {
+                message
             };
             self.decision.status.mitigations[index]
                 .after
                 .insert(key::RESTORE.into(), message.clone());
-            let reason = if restored { "Restored" } else { "NotRestored" };
-            self.gitops_condition(FALSE, reason, message.clone());
             self.gitops_timeline(TimelineType::GitOpsRestored, message.clone());
             self.decision.transitions.push(Transition::GitOpsRestored {
                 step,
-                message,
+                message: message.clone(),
                 restored,
             });
+            // The condition says whether some step still holds a pause.
+            let still = self.decision.status.mitigations.iter().any(|m| {
+                m.intent.contains_key(key::SUSPEND)
+                    && !m.after.contains_key(key::RESTORE)
+                    && !super::is_dry_run(&m.intent)
+                    && !matches!(m.state, StepState::Pending | StepState::AwaitingApproval)
+            });
+            if !still {
+                let reason = if restored { "Restored" } else { "NotRestored" };
+                self.gitops_condition(FALSE, reason, message);
+            }
         }
+    }
+}
+
+fn kind_of(o: &Object) -> crate::api::TargetKind {
+    match o {
+        Object::Deployment(_) => crate::api::TargetKind::Deployment,
+        Object::StatefulSet(_) => crate::api::TargetKind::StatefulSet,
+        Object::DaemonSet(_) => crate::api::TargetKind::DaemonSet,
+        Object::CronJob(_) => crate::api::TargetKind::CronJob,
     }
 }
 

@@ -188,7 +188,9 @@ impl Run<'_> {
         };
         // A target applied from Git: the Runbook's GitOps policy decides
         // (and the owner to pause is part of the intent).
-        if let super::gitops::Prepared::Stop = self
+        if dry.is_some() {
+            self.gitops_note(&read, &mut planned);
+        } else if let super::gitops::Prepared::Stop = self
             .gitops_prepare(index, step.action, &read, &mut planned)
             .await
         {
