@@ -553,6 +553,14 @@ pub fn restore(owner: &GitOpsOwner, obj: &Value, holder: &str) -> Restore {
     }
 }
 
+/// Whether the owner itself reports that Git differs from what runs:
+/// Argo CD keeps comparing while automated sync is off
+/// (`status.sync.status: OutOfSync`). Flux does not look while suspended,
+/// so a Flux owner never reports it.
+pub fn reports_git_differs(kind: GitOpsOwnerKind, obj: &Value) -> bool {
+    kind == GitOpsOwnerKind::Application && s(obj, "/status/sync/status") == Some("OutOfSync")
+}
+
 /// What a step does about a GitOps-owned target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stance {

@@ -471,3 +471,16 @@ fn diff_names_each_changed_leaf() {
     assert_eq!(d.len(), MAX_DIFF_LINES + 1);
     assert_eq!(d.last().unwrap(), "… and 10 more");
 }
+
+#[test]
+fn only_argocd_reports_that_git_differs() {
+    let out = json!({"status": {"sync": {"status": "OutOfSync"}}});
+    let synced = json!({"status": {"sync": {"status": "Synced"}}});
+    assert!(reports_git_differs(GitOpsOwnerKind::Application, &out));
+    assert!(!reports_git_differs(GitOpsOwnerKind::Application, &synced));
+    assert!(!reports_git_differs(
+        GitOpsOwnerKind::Application,
+        &json!({})
+    ));
+    assert!(!reports_git_differs(GitOpsOwnerKind::Kustomization, &out));
+}

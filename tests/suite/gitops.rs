@@ -443,3 +443,64 @@ async fn without_gitops_support_the_default_suspend_does_not_act() {
     sim.stop().await;
     op.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn on_resolve_argocd_stays_paused_while_git_differs_then_is_given_back() {
+    let Some((cluster, ns, spec, sim)) = setup(
+        "gitops-argo-wait",
+        |ns| application(ns, "shop", ns, true),
+        OwnerKind::Application,
+        "shop",
+        json!({"policy": "Suspend", "restore": "OnResolve"}),
+    )
+    .await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
+    let sim = push_bad(&client, &ns, &spec, sim).await;
+    let inc = detected(&client, &ns).await;
+    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    // Resolved while Git still holds the bad revision: Argo CD reports
+    // OutOfSync, so it is not given back (it would sync v2 again).
+    wait_status(
+        &api,
+        &inc.name_any(),
+        WAIT,
+        "resolved, waiting for Git",
+        |s| {
+            s.resolved_at.is_some()
+                && get_condition(&s.conditions, CONDITION)
+                    .is_some_and(|c| c.reason == "WaitingForGit")
+        },
+    )
+    .await;
+    let app = get_owner(&client, &spec).await;
+    assert!(app.data["spec"]["syncPolicy"].get("automated").is_none());
+    assert_eq!(image(&live(&client, &ns).await), GOOD);
+    // Git is made to match: Argo CD reports Synced and gets its automation back.
+    sim.stop().await;
+    let sim = SimulatedOwner::start(&client, spec.clone(), git(&ns, false)).await;
+    wait_status(&api, &inc.name_any(), WAIT, "Argo CD given back", |s| {
+        get_condition(&s.conditions, CONDITION).is_some_and(|c| c.reason == "Restored")
+    })
+    .await;
+    let app = get_owner(&client, &spec).await;
+    assert_eq!(
+        app.data["spec"]["syncPolicy"]["automated"],
+        json!({"prune": true, "selfHeal": true})
+    );
+    assert!(
+        app.metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key("kubeincident.io/gitops-paused")),
+        "the pause record is gone"
+    );
+    sim.wait_passes(3).await;
+    assert_eq!(image(&live(&client, &ns).await), GOOD);
+    cluster.assert_writes(&ns, "deployments", 1);
+    sim.stop().await;
+    op.stop().await.unwrap();
+}

@@ -20,6 +20,11 @@ use crate::core::gitops::{self, key, Restore, Stance, Suspension};
 use crate::core::lifecycle::{self, condition, StepOutcome, Transition};
 use crate::core::mitigation::{self, Planned};
 
+/// Condition reason while a resolved Incident's owner waits for Git.
+const WAITING_FOR_GIT: &str = "WaitingForGit";
+/// How often a resolved Incident looks whether Git matches again.
+const GIT_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the policy on the target's owner lets a step do.
 pub(super) enum Prepared {
     /// Go ahead (the owner to pause, if any, is named in the intent and
@@ -444,6 +449,27 @@ impl Run<'_> {
                 Err(e) => {
                     warn!(step = %step, owner = %owner, error = %e, "reading the GitOps owner failed; will retry");
                     self.requeue(RETRY_INTERVAL);
+                    continue;
+                }
+                // On resolve, an Argo CD Application that still reports
+                // Git ahead of what runs would sync the bad state back:
+                // it stays paused until Git matches (or a person asks).
+                Ok(Some(obj))
+                    if !asked && !failed && gitops::reports_git_differs(owner.kind, &obj) =>
+                {
+                    let message = format!(
+                        "{owner} reports OutOfSync: Git still differs from what runs, so it stays paused until Git matches (see the post-mortem draft); set spec.resumeGitOps to give it back anyway"
+                    );
+                    let waiting = crate::core::conditions::get_condition(
+                        &self.decision.status.conditions,
+                        condition::GITOPS_SUSPENDED,
+                    )
+                    .is_some_and(|c| c.reason == WAITING_FOR_GIT);
+                    if !waiting {
+                        self.gitops_condition(TRUE, WAITING_FOR_GIT, message.clone());
+                        self.gitops_timeline(TimelineType::GitOpsRestored, message);
+                    }
+                    self.requeue(GIT_POLL);
                     continue;
                 }
                 Ok(Some(obj)) => match gitops::restore(&owner, &obj, &holder) {
