@@ -112,6 +112,11 @@ fn cases() -> Vec<(&'static str, NotificationEvent, Option<&'static str>)> {
             NotificationEvent::MitigationApplied,
             Some("rollback"),
         ),
+        (
+            "gitops-suspended",
+            NotificationEvent::GitOpsSuspended,
+            Some("rollback"),
+        ),
         ("escalated", NotificationEvent::Escalated, Some("level-1")),
         ("resolved", NotificationEvent::Resolved, None),
     ]
@@ -241,6 +246,25 @@ fn plan_maps_transitions_and_ids_are_stable() {
         "escalated.level-2.o3.manager"
     );
     assert_eq!(p[1].audience, Audience::Sinks(vec!["manager".into()]));
+}
+
+#[test]
+fn a_paused_gitops_owner_is_told_to_the_team() {
+    let p = plan(&[
+        Transition::GitOpsSuspended {
+            step: "rollback".into(),
+            message: "suspended Flux Kustomization flux-system/apps".into(),
+        },
+        Transition::GitOpsRestored {
+            step: "rollback".into(),
+            message: "gave it back".into(),
+            restored: true,
+        },
+    ]);
+    assert_eq!(p.len(), 1, "only the pause is a message: {p:?}");
+    assert_eq!(p[0].event, NotificationEvent::GitOpsSuspended);
+    assert_eq!(p[0].subject.as_deref(), Some("rollback"));
+    assert_eq!(p[0].audience, Audience::Team);
 }
 
 #[test]
