@@ -581,6 +581,49 @@ mod tests {
     }
 
     #[test]
+    fn a_step_on_a_gitops_owned_target_asks_to_make_git_match() {
+        use crate::core::gitops::key;
+        let mut inc = resolved();
+        let s = inc.status.as_mut().unwrap();
+        let m = &mut s.mitigations[0];
+        m.state = StepState::Succeeded;
+        for (k, v) in [
+            (key::OWNER, "Flux Kustomization flux-system/apps"),
+            (key::POLICY, "Suspend"),
+            (key::FIELD, "spec.suspend"),
+            (key::VALUE, "<absent>"),
+            (
+                key::DIFF,
+                "spec.template.spec.containers[app].image: \"web:v2\" (Git) → \"web:v1\" (running)",
+            ),
+        ] {
+            m.before.insert(k.into(), v.into());
+        }
+        m.intent
+            .insert(key::SUSPEND.into(), "Kustomization/flux-system/apps".into());
+        m.after.insert(
+            key::RESTORE.into(),
+            "gave Flux Kustomization flux-system/apps its automation back (spec.suspend: <absent>)"
+                .into(),
+        );
+        let md = render(&inc);
+        assert!(md.contains("- [ ] Make Git match what is running: Flux Kustomization flux-system/apps applies Deployment checkout from Git, and mitigation \"rollback\" changed it; it was paused for the incident; gave Flux Kustomization"), "{md}");
+        assert!(md.contains("  - `spec.template.spec.containers[app].image: \"web:v2\" (Git) → \"web:v1\" (running)`"), "{md}");
+        // The diff is not repeated in the mitigations table.
+        assert_eq!(md.matches("(Git) →").count(), 1, "{md}");
+        // A failed step that still holds its pause: give it back.
+        let m = &mut inc.status.as_mut().unwrap().mitigations[0];
+        m.state = StepState::Failed;
+        m.after.clear();
+        let md = render(&inc);
+        assert!(
+            md.contains("- [ ] Give Flux Kustomization flux-system/apps its automation back"),
+            "{md}"
+        );
+        assert!(!md.contains("Make Git match"), "{md}");
+    }
+
+    #[test]
     fn rendering_is_deterministic_and_complete() {
         let a = render(&resolved());
         assert_eq!(a, render(&resolved()));

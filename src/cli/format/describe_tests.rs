@@ -198,6 +198,37 @@ fn describe_overdue_unacknowledged_and_resolved() {
 }
 
 #[test]
+fn describe_shows_the_gitops_owner_and_its_pause() {
+    let mut inc = describe_fixture();
+    let now = t("2026-11-22T10:07:00Z");
+    let st = inc.status.as_mut().unwrap();
+    st.git_ops_owner = Some(crate::api::GitOpsOwner {
+        kind: crate::api::GitOpsOwnerKind::Kustomization,
+        namespace: "flux-system".into(),
+        name: "apps".into(),
+        via: "label kustomize.toolkit.fluxcd.io/name".into(),
+    });
+    let got = describe(&inc, now);
+    assert!(
+        got.contains("\nGitOps owner:        Flux Kustomization flux-system/apps, named by its label kustomize.toolkit.fluxcd.io/name\n"),
+        "{got}"
+    );
+    inc.status.as_mut().unwrap().conditions.push(Condition {
+        type_: "GitOpsSuspended".into(),
+        status: "True".into(),
+        reason: "Suspended".into(),
+        message: "suspended".into(),
+        observed_generation: None,
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+    });
+    let got = describe(&inc, now);
+    assert!(
+        got.contains("flux-system/apps, named by its label kustomize.toolkit.fluxcd.io/name (automation paused by kube-incident)\n"),
+        "{got}"
+    );
+}
+
+#[test]
 fn describe_fresh_incident_without_status() {
     let mut inc = incident("shop", "web-1", spec("web down", Severity::SEV3), None);
     inc.metadata.creation_timestamp = time("2026-11-22T10:00:00Z");
