@@ -63,8 +63,10 @@ pub enum DemoError {
 }
 
 const NS: &str = "shop";
-/// The namespace of the simulated Flux Kustomization that applies checkout.
-const FLUX_NS: &str = "flux-system";
+/// The namespace of the simulated Flux Kustomization that applies checkout:
+/// the team's own (a namespace's Runbook pauses only owners in its
+/// namespace; docs/gitops.md).
+const FLUX_NS: &str = NS;
 /// Flux's field manager.
 const FLUX_MANAGER: &str = "kustomize-controller";
 
@@ -154,7 +156,7 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
         operator::check_crds(client).await.ok()
     })
     .await?;
-    for n in [NS, FLUX_NS] {
+    for n in [NS] {
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": n}}))
             .map_err(|e| DemoError::Operator(e.to_string()))?;
         Api::<Namespace>::all(client.clone())
@@ -196,7 +198,7 @@ async fn install(client: &Client, p: &Printer) -> Result<(), DemoError> {
 }
 
 /// The Kustomization CRD (reduced to what the demo uses) and the
-/// Kustomization `flux-system/apps` that lists checkout in its inventory.
+/// Kustomization `shop/apps` that lists checkout in its inventory.
 async fn install_flux(client: &Client, p: &Printer) -> Result<(), DemoError> {
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -248,7 +250,7 @@ async fn install_flux(client: &Client, p: &Printer) -> Result<(), DemoError> {
     .map_err(kube_err("writing the Kustomization's inventory"))?;
     p.line(
         "cluster",
-        "Flux (simulated): Kustomization flux-system/apps applies shop/checkout from Git and puts back any drift",
+        "Flux (simulated): Kustomization shop/apps applies shop/checkout from Git and puts back any drift",
     );
     Ok(())
 }
@@ -293,14 +295,14 @@ async fn flux(client: Client, git: Git, p: Printer) {
             if !said_suspended {
                 p.line(
                     "flux",
-                    "Kustomization flux-system/apps is suspended: not applying Git",
+                    "Kustomization shop/apps is suspended: not applying Git",
                 );
                 said_suspended = true;
             }
             continue;
         }
         if said_suspended {
-            p.line("flux", "Kustomization flux-system/apps resumed");
+            p.line("flux", "Kustomization shop/apps resumed");
             said_suspended = false;
         }
         let (image, behavior) = git.lock().map(|g| g.clone()).unwrap_or_default();

@@ -423,6 +423,8 @@ pub enum TimelineType {
     GitOpsSuspended,
     /// A suspended GitOps owner got its automation back (or did not, and why).
     GitOpsRestored,
+    /// A resolved Incident's owner stays paused until Git matches what runs.
+    GitOpsWaiting,
     Monitoring,
     Relapse,
     ResponseOverdue,

@@ -51,9 +51,10 @@ pub mod key {
     pub const RESTORE_POLICY: &str = "gitopsRestorePolicy";
 }
 
-/// Who holds a pause: step `step` of Incident `namespace/incident`.
-pub fn holder(namespace: &str, incident: &str, step: &str) -> String {
-    format!("{namespace}/{incident}/{step}")
+/// Who holds a pause: step `step` of Incident `namespace/incident` with
+/// uid `uid` (a later Incident of the same name is someone else).
+pub fn holder(namespace: &str, incident: &str, uid: &str, step: &str) -> String {
+    format!("{namespace}/{incident}/{step}#{uid}")
 }
 
 /// The field managers the tools write with, and the tool each one is.
@@ -306,9 +307,12 @@ pub fn automated(kind: GitOpsOwnerKind, obj: &Value) -> bool {
     }
 }
 
-/// The first op of every owner patch: the owner's spec is the one read.
+/// The first op of every owner patch: the owner is the one read (its
+/// resourceVersion, which kube-apiserver enforces as an optimistic lock: a
+/// newer owner is a 409). The generation would not do: the pause record is
+/// an annotation, which does not move it.
 fn precondition(obj: &Value) -> Value {
-    json!({"op": "test", "path": "/metadata/generation", "value": obj.pointer("/metadata/generation").cloned().unwrap_or(Value::Null)})
+    json!({"op": "replace", "path": "/metadata/resourceVersion", "value": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)})
 }
 
 /// Annotation kube-incident writes on an owner it paused, in the same
@@ -553,12 +557,86 @@ pub fn restore(owner: &GitOpsOwner, obj: &Value, holder: &str) -> Restore {
     }
 }
 
-/// Whether the owner itself reports that Git differs from what runs:
-/// Argo CD keeps comparing while automated sync is off
-/// (`status.sync.status: OutOfSync`). Flux does not look while suspended,
+/// Whether the owner itself reports that Git differs from what runs for
+/// the target: Argo CD keeps comparing while automated sync is off (the
+/// target's entry in `status.resources`, else the Application's
+/// `status.sync.status`: OutOfSync). Flux does not look while suspended,
 /// so a Flux owner never reports it.
-pub fn reports_git_differs(kind: GitOpsOwnerKind, obj: &Value) -> bool {
-    kind == GitOpsOwnerKind::Application && s(obj, "/status/sync/status") == Some("OutOfSync")
+pub fn reports_git_differs(kind: GitOpsOwnerKind, obj: &Value, w: &Workload<'_>) -> bool {
+    if kind != GitOpsOwnerKind::Application {
+        return false;
+    }
+    let own = obj
+        .pointer("/status/resources")
+        .and_then(Value::as_array)
+        .and_then(|rs| {
+            rs.iter().find(|r| {
+                s(r, "/kind") == Some(w.kind.as_str())
+                    && s(r, "/namespace").unwrap_or("") == w.namespace
+                    && s(r, "/name") == Some(w.name)
+            })
+        })
+        .and_then(|r| s(r, "/status"));
+    own.or_else(|| s(obj, "/status/sync/status")) == Some("OutOfSync")
+}
+
+/// Whether an Argo CD sync is under way (`operation`, or an operation
+/// state Running): turning automated sync off does not stop it, and it
+/// would apply Git over the step.
+pub fn sync_running(kind: GitOpsOwnerKind, obj: &Value) -> bool {
+    kind == GitOpsOwnerKind::Application
+        && (obj.get("operation").is_some_and(|o| !o.is_null())
+            || s(obj, "/status/operationState/phase") == Some("Running"))
+}
+
+/// The parent that manages an Argo CD Application and would put its
+/// `syncPolicy` back (an ApplicationSet; an app-of-apps Application), so
+/// that pausing the child would not hold.
+pub fn managed_by_parent(kind: GitOpsOwnerKind, obj: &Value) -> Option<String> {
+    if kind != GitOpsOwnerKind::Application {
+        return None;
+    }
+    let set = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|os| {
+            os.iter()
+                .find(|o| s(o, "/kind") == Some("ApplicationSet"))
+                .map(|o| format!("ApplicationSet {}", s(o, "/name").unwrap_or("?")))
+        });
+    set.or_else(|| {
+        let parent = obj
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(ARGOCD_INSTANCE_LABEL))
+            .and_then(Value::as_str)
+            .or_else(|| {
+                obj.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(ARGOCD_TRACKING_ANNOTATION))
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.split(':').next())
+            })?;
+        Some(format!("the Argo CD Application {parent} (app of apps)"))
+    })
+}
+
+/// Whether the governing Runbook may pause an owner in `owner_ns`: one in
+/// its own namespace, or any when it is a cluster-wide Runbook (kept in
+/// the operator's namespace by whoever runs the platform). A namespace's
+/// Runbook never pauses a shared owner that also applies other namespaces.
+pub fn may_pause(
+    owner: &GitOpsOwner,
+    runbook: Option<(&str, &str)>,
+    operator_ns: Option<&str>,
+) -> Result<(), String> {
+    match runbook {
+        Some((ns, _)) if ns == owner.namespace => Ok(()),
+        Some((ns, _)) if Some(ns) == operator_ns => Ok(()),
+        Some((ns, name)) => Err(format!(
+            "{owner} is in namespace {}, and Runbook {ns}/{name} may pause only owners in its own namespace (a cluster-wide Runbook in the operator's namespace may pause any): not acting",
+            owner.namespace
+        )),
+        None => Err(format!("no Runbook governs the target, so nothing may pause {owner}")),
+    }
 }
 
 /// What a step does about a GitOps-owned target.

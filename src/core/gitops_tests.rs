@@ -195,7 +195,7 @@ fn with_record(mut obj: Value, by: &[&str], prior: &str, field: &str) -> Value {
 #[test]
 fn flux_suspend_and_restore() {
     let k = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
-    let live = json!({"metadata": {"generation": 4}, "spec": {"interval": "1m"}});
+    let live = json!({"metadata": {"resourceVersion": "4"}, "spec": {"interval": "1m"}});
     let Suspension::Patch {
         patch,
         field,
@@ -209,7 +209,7 @@ fn flux_suspend_and_restore() {
     assert_eq!(prior, ABSENT);
     assert_eq!(
         patch[0],
-        json!({"op": "test", "path": "/metadata/generation", "value": 4})
+        json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "4"})
     );
     assert_eq!(
         patch[1],
@@ -242,7 +242,7 @@ fn flux_suspend_and_restore() {
     ));
 
     let ours = with_record(
-        json!({"metadata": {"generation": 5, "annotations": {"a": "b"}, "managedFields": [
+        json!({"metadata": {"resourceVersion": "5", "annotations": {"a": "b"}, "managedFields": [
             {"manager": "kustomize-controller", "operation": "Update", "subresource": "status",
              "fieldsV1": {"f:status": {}}},
             {"manager": "kube-incident", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
@@ -262,7 +262,7 @@ fn flux_suspend_and_restore() {
     assert_eq!(
         patch,
         json!([
-            {"op": "test", "path": "/metadata/generation", "value": 5},
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "5"},
             {"op": "remove", "path": "/spec/suspend"},
             {"op": "remove", "path": "/metadata/annotations/kubeincident.io~1gitops-paused"}
         ])
@@ -326,7 +326,7 @@ fn two_steps_share_one_pause_and_the_last_gives_it_back() {
     let k = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
     let other = "shop/api-1/rollback";
     let paused_for_other = with_record(
-        json!({"metadata": {"generation": 7, "managedFields": [
+        json!({"metadata": {"resourceVersion": "7", "managedFields": [
             {"manager": "kube-incident", "operation": "Update", "fieldsV1": {"f:spec": {"f:suspend": {}}}}
         ]}, "spec": {"suspend": true}}),
         &[other],
@@ -375,7 +375,7 @@ fn two_steps_share_one_pause_and_the_last_gives_it_back() {
 #[test]
 fn argocd_automated_sync_off_and_back() {
     let a = owner(GitOpsOwnerKind::Application, "argocd", "shop");
-    let live = json!({"metadata": {"generation": 2}, "spec": {"syncPolicy": {
+    let live = json!({"metadata": {"resourceVersion": "2"}, "spec": {"syncPolicy": {
         "automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}}});
     assert!(automated(a.kind, &live));
     let Suspension::Patch { patch, prior, .. } = suspend(&a, &live, ME) else {
@@ -389,7 +389,7 @@ fn argocd_automated_sync_off_and_back() {
     assert_eq!(prior_v, json!({"prune": true, "selfHeal": true}));
     // Turned off by a person: theirs.
     let by_person =
-        json!({"metadata": {"generation": 3}, "spec": {"syncPolicy": {"syncOptions": []}}});
+        json!({"metadata": {"resourceVersion": "3"}, "spec": {"syncPolicy": {"syncOptions": []}}});
     assert!(!automated(a.kind, &by_person));
     assert!(matches!(
         suspend(&a, &by_person, ME),
@@ -405,7 +405,7 @@ fn argocd_automated_sync_off_and_back() {
     assert!(restored);
     assert_eq!(
         patch[0],
-        json!({"op": "test", "path": "/metadata/generation", "value": 3})
+        json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "3"})
     );
     assert_eq!(
         patch[1],
@@ -473,14 +473,72 @@ fn diff_names_each_changed_leaf() {
 }
 
 #[test]
-fn only_argocd_reports_that_git_differs() {
+fn only_argocd_reports_that_git_differs_for_the_target() {
+    let m = meta(&[], &[]);
+    let w = web(&m);
+    let app = GitOpsOwnerKind::Application;
     let out = json!({"status": {"sync": {"status": "OutOfSync"}}});
     let synced = json!({"status": {"sync": {"status": "Synced"}}});
-    assert!(reports_git_differs(GitOpsOwnerKind::Application, &out));
-    assert!(!reports_git_differs(GitOpsOwnerKind::Application, &synced));
+    assert!(reports_git_differs(app, &out, &w));
+    assert!(!reports_git_differs(app, &synced, &w));
+    assert!(!reports_git_differs(app, &json!({}), &w));
     assert!(!reports_git_differs(
-        GitOpsOwnerKind::Application,
-        &json!({})
+        GitOpsOwnerKind::Kustomization,
+        &out,
+        &w
     ));
-    assert!(!reports_git_differs(GitOpsOwnerKind::Kustomization, &out));
+    // The target's own entry decides: another resource's drift does not.
+    let other_drift = json!({"status": {"sync": {"status": "OutOfSync"}, "resources": [
+        {"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "web", "status": "Synced"},
+        {"kind": "ConfigMap", "namespace": "shop", "name": "x", "status": "OutOfSync"}
+    ]}});
+    assert!(!reports_git_differs(app, &other_drift, &w));
+    let ours = json!({"status": {"sync": {"status": "OutOfSync"}, "resources": [
+        {"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "web", "status": "OutOfSync"}
+    ]}});
+    assert!(reports_git_differs(app, &ours, &w));
+}
+
+#[test]
+fn argocd_syncs_and_parents() {
+    let app = GitOpsOwnerKind::Application;
+    assert!(sync_running(app, &json!({"operation": {"sync": {}}})));
+    assert!(sync_running(
+        app,
+        &json!({"status": {"operationState": {"phase": "Running"}}})
+    ));
+    assert!(!sync_running(
+        app,
+        &json!({"status": {"operationState": {"phase": "Succeeded"}}})
+    ));
+    assert!(!sync_running(
+        GitOpsOwnerKind::Kustomization,
+        &json!({"operation": {}})
+    ));
+    let from_set = json!({"metadata": {"ownerReferences": [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "name": "tenants", "uid": "u"}
+    ]}});
+    assert_eq!(
+        managed_by_parent(app, &from_set).as_deref(),
+        Some("ApplicationSet tenants")
+    );
+    let child = json!({"metadata": {"labels": {ARGOCD_INSTANCE_LABEL: "root"}}});
+    assert!(managed_by_parent(app, &child).unwrap().contains("root"));
+    assert_eq!(managed_by_parent(app, &json!({"metadata": {}})), None);
+}
+
+#[test]
+fn a_namespace_runbook_pauses_only_owners_in_its_namespace() {
+    let o = owner(GitOpsOwnerKind::Kustomization, "flux-system", "apps");
+    assert!(may_pause(&o, Some(("flux-system", "rb")), None).is_ok());
+    assert!(
+        may_pause(&o, Some(("ops", "rb")), Some("ops")).is_ok(),
+        "cluster-wide"
+    );
+    let e = may_pause(&o, Some(("shop", "web")), Some("ops")).unwrap_err();
+    assert!(
+        e.contains("Runbook shop/web may pause only owners in its own namespace"),
+        "{e}"
+    );
+    assert!(may_pause(&o, None, Some("ops")).is_err());
 }

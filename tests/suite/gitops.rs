@@ -504,3 +504,44 @@ async fn on_resolve_argocd_stays_paused_while_git_differs_then_is_given_back() {
     sim.stop().await;
     op.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_namespace_runbook_does_not_pause_an_owner_in_another_namespace() {
+    let Some(cluster) = Cluster::with_crds(true).await else {
+        return;
+    };
+    install_gitops_crds(&cluster.client).await;
+    let client = cluster.client.clone();
+    let ns = cluster.namespace("gitops-tenant").await;
+    // The platform's Kustomization, in its own namespace, applies the
+    // tenant's Deployment.
+    let platform = cluster.namespace("gitops-platform").await;
+    create_owner(&client, &kustomization(&platform, "tenants", false)).await;
+    let spec = OwnerSpec::new(OwnerKind::Kustomization, &platform, "tenants");
+    let sim = SimulatedOwner::start(&client, spec.clone(), git(&ns, false)).await;
+    available(&client, &ns, "web", 2, WAIT).await;
+    create_runbook(&client, &ns, "web", runbook(json!({"policy": "Suspend"}))).await;
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
+    let sim = push_bad(&client, &ns, &spec, sim).await;
+    let inc = detected(&client, &ns).await;
+    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let s = wait_status(&api, &inc.name_any(), WAIT, "the step refused", |s| {
+        step_state(s, 0) == Some(StepState::Failed)
+    })
+    .await;
+    let m = &s.mitigations[0].message;
+    assert!(
+        m.contains(&format!(
+            "Runbook {ns}/web may pause only owners in its own namespace"
+        )),
+        "{m}"
+    );
+    let ks = get_owner(&client, &spec).await;
+    assert!(
+        ks.data["spec"].get("suspend").is_none(),
+        "the platform's owner is untouched"
+    );
+    cluster.assert_writes(&ns, "deployments", 0);
+    sim.stop().await;
+    op.stop().await.unwrap();
+}

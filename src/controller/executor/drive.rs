@@ -39,6 +39,9 @@ impl Run<'_> {
         };
         let w = read.workload();
         if mitigation::is_applied(step, &intent, w) {
+            // Written, but the status that said its owner was paused may
+            // have been lost (a crash): say it now.
+            self.gitops_applied(index).await;
             match mitigation::verify(step, &intent, w) {
                 Verification::Done { after, message } => {
                     self.record(index, StepOutcome::Succeeded { after, message });
@@ -60,7 +63,7 @@ impl Run<'_> {
                     self.record(
                         index,
                         StepOutcome::Failed {
-                            message: format!("applied, but {message}"),
+                            message: format!("{} {message}", super::APPLIED_PREFIX),
                         },
                     );
                     self.ctx.metrics.mitigation(step.action.as_str(), "failed");
@@ -138,7 +141,8 @@ impl Run<'_> {
             std::time::Duration::try_from((self.ctx.clock)().duration_since(started)).ok()?;
         (elapsed > limit).then(|| {
             format!(
-                "the change did not roll out within the progress deadline of {}",
+                "{} within the progress deadline of {}",
+                super::DEADLINE_PREFIX,
                 lifecycle::human(limit)
             )
         })

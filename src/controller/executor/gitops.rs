@@ -190,6 +190,15 @@ impl Run<'_> {
             Stance::Refuse(message) => return self.refuse(index, action, message),
             Stance::Suspend => {}
         }
+        let runbook = self.runbook.map(|r| {
+            (
+                r.metadata.namespace.as_deref().unwrap_or(""),
+                r.metadata.name.as_deref().unwrap_or(""),
+            )
+        });
+        if let Err(m) = gitops::may_pause(&owner, runbook, self.ctx.operator_namespace.as_deref()) {
+            return self.refuse(index, action, m);
+        }
         let obj = match get(self.ctx, &owner).await {
             Ok(Some(obj)) => obj,
             Ok(None) => {
@@ -209,6 +218,12 @@ impl Run<'_> {
             let m = format!(
                 "{why}: its {} may be stale or copied, and kube-incident pauses only an owner that manages the target; not acting",
                 owner.via
+            );
+            return self.refuse(index, action, m);
+        }
+        if let Some(parent) = gitops::managed_by_parent(owner.kind, &obj) {
+            let m = format!(
+                "{owner} is managed by {parent}, which would put its automated sync back and undo the pause; not acting (pause the parent by hand, or set the Runbook's gitOps.policy)"
             );
             return self.refuse(index, action, m);
         }
@@ -249,7 +264,8 @@ impl Run<'_> {
             .mitigations
             .get(index)
             .map_or("", |m| m.name.as_str());
-        gitops::holder(self.ns, &self.incident_name(), step)
+        let uid = self.inc.metadata.uid.as_deref().unwrap_or("");
+        gitops::holder(self.ns, &self.incident_name(), uid, step)
     }
 
     /// Dry-run: only who owns the target, for the "would have" record.
@@ -305,9 +321,6 @@ impl Run<'_> {
         };
         let holder = self.holder(index);
         let message = match gitops::suspend(&owner, &obj, &holder) {
-            Suspension::Held { .. } if lifecycle_is_suspended(&self.decision.status.conditions) => {
-                return true;
-            }
             Suspension::Held { field, prior } => {
                 format!("{owner} is paused for this step ({field}, was {prior})")
             }
@@ -352,6 +365,53 @@ impl Run<'_> {
                 description
             }
         };
+        // Argo CD: a sync already under way is not stopped by the pause;
+        // the workload is written once it is over.
+        if gitops::sync_running(owner.kind, &obj) {
+            self.set_message(
+                index,
+                format!("{owner} is paused; waiting for the sync it was running to finish"),
+            );
+            self.requeue(RETRY_INTERVAL);
+            self.gitops_paused(index, &step, message);
+            return false;
+        }
+        self.gitops_paused(index, &step, message);
+        true
+    }
+
+    /// A step found applied: if its owner's pause was never recorded in
+    /// the status (a crash after the writes), record it now. Reads the
+    /// owner only then; never pauses it again.
+    pub(super) async fn gitops_applied(&mut self, index: usize) {
+        if lifecycle_is_suspended(&self.decision.status.conditions) {
+            return;
+        }
+        let st = &self.decision.status.mitigations[index];
+        if st.after.contains_key(key::RESTORE) {
+            return;
+        }
+        let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
+            return;
+        };
+        let step = st.name.clone();
+        let Ok(Some(obj)) = get(self.ctx, &owner).await else {
+            return;
+        };
+        if let Suspension::Held { field, prior } =
+            gitops::suspend(&owner, &obj, &self.holder(index))
+        {
+            let m = format!("{owner} is paused for this step ({field}, was {prior})");
+            self.gitops_paused(index, &step, m);
+        }
+    }
+
+    /// Record that step `index` paused its owner (once: the condition).
+    fn gitops_paused(&mut self, index: usize, step: &str, message: String) {
+        if lifecycle_is_suspended(&self.decision.status.conditions) {
+            return;
+        }
+        let step = step.to_string();
         let when = match self.decision.status.mitigations[index]
             .intent
             .get(key::RESTORE_POLICY)
@@ -368,7 +428,6 @@ impl Run<'_> {
         self.decision
             .transitions
             .push(Transition::GitOpsSuspended { step, message });
-        true
     }
 
     fn gitops_condition(&mut self, status: &str, reason: &str, message: String) {
@@ -416,6 +475,16 @@ impl Run<'_> {
                     && !super::is_dry_run(&st.intent)
                     && !st.after.contains_key(crate::core::mitigation::key::REVERT)
             });
+        let Some(t) = self.inc.spec.target.clone() else {
+            return;
+        };
+        let empty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::default();
+        let target = gitops::Workload {
+            kind: t.kind,
+            namespace: self.ns,
+            name: &t.name,
+            meta: &empty,
+        };
         let n = self.decision.status.mitigations.len();
         for index in (0..n).rev() {
             let st = &self.decision.status.mitigations[index];
@@ -425,9 +494,18 @@ impl Run<'_> {
             if st.after.contains_key(key::RESTORE) || super::is_dry_run(&st.intent) {
                 continue;
             }
-            let external =
-                st.state == StepState::Failed && st.message.starts_with(super::EXTERNAL_PREFIX);
-            let failed = st.state == StepState::Failed && !external;
+            // A step that failed on its own, its change not running: the
+            // owner's Git state is no worse than what runs. A change that
+            // landed but did not roll out ("applied, but", the progress
+            // deadline) is running: the pause stays until resolve.
+            let landed = [
+                super::EXTERNAL_PREFIX,
+                super::APPLIED_PREFIX,
+                super::DEADLINE_PREFIX,
+            ]
+            .iter()
+            .any(|p| st.message.starts_with(p));
+            let failed = st.state == StepState::Failed && !landed;
             let on_resolve =
                 st.intent.get(key::RESTORE_POLICY).map(String::as_str) != Some("Manual");
             let due = match st.state {
@@ -440,7 +518,7 @@ impl Run<'_> {
                 continue;
             }
             let step = st.name.clone();
-            let holder = gitops::holder(self.ns, &self.incident_name(), &step);
+            let holder = self.holder(index);
             let (message, restored) = match get(self.ctx, &owner).await {
                 Ok(None) => (
                     format!("{owner} no longer exists; nothing to give back"),
@@ -455,7 +533,9 @@ impl Run<'_> {
                 // Git ahead of what runs would sync the bad state back:
                 // it stays paused until Git matches (or a person asks).
                 Ok(Some(obj))
-                    if !asked && !failed && gitops::reports_git_differs(owner.kind, &obj) =>
+                    if !asked
+                        && !failed
+                        && gitops::reports_git_differs(owner.kind, &obj, &target) =>
                 {
                     let message = format!(
                         "{owner} reports OutOfSync: Git still differs from what runs, so it stays paused until Git matches (see the post-mortem draft); set spec.resumeGitOps to give it back anyway"
@@ -467,13 +547,21 @@ impl Run<'_> {
                     .is_some_and(|c| c.reason == WAITING_FOR_GIT);
                     if !waiting {
                         self.gitops_condition(TRUE, WAITING_FOR_GIT, message.clone());
-                        self.gitops_timeline(TimelineType::GitOpsRestored, message);
+                        self.gitops_timeline(TimelineType::GitOpsWaiting, message);
                     }
                     self.requeue(GIT_POLL);
                     continue;
                 }
                 Ok(Some(obj)) => match gitops::restore(&owner, &obj, &holder) {
-                    Restore::Done { message, restored } => (message, restored),
+                    // This step holds no pause (never paused: refused, or
+                    // paused by someone else; or given back already):
+                    // noted on the step, nothing to tell.
+                    Restore::Done { message, .. } => {
+                        self.decision.status.mitigations[index]
+                            .after
+                            .insert(key::RESTORE.into(), message);
+                        continue;
+                    }
                     Restore::Patch {
                         patch: ops,
                         description,

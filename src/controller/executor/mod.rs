@@ -74,6 +74,10 @@ const VERIFY_INTERVAL: Duration = Duration::from_secs(2);
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Message prefix of a step failed by an external change (see lifecycle).
 const EXTERNAL_PREFIX: &str = "changed by another manager";
+/// Message prefix of a step whose change landed but failed verification.
+const APPLIED_PREFIX: &str = "applied, but";
+/// Message prefix of a step whose change landed but did not roll out in time.
+const DEADLINE_PREFIX: &str = "the change did not roll out";
 
 /// The target of the Incident's steps.
 #[derive(Debug, Clone)]
