@@ -246,6 +246,26 @@ async fn reconcile_leading(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Acti
     ctx.metrics.reconciliations.inc();
     let ns = inc.namespace().ok_or(Error::NoNamespace)?;
     let name = inc.name_any();
+    if inc.metadata.deletion_timestamp.is_some() {
+        // Being deleted: only the GitOps pauses its steps hold are let go
+        // (its finalizer), nothing else is decided.
+        let holds = inc
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == super::executor::PAUSE_FINALIZER));
+        if holds {
+            match super::executor::release_on_delete(&ctx, &inc).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Action::requeue(Duration::from_secs(2))),
+                Err(e) => {
+                    warn!(incident = %name, error = %e, "giving GitOps owners back before deletion failed; retrying");
+                    return Ok(Action::requeue(Duration::from_secs(2)));
+                }
+            }
+        }
+        return Ok(Action::await_change());
+    }
     let started = std::time::Instant::now();
     // Every read of this reconcile goes out at once: the target (for the
     // observation, the mandate and the executor, with what starting a step

@@ -28,7 +28,7 @@ use testkit::gitops::{
     application, create_owner, get_owner, helm_release, install_gitops_crds, kustomization,
     OwnerKind, OwnerSpec, SimulatedOwner,
 };
-use testkit::incidents::{create_runbook, step_state, wait_status};
+use testkit::incidents::{create_runbook, step_state, wait_incident, wait_status};
 
 const WAIT: Duration = Duration::from_secs(120);
 const GOOD: &str = "registry.example/web:v1";
@@ -215,6 +215,16 @@ async fn suspend_pauses_flux_first_the_rollback_sticks_and_flux_is_given_back_on
         ks.data["spec"].get("suspend").is_none(),
         "spec.suspend removed again: {:?}",
         ks.data["spec"]
+    );
+    let after = api.get(&inc.name_any()).await.unwrap();
+    assert!(
+        after
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_none_or(|f| !f.iter().any(|x| x == "kubeincident.io/gitops-pause")),
+        "no pause held, no finalizer: {:?}",
+        after.metadata.finalizers
     );
     sim.wait_passes(3).await;
     assert_eq!(image(&live(&client, &ns).await), GOOD);
@@ -542,6 +552,69 @@ async fn a_namespace_runbook_does_not_pause_an_owner_in_another_namespace() {
         "the platform's owner is untouched"
     );
     cluster.assert_writes(&ns, "deployments", 0);
+    sim.stop().await;
+    op.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn deleting_an_incident_that_holds_a_pause_gives_the_owner_back_first() {
+    let Some((cluster, ns, spec, sim)) = setup(
+        "gitops-delete",
+        |ns| kustomization(ns, "apps", false),
+        OwnerKind::Kustomization,
+        "apps",
+        json!({"policy": "Suspend", "restore": "Manual"}),
+    )
+    .await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
+    let sim = push_bad(&client, &ns, &spec, sim).await;
+    let inc = detected(&client, &ns).await;
+    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let held = wait_incident(&api, &inc.name_any(), WAIT, "Flux paused", |s| {
+        get_condition(&s.conditions, CONDITION).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert!(
+        held.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == "kubeincident.io/gitops-pause")),
+        "the Incident carries the pause finalizer: {:?}",
+        held.metadata.finalizers
+    );
+    assert_eq!(
+        get_owner(&client, &spec).await.data["spec"]["suspend"],
+        json!(true)
+    );
+    api.delete(&inc.name_any(), &Default::default())
+        .await
+        .unwrap();
+    wait_for(WAIT, || async {
+        api.get_opt(&inc.name_any())
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .expect("the Incident is deleted once its pause is let go");
+    let ks = get_owner(&client, &spec).await;
+    assert!(
+        ks.data["spec"].get("suspend").is_none(),
+        "Flux given back: {:?}",
+        ks.data["spec"]
+    );
+    assert!(
+        ks.metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key("kubeincident.io/gitops-paused")),
+        "the pause record is gone"
+    );
     sim.stop().await;
     op.stop().await.unwrap();
 }

@@ -20,6 +20,10 @@ use crate::core::gitops::{self, key, Restore, Stance, Suspension};
 use crate::core::lifecycle::{self, condition, StepOutcome, Transition};
 use crate::core::mitigation::{self, Planned};
 
+/// The finalizer an Incident carries while one of its steps holds a pause:
+/// deleting the Incident gives the owner back first.
+pub const PAUSE_FINALIZER: &str = "kubeincident.io/gitops-pause";
+
 /// Condition reason while a resolved Incident's owner waits for Git.
 const WAITING_FOR_GIT: &str = "WaitingForGit";
 /// How often a resolved Incident looks whether Git matches again.
@@ -343,6 +347,14 @@ impl Run<'_> {
                     self.requeue(RETRY_INTERVAL);
                     return false;
                 }
+                // The finalizer first: an Incident deleted while its step
+                // holds the pause gives the owner back before it goes.
+                if let Err(e) = self.ensure_finalizer().await {
+                    warn!(step = %step, error = %e, "adding the GitOps pause finalizer failed; will retry");
+                    self.set_message(index, format!("pausing {owner} first: {e}"));
+                    self.requeue(RETRY_INTERVAL);
+                    return false;
+                }
                 match patch(self.ctx, &owner, &ops).await {
                     Ok(()) => {}
                     Err(PatchError::Retry(e)) => {
@@ -378,6 +390,40 @@ impl Run<'_> {
         }
         self.gitops_paused(index, &step, message);
         true
+    }
+
+    /// Add [`PAUSE_FINALIZER`] to the Incident (a no-op when it has it).
+    /// The status write that follows is fenced by the new resourceVersion.
+    async fn ensure_finalizer(&mut self) -> Result<(), kube::Error> {
+        let has = self
+            .inc
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == PAUSE_FINALIZER));
+        if has || self.out.finalizer_added {
+            return Ok(());
+        }
+        let ops = match &self.inc.metadata.finalizers {
+            Some(_) => {
+                json!([{"op": "add", "path": "/metadata/finalizers/-", "value": PAUSE_FINALIZER}])
+            }
+            None => {
+                json!([{"op": "add", "path": "/metadata/finalizers", "value": [PAUSE_FINALIZER]}])
+            }
+        };
+        let p: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let api: Api<crate::api::Incident> = Api::namespaced(self.ctx.client.clone(), self.ns);
+        let updated = api
+            .patch(&self.incident_name(), &pp, &Patch::<()>::Json(p))
+            .await?;
+        self.out.finalizer_added = true;
+        self.out.resource_version = updated.metadata.resource_version;
+        Ok(())
     }
 
     /// A step found applied: if its owner's pause was never recorded in
@@ -612,9 +658,107 @@ impl Run<'_> {
             if !still {
                 let reason = if restored { "Restored" } else { "NotRestored" };
                 self.gitops_condition(FALSE, reason, message);
+                // Nothing held any more: deleting the Incident need not wait.
+                match remove_finalizer(self.ctx, self.inc).await {
+                    Ok(Some(rv)) => self.out.resource_version = Some(rv),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(error = %e, "removing the GitOps pause finalizer failed; will retry");
+                        self.requeue(RETRY_INTERVAL);
+                    }
+                }
             }
         }
     }
+}
+
+/// Remove [`PAUSE_FINALIZER`] from `inc` (a no-op without it): the new
+/// resourceVersion, or `None` when there was nothing to remove.
+async fn remove_finalizer(
+    ctx: &crate::controller::context::Context,
+    inc: &crate::api::Incident,
+) -> Result<Option<String>, kube::Error> {
+    let Some(i) = inc
+        .metadata
+        .finalizers
+        .as_ref()
+        .and_then(|f| f.iter().position(|x| x == PAUSE_FINALIZER))
+    else {
+        return Ok(None);
+    };
+    let path = format!("/metadata/finalizers/{i}");
+    let ops = json!([
+        {"op": "test", "path": path, "value": PAUSE_FINALIZER},
+        {"op": "remove", "path": path}
+    ]);
+    let p: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    };
+    let ns = inc.metadata.namespace.as_deref().unwrap_or_default();
+    let api: Api<crate::api::Incident> = Api::namespaced(ctx.client.clone(), ns);
+    let name = inc.metadata.name.as_deref().unwrap_or_default();
+    match api.patch(name, &pp, &Patch::<()>::Json(p)).await {
+        Ok(updated) => Ok(updated.metadata.resource_version),
+        // Deleted once the last finalizer went.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An Incident being deleted while its steps hold pauses (it carries
+/// [`PAUSE_FINALIZER`]): every owner is given back (whatever the restore
+/// policy or Git says: nobody could ask for it later), then the finalizer
+/// goes. `Ok(true)`: done; `Ok(false)`: look again soon.
+pub async fn release_on_delete(
+    ctx: &crate::controller::context::Context,
+    inc: &crate::api::Incident,
+) -> Result<bool, kube::Error> {
+    let ns = inc.metadata.namespace.as_deref().unwrap_or_default();
+    let name = inc.metadata.name.as_deref().unwrap_or_default();
+    let uid = inc.metadata.uid.as_deref().unwrap_or_default();
+    let steps = inc
+        .status
+        .as_ref()
+        .map(|s| s.mitigations.as_slice())
+        .unwrap_or_default();
+    for st in steps {
+        let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
+            continue;
+        };
+        if st.after.contains_key(key::RESTORE) || super::is_dry_run(&st.intent) {
+            continue;
+        }
+        let holder = gitops::holder(ns, name, uid, &st.name);
+        let Some(obj) = get(ctx, &owner).await? else {
+            continue;
+        };
+        if let Restore::Patch {
+            patch: ops,
+            description,
+            ..
+        } = gitops::restore(&owner, &obj, &holder)
+        {
+            if !ctx.leadership.is_leader() {
+                return Ok(false);
+            }
+            match patch(ctx, &owner, &ops).await {
+                Ok(()) => {
+                    info!(incident = %name, step = %st.name, "Incident deleted: {description}")
+                }
+                Err(PatchError::Retry(e)) => {
+                    warn!(incident = %name, owner = %owner, error = %e, "giving the GitOps owner back failed; will retry");
+                    return Ok(false);
+                }
+                Err(PatchError::Refused(e)) => {
+                    warn!(incident = %name, owner = %owner, error = %e, "the API server refused to give the GitOps owner back; restore it by hand");
+                }
+            }
+        }
+    }
+    remove_finalizer(ctx, inc).await?;
+    Ok(true)
 }
 
 fn kind_of(o: &Object) -> crate::api::TargetKind {

@@ -49,6 +49,7 @@ use crate::core::lifecycle::{self, Decision, StepOutcome, Transition};
 use crate::core::mitigation::key;
 
 pub use error::Error;
+pub use gitops::{release_on_delete, PAUSE_FINALIZER};
 pub use read::{prefetch, reads_target, Object, Prefetch};
 
 /// What the executor asks of the reconcile.
@@ -66,6 +67,8 @@ pub struct Outcome {
     /// writes in this reconcile (the intent, the evidence reference): the
     /// reconcile's status apply is fenced by it instead of the cached one.
     pub resource_version: Option<String>,
+    /// The GitOps pause finalizer was added in this reconcile.
+    pub finalizer_added: bool,
 }
 
 /// How soon to look at a rollout in progress again.
