@@ -302,8 +302,11 @@ impl Index {
     }
 }
 
+/// An unresolved Incident that is not being deleted (one that waits on
+/// its GitOps pause finalizer is no longer the open episode).
 fn is_open(inc: &Incident) -> bool {
-    inc.status.as_ref().is_none_or(|s| s.resolved_at.is_none())
+    inc.metadata.deletion_timestamp.is_none()
+        && inc.status.as_ref().is_none_or(|s| s.resolved_at.is_none())
 }
 
 fn within_reopen(inc: &Incident, window: Duration, now: Timestamp) -> bool {

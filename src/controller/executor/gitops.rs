@@ -392,32 +392,37 @@ impl Run<'_> {
         true
     }
 
-    /// Add [`PAUSE_FINALIZER`] to the Incident (a no-op when it has it).
-    /// The status write that follows is fenced by the new resourceVersion.
+    /// Add [`PAUSE_FINALIZER`] to the Incident (read fresh: a no-op when
+    /// it has it; the add is fenced by that resourceVersion, so it is never
+    /// added twice). The status write that follows is fenced by the new
+    /// resourceVersion.
     async fn ensure_finalizer(&mut self) -> Result<(), kube::Error> {
-        let has = self
-            .inc
-            .metadata
-            .finalizers
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|x| x == PAUSE_FINALIZER));
-        if has || self.out.finalizer_added {
+        if self.out.finalizer_added {
             return Ok(());
         }
-        let ops = match &self.inc.metadata.finalizers {
+        let api: Api<crate::api::Incident> = Api::namespaced(self.ctx.client.clone(), self.ns);
+        let fresh = api.get(&self.incident_name()).await?;
+        if has_finalizer(&fresh) {
+            self.out.finalizer_added = true;
+            return Ok(());
+        }
+        let add = match &fresh.metadata.finalizers {
             Some(_) => {
-                json!([{"op": "add", "path": "/metadata/finalizers/-", "value": PAUSE_FINALIZER}])
+                json!({"op": "add", "path": "/metadata/finalizers/-", "value": PAUSE_FINALIZER})
             }
             None => {
-                json!([{"op": "add", "path": "/metadata/finalizers", "value": [PAUSE_FINALIZER]}])
+                json!({"op": "add", "path": "/metadata/finalizers", "value": [PAUSE_FINALIZER]})
             }
         };
+        let ops = json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": fresh.metadata.resource_version},
+            add
+        ]);
         let p: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
         let pp = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..Default::default()
         };
-        let api: Api<crate::api::Incident> = Api::namespaced(self.ctx.client.clone(), self.ns);
         let updated = api
             .patch(&self.incident_name(), &pp, &Patch::<()>::Json(p))
             .await?;
@@ -504,8 +509,34 @@ impl Run<'_> {
     ///   land or did not work: the owner's Git state is no worse); not
     ///   for one undone by another manager (a person decides).
     ///
-    /// A `Running` step keeps its pause.
+    /// A `Running` step keeps its pause. Once no step holds one, the
+    /// Incident's [`PAUSE_FINALIZER`] goes.
     pub(super) async fn gitops_restore(&mut self) {
+        self.gitops_let_go().await;
+        let held = self.decision.status.mitigations.iter().any(|m| {
+            m.intent.contains_key(key::SUSPEND)
+                && !m.after.contains_key(key::RESTORE)
+                && !super::is_dry_run(&m.intent)
+                && !matches!(m.state, StepState::Pending | StepState::AwaitingApproval)
+        });
+        if held || !(self.out.finalizer_added || has_finalizer(self.inc)) {
+            return;
+        }
+        if !self.ctx.leadership.is_leader() {
+            return;
+        }
+        match remove_finalizer(self.ctx, self.ns, &self.incident_name()).await {
+            Ok(Some(rv)) => self.out.resource_version = Some(rv),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "removing the GitOps pause finalizer failed; will retry");
+                self.requeue(RETRY_INTERVAL);
+            }
+        }
+    }
+
+    /// [`Self::gitops_restore`]'s loop over the steps.
+    async fn gitops_let_go(&mut self) {
         let resolved = self.decision.status.resolved_at.is_some();
         let asked = self.inc.spec.resume_git_ops == Some(true);
         let reverts_pending = self
@@ -658,27 +689,32 @@ impl Run<'_> {
             if !still {
                 let reason = if restored { "Restored" } else { "NotRestored" };
                 self.gitops_condition(FALSE, reason, message);
-                // Nothing held any more: deleting the Incident need not wait.
-                match remove_finalizer(self.ctx, self.inc).await {
-                    Ok(Some(rv)) => self.out.resource_version = Some(rv),
-                    Ok(None) => {}
-                    Err(e) => {
-                        warn!(error = %e, "removing the GitOps pause finalizer failed; will retry");
-                        self.requeue(RETRY_INTERVAL);
-                    }
-                }
             }
         }
     }
 }
 
-/// Remove [`PAUSE_FINALIZER`] from `inc` (a no-op without it): the new
-/// resourceVersion, or `None` when there was nothing to remove.
+fn has_finalizer(inc: &crate::api::Incident) -> bool {
+    inc.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == PAUSE_FINALIZER))
+}
+
+/// Remove [`PAUSE_FINALIZER`] from the Incident `ns/name`, read fresh (a
+/// no-op without it; fenced by that resourceVersion): the new
+/// resourceVersion, or `None` when there was nothing to remove (or the
+/// Incident went with it).
 async fn remove_finalizer(
     ctx: &crate::controller::context::Context,
-    inc: &crate::api::Incident,
+    ns: &str,
+    name: &str,
 ) -> Result<Option<String>, kube::Error> {
-    let Some(i) = inc
+    let api: Api<crate::api::Incident> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(fresh) = api.get_opt(name).await? else {
+        return Ok(None);
+    };
+    let Some(i) = fresh
         .metadata
         .finalizers
         .as_ref()
@@ -688,6 +724,7 @@ async fn remove_finalizer(
     };
     let path = format!("/metadata/finalizers/{i}");
     let ops = json!([
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": fresh.metadata.resource_version},
         {"op": "test", "path": path, "value": PAUSE_FINALIZER},
         {"op": "remove", "path": path}
     ]);
@@ -696,9 +733,6 @@ async fn remove_finalizer(
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()
     };
-    let ns = inc.metadata.namespace.as_deref().unwrap_or_default();
-    let api: Api<crate::api::Incident> = Api::namespaced(ctx.client.clone(), ns);
-    let name = inc.metadata.name.as_deref().unwrap_or_default();
     match api.patch(name, &pp, &Patch::<()>::Json(p)).await {
         Ok(updated) => Ok(updated.metadata.resource_version),
         // Deleted once the last finalizer went.
@@ -731,8 +765,20 @@ pub async fn release_on_delete(
             continue;
         }
         let holder = gitops::holder(ns, name, uid, &st.name);
-        let Some(obj) = get(ctx, &owner).await? else {
-            continue;
+        let obj = match get(ctx, &owner).await {
+            Ok(Some(obj)) => obj,
+            // Gone, or its kind is not served any more: nothing to give back.
+            Ok(None) => continue,
+            // Forbidden (the operator runs without the GitOps grant now):
+            // waiting would keep the Incident forever; the pause record on
+            // the owner says who paused it.
+            Err(e) if !read_retryable(&e) => {
+                let note = format!("cannot read {owner} to give it back ({}); the Incident is deleted anyway: resume the owner by hand and remove its {} annotation", read_failure(&owner, &e), gitops::PAUSED_ANNOTATION);
+                warn!(incident = %name, "{note}");
+                deletion_warning(ctx, inc, note).await;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         if let Restore::Patch {
             patch: ops,
@@ -752,13 +798,34 @@ pub async fn release_on_delete(
                     return Ok(false);
                 }
                 Err(PatchError::Refused(e)) => {
-                    warn!(incident = %name, owner = %owner, error = %e, "the API server refused to give the GitOps owner back; restore it by hand");
+                    let note = format!("the API server refused to give {owner} back ({e}); the Incident is deleted anyway: resume the owner by hand");
+                    warn!(incident = %name, "{note}");
+                    deletion_warning(ctx, inc, note).await;
                 }
             }
         }
     }
-    remove_finalizer(ctx, inc).await?;
+    remove_finalizer(ctx, ns, name).await?;
     Ok(true)
+}
+
+/// A Warning Event on a deleting Incident: a pause it could not let go.
+async fn deletion_warning(
+    ctx: &crate::controller::context::Context,
+    inc: &crate::api::Incident,
+    note: String,
+) {
+    use kube::Resource;
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: "GitOpsNotRestored".into(),
+        note: Some(note),
+        action: "Delete".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &inc.object_ref(&())).await {
+        warn!(error = %e, "failed to publish event");
+    }
 }
 
 fn kind_of(o: &Object) -> crate::api::TargetKind {
