@@ -80,10 +80,10 @@ async fn get(
 
 /// Why an owner patch did not go through.
 enum PatchError {
-    /// Read again and decide again (409, 429, 5xx, transport; a 422 from
-    /// the generation test when the owner moved).
+    /// Read again and decide again (409: the owner changed since it was
+    /// read, the resourceVersion precondition; 429, 5xx, transport).
     Retry(String),
-    /// The server refused it for good (403, 404, an invalid change).
+    /// The server refused it for good (403, 404, 422: an invalid change).
     Refused(String),
 }
 
@@ -98,28 +98,10 @@ async fn patch(
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()
     };
-    let api = api(ctx, o);
-    match api.patch(&o.name, &pp, &Patch::<()>::Json(p)).await {
+    match api(ctx, o).patch(&o.name, &pp, &Patch::<()>::Json(p)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 429 || s.code >= 500 => {
             Err(PatchError::Retry(format!("{} ({})", s.message, s.code)))
-        }
-        Err(kube::Error::Api(s)) if s.code == 422 => {
-            // The generation test failed (the owner changed since it was
-            // read: Argo CD writes an Application's status through the
-            // main resource), or the change is invalid.
-            let expected = ops.pointer("/0/value").cloned();
-            let moved = match api.get_opt(&o.name).await {
-                Ok(Some(now)) => now.metadata.generation.map(Value::from) != expected,
-                Ok(None) => false,
-                Err(_) => true,
-            };
-            let m = format!("{} ({} {})", s.message, s.code, s.reason);
-            Err(if moved {
-                PatchError::Retry(m)
-            } else {
-                PatchError::Refused(m)
-            })
         }
         Err(kube::Error::Api(s)) => Err(PatchError::Refused(format!(
             "{} ({} {})",
