@@ -31,7 +31,8 @@ fn incidents(client: &Client, inc_ns: &str) -> Api<Incident> {
     Api::namespaced(client.clone(), inc_ns)
 }
 
-fn update_params() -> PatchParams {
+/// Parameters of an Update (JSON or merge patch) by kube-incident.
+pub(crate) fn update_params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..Default::default()

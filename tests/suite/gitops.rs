@@ -116,15 +116,23 @@ async fn setup(
     Some((cluster, ns, spec, sim))
 }
 
-/// "git push" of the bad revision: the owner's controller applies it.
-async fn push_bad(
-    client: &Client,
+/// The operator started (with `args`), then the "git push" of the bad
+/// revision (the owner's controller applies it), and the detector's
+/// Incident about it: the operator, the owner's controller on the bad Git
+/// state, the Incident and the Incidents API of `ns`.
+async fn run_and_push_bad(
+    cluster: &Cluster,
     ns: &str,
     spec: &OwnerSpec,
     sim: SimulatedOwner,
-) -> SimulatedOwner {
+    args: &[&str],
+) -> (RunningOperator, SimulatedOwner, Incident, Api<Incident>) {
+    let client = &cluster.client;
+    let op = RunningOperator::start(&cluster.operator_client, ns, args).await;
     sim.stop().await;
-    SimulatedOwner::start(client, spec.clone(), git(ns, true)).await
+    let sim = SimulatedOwner::start(client, spec.clone(), git(ns, true)).await;
+    let inc = detected(client, ns).await;
+    (op, sim, inc, Api::namespaced(client.clone(), ns))
 }
 
 #[tokio::test]
@@ -141,10 +149,7 @@ async fn suspend_pauses_flux_first_the_rollback_sticks_and_flux_is_given_back_on
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     let s = wait_status(
         &api,
         &inc.name_any(),
@@ -263,10 +268,7 @@ async fn suspend_turns_argocd_automated_sync_off_until_a_person_resumes_it() {
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     let s = wait_status(
         &api,
         &inc.name_any(),
@@ -336,10 +338,7 @@ async fn refuse_writes_nothing_and_names_the_owner() {
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     let s = wait_status(&api, &inc.name_any(), WAIT, "the step refused", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
@@ -375,10 +374,7 @@ async fn ignore_acts_and_records_the_owner_putting_git_back() {
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     let s = wait_status(
         &api,
         &inc.name_any(),
@@ -426,10 +422,7 @@ async fn without_gitops_support_the_default_suspend_does_not_act() {
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &[]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &[]).await;
     let s = wait_status(&api, &inc.name_any(), WAIT, "the step refused", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
@@ -468,10 +461,7 @@ async fn on_resolve_argocd_stays_paused_while_git_differs_then_is_given_back() {
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     // Resolved while Git still holds the bad revision: Argo CD reports
     // OutOfSync, so it is not given back (it would sync v2 again).
     wait_status(
@@ -531,10 +521,7 @@ async fn a_namespace_runbook_does_not_pause_an_owner_in_another_namespace() {
     let sim = SimulatedOwner::start(&client, spec.clone(), git(&ns, false)).await;
     available(&client, &ns, "web", 2, WAIT).await;
     create_runbook(&client, &ns, "web", runbook(json!({"policy": "Suspend"}))).await;
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     let s = wait_status(&api, &inc.name_any(), WAIT, "the step refused", |s| {
         step_state(s, 0) == Some(StepState::Failed)
     })
@@ -570,10 +557,7 @@ async fn deleting_an_incident_that_holds_a_pause_gives_the_owner_back_first() {
         return;
     };
     let client = cluster.client.clone();
-    let op = RunningOperator::start(&cluster.operator_client, &ns, &["--gitops"]).await;
-    let sim = push_bad(&client, &ns, &spec, sim).await;
-    let inc = detected(&client, &ns).await;
-    let api: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let (op, sim, inc, api) = run_and_push_bad(&cluster, &ns, &spec, sim, &["--gitops"]).await;
     let held = wait_incident(&api, &inc.name_any(), WAIT, "Flux paused", |s| {
         get_condition(&s.conditions, CONDITION).is_some_and(|c| c.status == "True")
     })

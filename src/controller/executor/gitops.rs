@@ -5,7 +5,7 @@
 //! back if it still holds kube-incident's value. Decisions are in
 //! [`crate::core::gitops`].
 
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch};
 use kube::Api;
 use serde_json::{json, Value};
 use tracing::{info, warn};
@@ -13,8 +13,9 @@ use tracing::{info, warn};
 use super::read::{Object, Read};
 use super::{Run, RETRY_INTERVAL};
 use crate::api::{
-    GitOpsOwner, GitOpsOwnerKind, MitigationAction, StepState, TimelineType, FIELD_MANAGER,
+    GitOpsOwner, GitOpsOwnerKind, MitigationAction, MitigationStatus, StepState, TimelineType,
 };
+use crate::controller::status::update_params;
 use crate::core::conditions::{set_condition, FALSE, TRUE};
 use crate::core::gitops::{self, key, Restore, Stance, Suspension};
 use crate::core::lifecycle::{self, condition, StepOutcome, Transition};
@@ -42,6 +43,21 @@ pub(super) enum Prepared {
 /// The intent value naming an owner: `Kind/namespace/name`.
 fn owner_ref(o: &GitOpsOwner) -> String {
     format!("{}/{}/{}", o.kind.as_str(), o.namespace, o.name)
+}
+
+/// The owner step `m` paused and has not let go of yet (its intent names
+/// one, it recorded no restore, and it is not a dry-run).
+fn held_owner(m: &MitigationStatus) -> Option<GitOpsOwner> {
+    if m.after.contains_key(key::RESTORE) || super::is_dry_run(&m.intent) {
+        return None;
+    }
+    m.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s))
+}
+
+/// Whether step `m` holds a pause now (a step still waiting for its turn
+/// or its approval holds none).
+fn holds_pause(m: &MitigationStatus) -> bool {
+    !matches!(m.state, StepState::Pending | StepState::AwaitingApproval) && held_owner(m).is_some()
 }
 
 fn parse_owner_ref(s: &str) -> Option<GitOpsOwner> {
@@ -78,6 +94,11 @@ async fn get(
     }
 }
 
+/// A JSON patch (RFC 6902) as kube sends it.
+fn json_patch(ops: Value) -> Result<Patch<()>, serde_json::Error> {
+    serde_json::from_value::<json_patch::Patch>(ops).map(Patch::Json)
+}
+
 /// Why an owner patch did not go through.
 enum PatchError {
     /// Read again and decide again (409: the owner changed since it was
@@ -92,13 +113,9 @@ async fn patch(
     o: &GitOpsOwner,
     ops: &Value,
 ) -> Result<(), PatchError> {
-    let p: json_patch::Patch = serde_json::from_value(ops.clone())
+    let p = json_patch(ops.clone())
         .map_err(|e| PatchError::Refused(format!("cannot encode the patch: {e}")))?;
-    let pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..Default::default()
-    };
-    match api(ctx, o).patch(&o.name, &pp, &Patch::<()>::Json(p)).await {
+    match api(ctx, o).patch(&o.name, &update_params(), &p).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 429 || s.code >= 500 => {
             Err(PatchError::Retry(format!("{} ({})", s.message, s.code)))
@@ -153,10 +170,9 @@ impl Run<'_> {
         read: &Read,
         planned: &mut Planned,
     ) -> Prepared {
-        let kind = kind_of(&read.object);
-        let name = read.object.meta().name.clone().unwrap_or_default();
+        let name = read.workload().name();
         let w = gitops::Workload {
-            kind,
+            kind: read.workload().kind(),
             namespace: self.ns,
             name: &name,
             meta: read.object.meta(),
@@ -256,9 +272,9 @@ impl Run<'_> {
 
     /// Dry-run: only who owns the target, for the "would have" record.
     pub(super) fn gitops_note(&self, read: &Read, planned: &mut Planned) {
-        let name = read.object.meta().name.clone().unwrap_or_default();
+        let name = read.workload().name();
         let w = gitops::Workload {
-            kind: kind_of(&read.object),
+            kind: read.workload().kind(),
             namespace: self.ns,
             name: &name,
             meta: read.object.meta(),
@@ -400,13 +416,9 @@ impl Run<'_> {
             {"op": "replace", "path": "/metadata/resourceVersion", "value": fresh.metadata.resource_version},
             add
         ]);
-        let p: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
-        let pp = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
+        let p = json_patch(ops).map_err(kube::Error::SerdeError)?;
         let updated = api
-            .patch(&self.incident_name(), &pp, &Patch::<()>::Json(p))
+            .patch(&self.incident_name(), &update_params(), &p)
             .await?;
         self.out.finalizer_added = true;
         self.out.resource_version = updated.metadata.resource_version;
@@ -417,14 +429,11 @@ impl Run<'_> {
     /// the status (a crash after the writes), record it now. Reads the
     /// owner only then; never pauses it again.
     pub(super) async fn gitops_applied(&mut self, index: usize) {
-        if lifecycle_is_suspended(&self.decision.status.conditions) {
+        if self.pause_recorded() {
             return;
         }
         let st = &self.decision.status.mitigations[index];
-        if st.after.contains_key(key::RESTORE) {
-            return;
-        }
-        let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
+        let Some(owner) = held_owner(st) else {
             return;
         };
         let step = st.name.clone();
@@ -439,9 +448,17 @@ impl Run<'_> {
         }
     }
 
+    /// Whether the status already says an owner is paused.
+    fn pause_recorded(&self) -> bool {
+        crate::core::conditions::is_true(
+            &self.decision.status.conditions,
+            condition::GITOPS_SUSPENDED,
+        )
+    }
+
     /// Record that step `index` paused its owner (once: the condition).
     fn gitops_paused(&mut self, index: usize, step: &str, message: String) {
-        if lifecycle_is_suspended(&self.decision.status.conditions) {
+        if self.pause_recorded() {
             return;
         }
         let step = step.to_string();
@@ -495,12 +512,7 @@ impl Run<'_> {
     /// Incident's [`PAUSE_FINALIZER`] goes.
     pub(super) async fn gitops_restore(&mut self) {
         self.gitops_let_go().await;
-        let held = self.decision.status.mitigations.iter().any(|m| {
-            m.intent.contains_key(key::SUSPEND)
-                && !m.after.contains_key(key::RESTORE)
-                && !super::is_dry_run(&m.intent)
-                && !matches!(m.state, StepState::Pending | StepState::AwaitingApproval)
-        });
+        let held = self.decision.status.mitigations.iter().any(holds_pause);
         if held || !(self.out.finalizer_added || has_finalizer(self.inc)) {
             return;
         }
@@ -547,12 +559,9 @@ impl Run<'_> {
         let n = self.decision.status.mitigations.len();
         for index in (0..n).rev() {
             let st = &self.decision.status.mitigations[index];
-            let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
+            let Some(owner) = held_owner(st) else {
                 continue;
             };
-            if st.after.contains_key(key::RESTORE) || super::is_dry_run(&st.intent) {
-                continue;
-            }
             // A step that failed on its own, its change not running: the
             // owner's Git state is no worse than what runs. A change that
             // landed but did not roll out ("applied, but", the progress
@@ -662,13 +671,7 @@ impl Run<'_> {
                 restored,
             });
             // The condition says whether some step still holds a pause.
-            let still = self.decision.status.mitigations.iter().any(|m| {
-                m.intent.contains_key(key::SUSPEND)
-                    && !m.after.contains_key(key::RESTORE)
-                    && !super::is_dry_run(&m.intent)
-                    && !matches!(m.state, StepState::Pending | StepState::AwaitingApproval)
-            });
-            if !still {
+            if !self.decision.status.mitigations.iter().any(holds_pause) {
                 let reason = if restored { "Restored" } else { "NotRestored" };
                 self.gitops_condition(FALSE, reason, message);
             }
@@ -710,12 +713,8 @@ async fn remove_finalizer(
         {"op": "test", "path": path, "value": PAUSE_FINALIZER},
         {"op": "remove", "path": path}
     ]);
-    let p: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
-    let pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..Default::default()
-    };
-    match api.patch(name, &pp, &Patch::<()>::Json(p)).await {
+    let p = json_patch(ops).map_err(kube::Error::SerdeError)?;
+    match api.patch(name, &update_params(), &p).await {
         Ok(updated) => Ok(updated.metadata.resource_version),
         // Deleted once the last finalizer went.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
@@ -740,12 +739,9 @@ pub async fn release_on_delete(
         .map(|s| s.mitigations.as_slice())
         .unwrap_or_default();
     for st in steps {
-        let Some(owner) = st.intent.get(key::SUSPEND).and_then(|s| parse_owner_ref(s)) else {
+        let Some(owner) = held_owner(st) else {
             continue;
         };
-        if st.after.contains_key(key::RESTORE) || super::is_dry_run(&st.intent) {
-            continue;
-        }
         let holder = gitops::holder(ns, name, uid, &st.name);
         let obj = match get(ctx, &owner).await {
             Ok(Some(obj)) => obj,
@@ -808,21 +804,6 @@ async fn deletion_warning(
     if let Err(e) = ctx.recorder.publish(&event, &inc.object_ref(&())).await {
         warn!(error = %e, "failed to publish event");
     }
-}
-
-fn kind_of(o: &Object) -> crate::api::TargetKind {
-    match o {
-        Object::Deployment(_) => crate::api::TargetKind::Deployment,
-        Object::StatefulSet(_) => crate::api::TargetKind::StatefulSet,
-        Object::DaemonSet(_) => crate::api::TargetKind::DaemonSet,
-        Object::CronJob(_) => crate::api::TargetKind::CronJob,
-    }
-}
-
-fn lifecycle_is_suspended(
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> bool {
-    crate::core::conditions::is_true(conditions, condition::GITOPS_SUSPENDED)
 }
 
 /// What differs between Git (the state the owner applies: the target as
