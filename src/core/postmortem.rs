@@ -331,7 +331,8 @@ fn git_match_item(w: &mut String, inc: &Incident, m: &MitigationStatus) {
     let Some(owner) = m.before.get(key::OWNER) else {
         return;
     };
-    let paused = m.intent.contains_key(key::SUSPEND) && !m.intent.contains_key("dryRun");
+    let paused = m.intent.contains_key(key::SUSPEND)
+        && !m.intent.contains_key(crate::core::mitigation::key::DRY_RUN);
     if !matches!(
         m.state,
         StepState::Succeeded | StepState::Ineffective | StepState::Running
