@@ -368,16 +368,7 @@ async fn main() {
     eprintln!("populated in {:.1}s", t0.elapsed().as_secs_f64());
 
     // The operator, as its own process.
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .unwrap()
-        .join("kube-incident");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (bin, port) = operator_binary_and_port();
     let mut child: Child = Command::new(&bin)
         .args(["run", "--kubeconfig"])
         .arg(&kubeconfig)
@@ -618,6 +609,8 @@ async fn main() {
 /// No forced relist: a 410 cannot be forced on a shared server.
 mod real {
     use std::collections::{BTreeMap, HashMap};
+
+    use super::operator_binary_and_port;
     use std::process::{Command, Stdio};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
@@ -841,16 +834,7 @@ mod real {
         eprintln!("populated in {:.1}s", t0.elapsed().as_secs_f64());
 
         // The operator, as its own process, watching our namespaces only.
-        let exe = std::env::current_exe().unwrap();
-        let bin = exe
-            .parent()
-            .and_then(|p| p.parent())
-            .unwrap()
-            .join("kube-incident");
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let (bin, port) = operator_binary_and_port();
         let mut child = Command::new(&bin)
             .args([
                 "run",
@@ -1059,4 +1043,17 @@ mod real {
             (cpu1 - cpu0) / (events / 1000.0).max(1e-9),
         );
     }
+}
+
+/// The `kube-incident` binary beside this example's build, and a free
+/// loopback port for its metrics endpoint.
+fn operator_binary_and_port() -> (std::path::PathBuf, u16) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap()
+        .join("kube-incident");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (bin, l.local_addr().unwrap().port())
 }
